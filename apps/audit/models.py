@@ -1,0 +1,30 @@
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    """Append-only record of what happened, when, and by whom. Data is scrubbed before it is
+    written; rows are never updated or deleted (enforced by the database on PostgreSQL)."""
+
+    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.PROTECT, related_name="audit_events")
+    acs_trans_id = models.UUIDField(null=True, blank=True, db_index=True)
+    kind = models.CharField(max_length=64, db_index=True)
+    actor = models.CharField(max_length=150)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["issuer", "-created_at"], name="audit_issuer_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise RuntimeError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError("Audit events are append-only.")

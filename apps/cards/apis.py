@@ -1,0 +1,288 @@
+"""Issuer API: enrollment of cardholders, phones, card products and cards (SPEC §5.1)."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from apps.cards import selectors, services
+from apps.cards.models import LOCALE_CHOICES, Card, CardProduct
+from apps.core.exceptions import ApplicationError
+from apps.core.serializers import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictIntegerField,
+    StrictSerializer,
+)
+from apps.issuers.api import IssuerApiView
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Replays the first response for the same key and body; another body with the same key is 409.",
+)
+
+
+def _validate(serializer_class, data, *, partial=False) -> dict:
+    serializer = serializer_class(data=data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class CreatedAtCursor(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "limit"
+
+
+# ---------------------------------------------------------------- cardholders
+
+
+class CardholderOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    external_id = serializers.CharField()
+    name = serializers.CharField()
+    locale = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class CardholderInput(StrictSerializer):
+    external_id = StrictCharField(max_length=64)
+    name = StrictCharField(max_length=120)
+    locale = StrictChoiceField(choices=LOCALE_CHOICES, required=False, default="en")
+
+
+class CardholderListCreateApi(IssuerApiView):
+    @extend_schema(
+        parameters=[OpenApiParameter("external_id", str, required=False), OpenApiParameter("limit", int, required=False)],
+        responses=CardholderOutput(many=True),
+    )
+    def get(self, request):
+        paginator = CreatedAtCursor()
+        qs = selectors.cardholder_list(issuer=self.issuer, external_id=request.query_params.get("external_id"))
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(CardholderOutput(page, many=True).data)
+
+    @extend_schema(request=CardholderInput, responses={201: CardholderOutput}, parameters=[IDEMPOTENCY_KEY])
+    def post(self, request):
+        data = _validate(CardholderInput, request.data)
+        cardholder = services.cardholder_create(issuer=self.issuer, actor=self.actor, **data)
+        return Response(CardholderOutput(cardholder).data, status=status.HTTP_201_CREATED)
+
+
+class CardholderDetailApi(IssuerApiView):
+    @extend_schema(responses=CardholderOutput)
+    def get(self, request, cardholder_id):
+        cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
+        return Response(CardholderOutput(cardholder).data)
+
+    @extend_schema(request=CardholderInput, responses=CardholderOutput)
+    def patch(self, request, cardholder_id):
+        cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
+        data = _validate(CardholderInput, request.data, partial=True)
+        cardholder = services.cardholder_update(cardholder=cardholder, actor=self.actor, **data)
+        return Response(CardholderOutput(cardholder).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, cardholder_id):
+        cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
+        services.cardholder_delete(cardholder=cardholder, actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- phones
+
+
+class PhoneOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    number = serializers.SerializerMethodField()
+    masked = serializers.CharField()
+    is_primary = serializers.BooleanField()
+    verified = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+    def get_number(self, phone) -> str:
+        return phone.number.as_e164
+
+
+class PhoneInput(StrictSerializer):
+    number = StrictCharField(max_length=32, help_text="E.164, e.g. +819012345678.")
+    is_primary = StrictBooleanField(required=False, default=None, allow_null=True,
+                                    help_text="Defaults to true for the cardholder's first phone.")
+    verified = StrictBooleanField(required=False, default=False)
+
+
+class PhoneListCreateApi(IssuerApiView):
+    @extend_schema(responses=PhoneOutput(many=True))
+    def get(self, request, cardholder_id):
+        cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
+        return Response(PhoneOutput(cardholder.phones.all(), many=True).data)
+
+    @extend_schema(request=PhoneInput, responses={201: PhoneOutput}, parameters=[IDEMPOTENCY_KEY])
+    def post(self, request, cardholder_id):
+        cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
+        data = _validate(PhoneInput, request.data)
+        phone = services.phone_create(cardholder=cardholder, actor=self.actor, **data)
+        return Response(PhoneOutput(phone).data, status=status.HTTP_201_CREATED)
+
+
+class PhoneDetailApi(IssuerApiView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, cardholder_id, phone_id):
+        cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
+        phone = selectors.phone_get(cardholder=cardholder, phone_id=phone_id)
+        services.phone_delete(phone=phone, actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- card products
+
+
+class BinRangeSerializer(StrictSerializer):
+    start = StrictCharField(max_length=19)
+    end = StrictCharField(max_length=19)
+
+
+class CardProductOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    network = serializers.CharField()
+    co_badge = serializers.SerializerMethodField()
+    bin_ranges = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_co_badge(self, product) -> str | None:
+        return product.co_badge or None
+
+    def get_bin_ranges(self, product) -> list[dict]:
+        return [{"start": r.start, "end": r.end} for r in product.bin_ranges.all()]
+
+
+class CardProductInput(StrictSerializer):
+    name = StrictCharField(max_length=100)
+    network = StrictChoiceField(choices=CardProduct.PRODUCT_NETWORKS)
+    co_badge = StrictChoiceField(choices=CardProduct.CO_BADGES, required=False, allow_null=True, default=None)
+    bin_ranges = BinRangeSerializer(many=True, allow_empty=True)
+
+    def validate(self, attrs):
+        if "co_badge" in attrs:
+            attrs["co_badge"] = attrs["co_badge"] or ""
+        return attrs
+
+
+class CardProductListCreateApi(IssuerApiView):
+    @extend_schema(responses=CardProductOutput(many=True))
+    def get(self, request):
+        return Response(CardProductOutput(selectors.card_product_list(issuer=self.issuer), many=True).data)
+
+    @extend_schema(request=CardProductInput, responses={201: CardProductOutput}, parameters=[IDEMPOTENCY_KEY])
+    def post(self, request):
+        data = _validate(CardProductInput, request.data)
+        product = services.card_product_create(issuer=self.issuer, actor=self.actor, **data)
+        return Response(CardProductOutput(product).data, status=status.HTTP_201_CREATED)
+
+
+class CardProductDetailApi(IssuerApiView):
+    @extend_schema(responses=CardProductOutput)
+    def get(self, request, product_id):
+        return Response(CardProductOutput(selectors.card_product_get(issuer=self.issuer, product_id=product_id)).data)
+
+    @extend_schema(request=CardProductInput, responses=CardProductOutput)
+    def patch(self, request, product_id):
+        product = selectors.card_product_get(issuer=self.issuer, product_id=product_id)
+        data = _validate(CardProductInput, request.data, partial=True)
+        product = services.card_product_update(product=product, actor=self.actor, **data)
+        product = selectors.card_product_get(issuer=self.issuer, product_id=product.pk)
+        return Response(CardProductOutput(product).data)
+
+
+# ---------------------------------------------------------------- cards
+
+
+class CardOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    card_id = serializers.CharField()
+    cardholder = serializers.UUIDField(source="cardholder_id")
+    product = serializers.UUIDField(source="product_id", allow_null=True)
+    last4 = serializers.CharField()
+    network = serializers.CharField()
+    co_badge = serializers.SerializerMethodField()
+    expiry_month = serializers.IntegerField()
+    expiry_year = serializers.IntegerField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_co_badge(self, card) -> str | None:
+        return card.co_badge or None
+
+
+class CardCreateInput(StrictSerializer):
+    card_id = StrictCharField(max_length=48, help_text="The issuer's card id: 1–48 of A–Z a–z 0–9 _ -; never derived from the PAN.")
+    cardholder = StrictCharField(help_text="Cardholder id.")
+    pan = StrictCharField(max_length=19, min_length=1, trim_whitespace=False, write_only=True)
+    expiry_month = StrictIntegerField()
+    expiry_year = StrictIntegerField()
+    product = StrictCharField(required=False, allow_null=True, default=None, help_text="Card product id; by default the product whose BIN range holds the PAN.")
+
+    def validate_card_id(self, value):
+        from apps.cards.models import card_id_validator
+
+        card_id_validator(value)
+        return value
+
+
+class CardUpdateInput(StrictSerializer):
+    status = StrictChoiceField(choices=Card.STATUS_CHOICES)
+    expiry_month = StrictIntegerField()
+    expiry_year = StrictIntegerField()
+
+
+class CardCreateApi(IssuerApiView):
+    @extend_schema(request=CardCreateInput, responses={201: CardOutput}, parameters=[IDEMPOTENCY_KEY])
+    def post(self, request):
+        data = _validate(CardCreateInput, request.data)
+        cardholder = selectors.cardholder_find(issuer=self.issuer, cardholder_id=data["cardholder"])
+        if cardholder is None:
+            raise ApplicationError("Unknown cardholder.", code="unknown_cardholder", fields={"cardholder": ["No such cardholder."]})
+        product = None
+        if data["product"] is not None:
+            product = selectors.card_product_find(issuer=self.issuer, product_id=data["product"])
+            if product is None:
+                raise ApplicationError("Unknown card product.", code="unknown_product", fields={"product": ["No such card product."]})
+        card = services.card_create(
+            issuer=self.issuer,
+            card_id=data["card_id"],
+            cardholder=cardholder,
+            pan=data["pan"],
+            expiry_month=data["expiry_month"],
+            expiry_year=data["expiry_year"],
+            product=product,
+            actor=self.actor,
+        )
+        return Response(CardOutput(card).data, status=status.HTTP_201_CREATED)
+
+
+class CardDetailApi(IssuerApiView):
+    @extend_schema(responses=CardOutput)
+    def get(self, request, card_pk):
+        return Response(CardOutput(selectors.card_get(issuer=self.issuer, card_id=card_pk)).data)
+
+    @extend_schema(request=CardUpdateInput, responses=CardOutput)
+    def patch(self, request, card_pk):
+        card = selectors.card_get(issuer=self.issuer, card_id=card_pk)
+        data = _validate(CardUpdateInput, request.data, partial=True)
+        card = services.card_update(card=card, actor=self.actor, **data)
+        return Response(CardOutput(card).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, card_pk):
+        card = selectors.card_get(issuer=self.issuer, card_id=card_pk)
+        services.card_delete(card=card, actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,35 @@
+from rest_framework import authentication, exceptions
+
+from apps.issuers.services import api_key_authenticate
+
+
+class IssuerPrincipal:
+    """The caller of the issuer API: an API key acting for one issuer."""
+
+    is_authenticated = True
+
+    def __init__(self, api_key):
+        self.api_key = api_key
+        self.issuer = api_key.issuer
+
+    def __str__(self) -> str:
+        return f"api_key:{self.api_key.prefix}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise exceptions.AuthenticationFailed("Use Authorization: Bearer <api key>.")
+        api_key = api_key_authenticate(raw_key=token.strip())
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        return IssuerPrincipal(api_key), api_key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="issuer-api"'

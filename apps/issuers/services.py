@@ -1,0 +1,95 @@
+import secrets
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.core.crypto import hash_secret, new_token, secret_matches
+from apps.issuers.models import ApiKey, Issuer
+
+API_KEY_HASH_PURPOSE = "issuer-api-key"
+# last_used_at is informational: refresh it at most this often instead of on every request.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@transaction.atomic
+def issuer_create(
+    *,
+    issuer_id: str,
+    name: str,
+    country: str = "JP",
+    notification_base_url: str = "",
+    deliver_otp_url: str = "",
+    otp_delivery: str = "provider",
+    webauthn_rp_id: str = "",
+    webauthn_origins: list[str] | None = None,
+) -> tuple[Issuer, str]:
+    """Create an issuer ready to serve; returns it and its webhook secret (shown once)."""
+    issuer = Issuer(
+        issuer_id=issuer_id,
+        name=name,
+        country=country.upper(),
+        notification_base_url=notification_base_url,
+        deliver_otp_url=deliver_otp_url,
+        otp_delivery=otp_delivery,
+        webauthn_rp_id=webauthn_rp_id,
+        webauthn_origins=list(webauthn_origins or []),
+    )
+    webhook_secret = "whsec_" + new_token(32)
+    issuer.set_webhook_secret(webhook_secret)
+    issuer.full_clean()
+    issuer.save()
+    audit_record(issuer=issuer, kind="issuer.created", actor="system", data={"issuer_id": issuer_id})
+    return issuer, webhook_secret
+
+
+def issuer_rotate_webhook_secret(*, issuer: Issuer, actor: str) -> str:
+    secret = "whsec_" + new_token(32)
+    issuer.set_webhook_secret(secret)
+    issuer.save(update_fields=["webhook_secret_key_id", "webhook_secret_blob"])
+    audit_record(issuer=issuer, kind="issuer.webhook_secret_rotated", actor=actor)
+    return secret
+
+
+@transaction.atomic
+def api_key_create(*, issuer: Issuer, name: str, created_by: str = "") -> tuple[ApiKey, str]:
+    """Returns the key row and the plaintext key, which is never stored and never shown again."""
+    prefix = secrets.token_hex(6)
+    secret = new_token(32)
+    plaintext = f"ik_{prefix}_{secret}"
+    api_key = ApiKey.objects.create(
+        issuer=issuer,
+        name=name,
+        prefix=prefix,
+        key_hash=hash_secret(plaintext, purpose=API_KEY_HASH_PURPOSE),
+        created_by=created_by,
+    )
+    audit_record(
+        issuer=issuer, kind="api_key.created", actor=created_by or "system", data={"prefix": prefix, "name": name}
+    )
+    return api_key, plaintext
+
+
+def api_key_revoke(*, api_key: ApiKey, actor: str) -> None:
+    if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        audit_record(issuer=api_key.issuer, kind="api_key.revoked", actor=actor, data={"prefix": api_key.prefix})
+    api_key.refresh_from_db(fields=["revoked_at"])
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The active key this plaintext proves, or None. Constant-time on the secret part."""
+    parts = raw_key.split("_")
+    if len(parts) < 3 or parts[0] != "ik":
+        return None
+    prefix = parts[1]
+    api_key = ApiKey.objects.select_related("issuer").filter(prefix=prefix).first()
+    if api_key is None or not secret_matches(raw_key, api_key.key_hash, purpose=API_KEY_HASH_PURPOSE):
+        return None
+    if api_key.revoked_at is not None:
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key

@@ -1,0 +1,17 @@
+"""Test settings: explicit test-only keys, DEBUG off, everything else from the environment."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-1234567890abcdef")
+os.environ.setdefault(
+    "DATA_ENCRYPTION_KEYS",
+    # Two keys: the first encrypts, the second only decrypts (exercises rotation).
+    "t2:dGVzdC1rZXktdHdvLXRlc3Qta2V5LXR3by0zMmJ5dGU=,t1:dGVzdC1rZXktb25lLXRlc3Qta2V5LW9uZS0zMmJ5dGU=",
+)
+os.environ.setdefault("PAN_FINGERPRINT_KEY", "test-pan-fingerprint-key")
+os.environ.setdefault("DEBUG", "0")
+
+from .settings import *  # noqa: E402,F401,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test logins only
+REST_FRAMEWORK = {**REST_FRAMEWORK, "TEST_REQUEST_DEFAULT_FORMAT": "json"}  # noqa: F405
