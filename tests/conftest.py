@@ -45,3 +45,102 @@ def anon_api():
 @pytest.fixture
 def cardholder(issuer):
     return CardholderFactory(issuer=issuer)
+
+
+# ---------------------------------------------------------------- real services
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from django.conf import settings  # noqa: E402
+
+REQUIRE_REAL_SERVICES = os.environ.get("REQUIRE_REAL_SERVICES") == "1"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionstart(session):
+    """In CI the suite must not quietly fall back to SQLite or in-process tasks."""
+    if not REQUIRE_REAL_SERVICES:
+        return
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in engine:
+        raise pytest.UsageError(f"REQUIRE_REAL_SERVICES=1 but the database engine is {engine}")
+    if not settings.CELERY_BROKER_URL.startswith(("redis://", "amqp://")) or settings.CELERY_TASK_ALWAYS_EAGER:
+        raise pytest.UsageError("REQUIRE_REAL_SERVICES=1 but no broker is configured (tasks would run in-process)")
+
+
+def _database_url_for_worker() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    user = s.get("USER") or "postgres"
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real Celery worker process, on the real broker, against the test database.
+
+    Tests that use it must commit their data (`@pytest.mark.django_db(transaction=True)`)."""
+    if not settings.CELERY_BROKER_URL or "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        message = "needs CELERY_BROKER_URL and a PostgreSQL DATABASE_URL"
+        if REQUIRE_REAL_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+
+    from issuer_portal.celery import app
+
+    with django_db_blocker.unblock():
+        database_url = _database_url_for_worker()
+    app.control.purge()
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "issuer_portal.settings_test",
+        "DATABASE_URL": database_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+    node = f"tests-{os.getpid()}@localhost"
+    log = open(log_path, "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "issuer_portal", "worker", "-n", node,
+         "-Q", "default,sms,webhooks,timeouts", "-c", "2", "--pool", "prefork",
+         "--without-gossip", "--without-mingle", "-l", "INFO"],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"Celery worker exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        if app.control.ping(destination=[node], timeout=1.0):
+            break
+    else:
+        process.kill()
+        pytest.fail(f"Celery worker did not answer a ping:\n{log_path.read_text()[-3000:]}")
+
+    process.log_path = log_path
+    process.node_name = node
+    yield process
+
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
+    """Poll until predicate() is truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s")

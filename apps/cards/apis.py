@@ -226,7 +226,7 @@ class CardOutput(serializers.Serializer):
 class CardCreateInput(StrictSerializer):
     card_id = StrictCharField(max_length=48, help_text="The issuer's card id: 1–48 of A–Z a–z 0–9 _ -; never derived from the PAN.")
     cardholder = StrictCharField(help_text="Cardholder id.")
-    pan = StrictCharField(max_length=19, min_length=1, trim_whitespace=False, write_only=True)
+    pan = StrictCharField(max_length=64, trim_whitespace=False, write_only=True, help_text="13–19 digits, Luhn-valid. Never echoed.")
     expiry_month = StrictIntegerField()
     expiry_year = StrictIntegerField()
     product = StrictCharField(required=False, allow_null=True, default=None, help_text="Card product id; by default the product whose BIN range holds the PAN.")

@@ -28,7 +28,8 @@ def _check_broker() -> str:
         return "in-process"
     from issuer_portal.celery import app
 
-    with app.connection_for_write() as conn:
+    # A fresh connection, not the pool's: readiness is about the broker now.
+    with app.connection_for_write(url=settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
     return "ok"
 
