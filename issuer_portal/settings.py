@@ -80,6 +80,9 @@ INSTALLED_APPS = [
     "apps.issuers",
     "apps.cards",
     "apps.audit",
+    "apps.otp",
+    "apps.sms",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -204,6 +207,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Separate queues so a webhook backlog never delays an SMS, and timeouts are never starved.
+CELERY_TASK_ROUTES = {
+    "sms.*": {"queue": "sms"},
+    "webhooks.*": {"queue": "webhooks"},
+    "timeouts.*": {"queue": "timeouts"},
+}
 # Redis redelivers an unacknowledged task after this long; every retry delay stays below it.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -223,6 +232,17 @@ TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM = os.environ.get("TWILIO_FROM", "")
 TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
 TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL", "")
+# Optional second provider, tried after the primary gives up (e.g. another Twilio account).
+SMS_FALLBACK_BACKEND = os.environ.get("SMS_FALLBACK_BACKEND", "")
+TWILIO_FALLBACK_ACCOUNT_SID = os.environ.get("TWILIO_FALLBACK_ACCOUNT_SID", "")
+TWILIO_FALLBACK_AUTH_TOKEN = os.environ.get("TWILIO_FALLBACK_AUTH_TOKEN", "")
+TWILIO_FALLBACK_FROM = os.environ.get("TWILIO_FALLBACK_FROM", "")
+TWILIO_FALLBACK_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_FALLBACK_MESSAGING_SERVICE_SID", "")
+# Retry schedule of outbound work (SMS, webhooks): exponential backoff with jitter, bounded.
+OUTBOUND_MAX_TRIES = envint("OUTBOUND_MAX_TRIES", 6)
+OUTBOUND_BACKOFF_BASE_SECONDS = float(os.environ.get("OUTBOUND_BACKOFF_BASE_SECONDS", "2"))
+OUTBOUND_BACKOFF_MAX_SECONDS = float(os.environ.get("OUTBOUND_BACKOFF_MAX_SECONDS", "300"))
+OUTBOUND_HTTP_TIMEOUT_SECONDS = float(os.environ.get("OUTBOUND_HTTP_TIMEOUT_SECONDS", "5"))
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
@@ -246,5 +266,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "celery": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # The Twilio client logs request details at DEBUG/INFO; keep it to warnings.
+        "twilio": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
