@@ -15,3 +15,12 @@ from .settings import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test logins only
 REST_FRAMEWORK = {**REST_FRAMEWORK, "TEST_REQUEST_DEFAULT_FORMAT": "json"}  # noqa: F405
+
+# Several test runs may share this machine's PostgreSQL and Redis (developers, helpers, CI): each
+# run gets its own test database and its own broker key prefix. The worker subprocess inherits
+# these variables, so it lands on the same database and queues as the run that started it.
+_RUN = os.environ.setdefault("TEST_RUN_ID", str(os.getpid()))
+DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_{DATABASES['default']['NAME']}_{_RUN}"  # noqa: F405
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["TEST"]["NAME"] = None  # in memory
+CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"test{_RUN}:"}  # noqa: F405

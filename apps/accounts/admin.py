@@ -1,0 +1,65 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from apps.accounts.models import User
+from apps.accounts.roles import ISSUER_ADMIN
+from apps.core.admin_scoping import scope_to_issuer
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    """Superusers manage staff users. An issuer admin may read, not change, its own issuer's users."""
+
+    list_display = ["username", "email", "issuer", "roles", "is_staff", "is_superuser", "is_active"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "groups", "issuer"]
+    fieldsets = [
+        (None, {"fields": ["username", "password"]}),
+        ("Personal info", {"fields": ["first_name", "last_name", "email"]}),
+        ("Issuer and role", {"fields": ["issuer", "groups", "is_active", "is_staff", "is_superuser", "user_permissions"]}),
+        ("Important dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [
+        (None, {"classes": ["wide"], "fields": ["username", "usable_password", "password1", "password2"]}),
+        ("Issuer and role", {"fields": ["issuer", "groups", "is_staff"]}),
+    ]
+    # What an issuer admin sees: no password hash, no per-user permissions.
+    view_fieldsets = [
+        (None, {"fields": ["username", "first_name", "last_name", "email"]}),
+        ("Issuer and role", {"fields": ["issuer", "groups", "is_active", "is_staff", "last_login", "date_joined"]}),
+    ]
+
+    @admin.display(description="Roles")
+    def roles(self, obj) -> str:
+        return ", ".join(g.name for g in obj.groups.all())
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("issuer").prefetch_related("groups")
+        return scope_to_issuer(queryset, request.user)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None and not request.user.is_superuser:
+            return self.view_fieldsets
+        return super().get_fieldsets(request, obj)
+
+    def get_list_filter(self, request):
+        return self.list_filter if request.user.is_superuser else ["is_active", "groups"]
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        if request.user.is_superuser or super().has_view_permission(request, obj):
+            return True
+        # getattr: the login page asks this for the anonymous user too.
+        if getattr(request.user, "issuer_id", None) is None:
+            return False
+        return request.user.groups.filter(name=ISSUER_ADMIN).exists()
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser

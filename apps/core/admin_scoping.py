@@ -1,0 +1,141 @@
+"""Tenancy for the Django admin: issuer staff see and touch only their own issuer's rows.
+
+A superuser sees everything. A staff user sees the rows of `request.user.issuer`; a staff user
+without an issuer (a misconfiguration) sees nothing and can add nothing.
+"""
+
+from django import forms
+from django.contrib import admin
+
+from apps.core.exceptions import ApplicationError
+from apps.issuers.models import Issuer
+
+
+def scope_to_issuer(queryset, user, issuer_field: str = "issuer"):
+    """The rows of `queryset` that `user` may see; `issuer_field` leads from the model to its issuer."""
+    if user.is_superuser:
+        return queryset
+    if getattr(user, "issuer_id", None) is None:
+        return queryset.none()
+    return queryset.filter(**{issuer_field: user.issuer_id})
+
+
+def admin_actor(request) -> str:
+    """Who did it, as audit events record it."""
+    return f"staff:{request.user.get_username()}"
+
+
+def add_application_error(form, exc: ApplicationError) -> None:
+    """A service's refusal shown on the form: field errors on their fields, the rest on top."""
+    for field, messages in exc.fields.items():
+        if field in form.fields:
+            form.add_error(field, list(messages))
+        else:
+            form.add_error(None, [f"{field}: {message}" for message in messages])
+    if not exc.fields:
+        form.add_error(None, exc.message)
+
+
+class ServiceModelForm(forms.ModelForm):
+    """A model form whose object is written by a service instead of ModelForm.save.
+
+    The service runs as the last step of validation so that its ApplicationError becomes form
+    errors. Only for admins without inlines: their view saves, in the same transaction, as soon
+    as the form is valid, so nothing else can fail after the service ran.
+    """
+
+    request = None  # bound by IssuerScopedMixin.get_form
+
+    def run_service(self):
+        """Write through the service and return the saved object."""
+        raise NotImplementedError
+
+    @property
+    def actor(self) -> str:
+        return admin_actor(self.request)
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.errors:
+            return
+        try:
+            self.instance = self.run_service()
+        except ApplicationError as exc:
+            add_application_error(self, exc)
+
+    def save(self, commit=True):
+        self.save_m2m = lambda: None
+        return self.instance
+
+
+class IssuerScopedMixin:
+    # Lookup from this model to its Issuer, e.g. "cardholder__issuer" for a phone.
+    issuer_field = "issuer"
+
+    def get_queryset(self, request):
+        return scope_to_issuer(super().get_queryset(request), request.user, self.issuer_field)
+
+    def has_add_permission(self, request, *args):
+        has_tenant = request.user.is_superuser or getattr(request.user, "issuer_id", None) is not None
+        return has_tenant and super().has_add_permission(request, *args)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        user = request.user
+        if not user.is_superuser:
+            related = db_field.related_model
+            path = self._issuer_path(related)
+            if path is not None:
+                kwargs["queryset"] = scope_to_issuer(related._default_manager.all(), user, path)
+            if related is Issuer:
+                # Staff never choose the issuer: it is theirs, fixed and not shown. The field stays in
+                # the form (disabled) so unique constraints that include it are still validated.
+                kwargs.update(widget=forms.HiddenInput, initial=user.issuer_id, disabled=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def _issuer_path(self, model) -> str | None:
+        if model is Issuer:
+            return "pk"
+        model_admin = self.admin_site._registry.get(model)
+        if isinstance(model_admin, IssuerScopedMixin):
+            return model_admin.issuer_field
+        if any(f.name == "issuer" for f in model._meta.get_fields()):
+            return "issuer"
+        return None
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None and request.user.is_superuser and self.issuer_field == "issuer":
+            # Moving a row to another tenant would strand the rows that hang off it.
+            return [*fields, "issuer"]
+        return fields
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
+
+    def save_model(self, request, obj, form, change):
+        if isinstance(form, ServiceModelForm):
+            return  # the service saved it during validation
+        if not request.user.is_superuser and self.issuer_field == "issuer":
+            obj.issuer_id = request.user.issuer_id
+        super().save_model(request, obj, form, change)
+
+    def get_list_display(self, request):
+        columns = super().get_list_display(request)
+        if request.user.is_superuser and self.issuer_field == "issuer":
+            return [*columns, "issuer"]
+        return columns
+
+    def get_list_filter(self, request):
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser and self.issuer_field == "issuer":
+            return [*filters, "issuer"]
+        return filters
+
+
+class IssuerScopedAdmin(IssuerScopedMixin, admin.ModelAdmin):
+    pass
+
+
+class IssuerScopedTabularInline(IssuerScopedMixin, admin.TabularInline):
+    pass

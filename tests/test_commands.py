@@ -1,0 +1,378 @@
+"""Management commands: bootstrap_issuer, seed_demo, import_cards."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.accounts.roles import ANALYST, ISSUER_ADMIN, OPERATOR
+from apps.audit.models import AuditEvent
+from apps.cards import services as card_services
+from apps.cards.management.commands import import_cards
+from apps.cards.models import Card, Cardholder, Phone
+from apps.core.management.commands import seed_demo
+from apps.issuers.models import ApiKey, Issuer
+from apps.issuers.services import api_key_authenticate
+from tests.factories import IssuerFactory, new_pan
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+# ---------------------------------------------------------------- bootstrap_issuer
+
+
+def test_bootstrap_prints_one_json_line_whose_secrets_work():
+    out, _ = run("bootstrap_issuer", "--issuer-id", "NEWBANK001", "--name", "New Bank")
+
+    lines = out.splitlines()
+    assert len(lines) == 1
+    data = json.loads(lines[0])
+    assert set(data) == {"issuer_id", "api_key", "webhook_secret"}
+    issuer = Issuer.objects.get(issuer_id="NEWBANK001")
+    assert data["issuer_id"] == "NEWBANK001"
+    assert api_key_authenticate(raw_key=data["api_key"]).issuer == issuer
+    assert issuer.get_webhook_secret() == data["webhook_secret"]
+
+
+def test_bootstrap_stores_every_option():
+    run(
+        "bootstrap_issuer", "--issuer-id", "FRBANK0001", "--name", "Banque", "--country", "fr",
+        "--notification-base-url", "https://bank.example/3ds", "--deliver-otp-url", "https://bank.example/otp",
+        "--otp-delivery", "issuer", "--rp-id", "bank.example",
+        "--origin", "https://bank.example", "--origin", "https://app.bank.example",
+    )
+
+    issuer = Issuer.objects.get(issuer_id="FRBANK0001")
+    assert issuer.country == "FR"
+    assert issuer.otp_delivery == "issuer"
+    assert issuer.deliver_otp_url == "https://bank.example/otp"
+    assert issuer.notification_base_url == "https://bank.example/3ds"
+    assert issuer.webauthn_rp_id == "bank.example"
+    assert issuer.webauthn_origins == ["https://bank.example", "https://app.bank.example"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--issuer-id", "SHORT"], "--issuer-id"),
+        (["--issuer-id", "BAD-ID!!!!"], "--issuer-id"),
+        (["--issuer-id", "NEWBANK001", "--otp-delivery", "issuer"], "--deliver-otp-url"),
+        (["--issuer-id", "NEWBANK001", "--deliver-otp-url", "not a url"], "--deliver-otp-url"),
+        (["--issuer-id", "NEWBANK001", "--notification-base-url", "ftp//x"], "--notification-base-url"),
+        (["--issuer-id", "NEWBANK001", "--origin", "https://bank.example"], "--rp-id"),
+        (["--issuer-id", "NEWBANK001", "--rp-id", "bank.example", "--origin", "bank.example"], "--origin"),
+        (["--issuer-id", "NEWBANK001", "--country", "JPN"], "--country"),
+    ],
+)
+def test_bootstrap_rejects_bad_input_and_writes_nothing(args, message):
+    with pytest.raises(CommandError, match=message):
+        run("bootstrap_issuer", "--name", "New Bank", *args)
+
+    assert not Issuer.objects.exists()
+    assert not ApiKey.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_bootstrap_rejects_a_duplicate_issuer():
+    IssuerFactory(issuer_id="DUPBANK001")
+
+    with pytest.raises(CommandError, match="already exists"):
+        run("bootstrap_issuer", "--issuer-id", "DUPBANK001", "--name", "Again")
+
+    assert Issuer.objects.count() == 1
+    assert not ApiKey.objects.exists()
+
+
+def test_bootstrap_is_one_transaction(monkeypatch):
+    from apps.issuers.management.commands import bootstrap_issuer
+
+    def fail(**kwargs):
+        raise RuntimeError("key store down")
+
+    monkeypatch.setattr(bootstrap_issuer, "api_key_create", fail)
+
+    with pytest.raises(RuntimeError):
+        run("bootstrap_issuer", "--issuer-id", "NEWBANK001", "--name", "New Bank")
+    assert not Issuer.objects.exists()
+
+
+def test_bootstrap_runs_as_a_real_process(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "issuer_portal.settings_test",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
+    }
+
+    def manage(*args):
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert manage("migrate", "--noinput").returncode == 0
+    done = manage("bootstrap_issuer", "--issuer-id", "PROCBANK01", "--name", "Process Bank")
+
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    data = json.loads(line)
+    assert data["issuer_id"] == "PROCBANK01"
+    assert data["api_key"].startswith("ik_") and data["webhook_secret"].startswith("whsec_")
+
+    again = manage("bootstrap_issuer", "--issuer-id", "PROCBANK01", "--name", "Process Bank")
+    assert again.returncode != 0
+    assert again.stdout == ""
+    assert "already exists" in again.stderr
+
+
+# ---------------------------------------------------------------- seed_demo
+
+
+def test_seed_demo_twice_neither_fails_nor_duplicates():
+    run("seed_demo")
+    counts = (Issuer.objects.count(), Cardholder.objects.count(), Phone.objects.count(), Card.objects.count(), User.objects.count())
+    out, _ = run("seed_demo", "--password", "demo-pass-123")
+
+    assert (Issuer.objects.count(), Cardholder.objects.count(), Phone.objects.count(), Card.objects.count(), User.objects.count()) == counts
+    issuer = Issuer.objects.get(issuer_id="DEMOBANK01")
+    assert Cardholder.objects.filter(issuer=issuer).count() == len(seed_demo.CARDHOLDERS)
+    assert Card.objects.filter(issuer=issuer).count() == len(seed_demo.CARDS)
+    # The key printed by the last run is the only live demo key.
+    live = issuer.api_keys.filter(name="demo", revoked_at__isnull=True)
+    assert live.count() == 1
+    api_key = next(line.split()[-1] for line in out.splitlines() if "API key" in line)
+    assert api_key_authenticate(raw_key=api_key).pk == live.get().pk
+
+
+def test_seed_demo_builds_the_demo_issuer():
+    out, _ = run("seed_demo")
+
+    issuer = Issuer.objects.get(issuer_id="DEMOBANK01")
+    assert (issuer.name, issuer.country) == ("Demo Bank", "JP")
+    assert {c.locale for c in Cardholder.objects.filter(issuer=issuer)} == {"en", "ja", "fr"}
+    for cardholder in Cardholder.objects.filter(issuer=issuer):
+        assert cardholder.phones.filter(is_primary=True, verified=True).count() == 1
+    assert Card.objects.filter(issuer=issuer, status=Card.SUSPENDED).count() == 1
+    assert Card.objects.filter(issuer=issuer, network="cartes_bancaires").exclude(co_badge="").exists()
+    assert {"visa", "mastercard", "cartes_bancaires"} <= set(Card.objects.values_list("network", flat=True))
+    assert f"{settings.PUBLIC_BASE_URL}/admin/" in out
+
+
+def test_seed_demo_users_log_in_with_the_printed_password():
+    out, _ = run("seed_demo")
+
+    password = next(line.split()[-1] for line in out.splitlines() if "Password:" in line)
+    admin = User.objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(password)
+    issuer = Issuer.objects.get(issuer_id="DEMOBANK01")
+    for username, role in [("demo-issuer-admin", ISSUER_ADMIN), ("demo-operator", OPERATOR), ("demo-analyst", ANALYST)]:
+        user = User.objects.get(username=username)
+        assert user.is_staff and not user.is_superuser and user.issuer == issuer
+        assert list(user.groups.values_list("name", flat=True)) == [role]
+        assert user.check_password(password)
+
+
+def test_seed_demo_prints_no_pan():
+    out, err = run("seed_demo")
+    out2, err2 = run("seed_demo")
+
+    for _, _, pan, _ in seed_demo.CARDS:
+        for text in (out, err, out2, err2):
+            assert pan not in text
+        assert pan[-4:] in out
+
+
+# ---------------------------------------------------------------- import_cards
+
+EXPIRY_YEAR = str(timezone.now().year + 2)
+
+
+def write_csv(path, rows, header=import_cards.COLUMNS):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def row(external_id, card_id, pan, *, name="Ann Lee", locale="en", phone="", month="12", year=EXPIRY_YEAR, product=""):
+    return [external_id, name, locale, phone, card_id, pan, month, year, product]
+
+
+@pytest.fixture
+def importer(db):
+    issuer = IssuerFactory(issuer_id="IMPBANK001")
+    card_services.card_product_create(
+        issuer=issuer, name="Gold", network="visa", bin_ranges=[{"start": "499999", "end": "499999"}], actor="tests"
+    )
+    return issuer
+
+
+def test_import_enrolls_every_row(importer, tmp_path):
+    gold_pan = new_pan("499999")
+    path = write_csv(tmp_path / "cards.csv", [
+        row("c-1", "k-1", new_pan(), phone="+819012345678", locale="ja"),
+        row("c-1", "k-2", gold_pan, phone="+819012345678", product="Gold"),
+        row("c-2", "k-3", new_pan("5555"), phone="+33612345678", locale="fr"),
+    ])
+
+    out, err = run("import_cards", path, "--issuer-id", "IMPBANK001")
+
+    assert out.strip() == "imported 3, failed 0"
+    assert Cardholder.objects.filter(issuer=importer).count() == 2
+    c1 = Cardholder.objects.get(issuer=importer, external_id="c-1")
+    assert c1.locale == "ja"
+    assert c1.cards.count() == 2
+    (phone,) = c1.phones.all()
+    assert phone.is_primary and phone.verified
+    assert Card.objects.get(card_id="k-2").product.name == "Gold"
+    assert Card.objects.get(card_id="k-3").network == "mastercard"
+    assert "[" + "#" * 30 + "] 3/3 rows" in err
+
+
+def test_import_reuses_an_existing_cardholder_and_keeps_its_primary_phone(importer, tmp_path):
+    cardholder = card_services.cardholder_create(issuer=importer, external_id="c-1", name="Ann", locale="en", actor="tests")
+    card_services.phone_create(cardholder=cardholder, number="+819012345678", is_primary=True, verified=True, actor="tests")
+    path = write_csv(tmp_path / "cards.csv", [row("c-1", "k-1", new_pan(), phone="+818012345678")])
+
+    run("import_cards", path, "--issuer-id", "IMPBANK001")
+
+    assert Cardholder.objects.filter(issuer=importer).count() == 1
+    assert cardholder.phones.get(is_primary=True).number == "+819012345678"
+    assert cardholder.phones.count() == 2
+    assert cardholder.cards.count() == 1
+
+
+@pytest.fixture
+def bad_file(importer, tmp_path):
+    """A good row, then one bad row of each kind; returns the path and every PAN in it."""
+    taken = new_pan()
+    good = new_pan()
+    bad_luhn = good[:-1] + str((int(good[-1]) + 1) % 10)
+    pans = [taken, good, bad_luhn, new_pan(), new_pan(), new_pan(), new_pan()]
+    rows = [
+        row("c-1", "k-1", taken),                                          # line 2: ok
+        row("c-new", "k-2", bad_luhn, phone="+819012345678"),              # line 3: bad Luhn
+        row("c-3", "k-3", pans[3], year=str(timezone.now().year - 1)),     # line 4: expired
+        row("c-4", "k-4", pans[4], phone="+8190"),                         # line 5: bad phone
+        row("c-5", "k-5", pans[5], product="Platinum"),                    # line 6: unknown product
+        row("c-6", "k-6", taken),                                          # line 7: duplicate PAN
+        row("c-7", pans[6], pans[6])[:-2],                                 # line 8: missing columns
+        row("c-8", "k-8", good),                                           # line 9: ok
+    ]
+    return write_csv(tmp_path / "cards.csv", rows), pans
+
+
+def test_import_reports_row_errors_and_leaves_no_partial_row(bad_file, importer, monkeypatch):
+    path, _ = bad_file
+    monkeypatch.setattr(import_cards, "BATCH_SIZE", 3)  # failed rows sit between good rows of a batch
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(CommandError) as excinfo:
+        call_command("import_cards", path, "--issuer-id", "IMPBANK001", stdout=out, stderr=err)
+
+    assert excinfo.value.returncode == 1
+    assert out.getvalue().strip() == "imported 2, failed 6"
+    err = err.getvalue()
+    for expected in [
+        "row 3: pan: Fails the Luhn check.",
+        "row 4: expiry_year: The card has expired.",
+        "row 5: phone: Not a valid phone number.",
+        "row 6: product: No card product named 'Platinum'.",
+        "row 7: pan: Already enrolled.",
+        "row 8: expiry_year: Missing column.",
+    ]:
+        assert expected in err
+    assert set(Cardholder.objects.filter(issuer=importer).values_list("external_id", flat=True)) == {"c-1", "c-8"}
+    assert set(Card.objects.filter(issuer=importer).values_list("card_id", flat=True)) == {"k-1", "k-8"}
+    assert not Phone.objects.exists()
+    assert not AuditEvent.objects.filter(data__external_id="c-new").exists()
+
+
+def test_import_writes_a_report_without_any_pan(bad_file, tmp_path):
+    path, pans = bad_file
+    report = tmp_path / "report.csv"
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(CommandError):
+        call_command("import_cards", path, "--issuer-id", "IMPBANK001", "--report", str(report), stdout=out, stderr=err)
+
+    with open(report, newline="") as f:
+        lines = list(csv.DictReader(f))
+    assert [(r["row"], r["card_id"], r["field"]) for r in lines][:3] == [("3", "k-2", "pan"), ("4", "k-3", "expiry_year"), ("5", "k-4", "phone")]
+    assert {r["row"] for r in lines} == {"3", "4", "5", "6", "7", "8"}
+    everything = out.getvalue() + err.getvalue() + report.read_text()
+    for pan in pans:
+        assert pan not in everything
+    # Line 8 put the PAN in the card_id column: redacted too.
+    assert next(r for r in lines if r["row"] == "8")["card_id"] == "[REDACTED]"
+
+
+def test_import_dry_run_checks_rows_and_writes_nothing(bad_file, importer):
+    path, _ = bad_file
+
+    with pytest.raises(CommandError, match="6 of 8 rows failed"):
+        run("import_cards", path, "--issuer-id", "IMPBANK001", "--dry-run")
+
+    assert not Cardholder.objects.filter(issuer=importer).exists()
+    assert not Card.objects.exists()
+
+
+def test_import_dry_run_sees_earlier_rows(importer, tmp_path):
+    pan = new_pan()
+    path = write_csv(tmp_path / "cards.csv", [row("c-1", "k-1", pan), row("c-2", "k-2", pan)])
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(CommandError):
+        call_command("import_cards", path, "--issuer-id", "IMPBANK001", "--dry-run", stdout=out, stderr=err)
+
+    assert out.getvalue().startswith("imported 1, failed 1")
+    assert "row 3: pan: Already enrolled." in err.getvalue()
+    assert not Card.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ["external_id", "name", "locale", "card_id", "pan", "expiry_month"],  # expiry_year missing
+        [*import_cards.COLUMNS, "cvv"],
+        ["external_id", "name", "name", "locale", "card_id", "pan", "expiry_month", "expiry_year"],
+    ],
+)
+def test_import_refuses_a_wrong_header_before_any_write(importer, tmp_path, header):
+    path = write_csv(tmp_path / "cards.csv", [row("c-1", "k-1", new_pan())], header=header)
+    report = tmp_path / "report.csv"
+
+    with pytest.raises(CommandError, match="Wrong header"):
+        run("import_cards", path, "--issuer-id", "IMPBANK001", "--report", str(report))
+
+    assert not Cardholder.objects.exists()
+    assert not report.exists()
+
+
+def test_import_accepts_a_header_without_the_optional_columns(importer, tmp_path):
+    header = ["external_id", "name", "locale", "card_id", "pan", "expiry_month", "expiry_year"]
+    path = write_csv(tmp_path / "cards.csv", [["c-1", "Ann", "en", "k-1", new_pan(), "1", EXPIRY_YEAR]], header=header)
+
+    out, _ = run("import_cards", path, "--issuer-id", "IMPBANK001")
+
+    assert out.strip() == "imported 1, failed 0"
+
+
+def test_import_refuses_an_unknown_issuer(tmp_path):
+    path = write_csv(tmp_path / "cards.csv", [])
+
+    with pytest.raises(CommandError, match="No issuer"):
+        run("import_cards", path, "--issuer-id", "NOSUCHBANK")
