@@ -446,7 +446,7 @@ def test_a_superuser_cannot_rename_an_issuer_id_or_move_rows_between_issuers(sup
 
 def test_a_superuser_creates_an_issuer_and_sees_its_webhook_secret_once(superuser_client):
     r = superuser_client.post(url(Issuer, "add"), {
-        "issuer_id": "NEWBANK001", "name": "New Bank", "country": "FR", "otp_delivery": "provider", "webauthn_origins": "[]",
+        "issuer_id": "NEWBANK001", "name": "New Bank", "country": "FR", "webauthn_origins": "[]",
     })
     assert r.status_code == 200
     secret = re.search(r'value="(whsec_[A-Za-z0-9_-]+)"', html(r)).group(1)

@@ -58,7 +58,7 @@ def test_bootstrap_stores_every_option():
 
     issuer = Issuer.objects.get(issuer_id="FRBANK0001")
     assert issuer.country == "FR"
-    assert issuer.otp_delivery == "issuer"
+    assert issuer.otp_policies.get(product=None).delivery_mode == "issuer"
     assert issuer.deliver_otp_url == "https://bank.example/otp"
     assert issuer.notification_base_url == "https://bank.example/3ds"
     assert issuer.webauthn_rp_id == "bank.example"

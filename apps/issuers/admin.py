@@ -17,7 +17,6 @@ ISSUER_FIELDS = [
     "country",
     "notification_base_url",
     "deliver_otp_url",
-    "otp_delivery",
     "webauthn_rp_id",
     "webauthn_origins",
 ]
@@ -43,7 +42,7 @@ class IssuerAddForm(ServiceModelForm):
 @admin.register(Issuer)
 class IssuerAdmin(IssuerScopedAdmin):
     issuer_field = "pk"
-    list_display = ["issuer_id", "name", "country", "otp_delivery", "has_webhook_secret", "created_at"]
+    list_display = ["issuer_id", "name", "country", "has_webhook_secret", "created_at"]
     search_fields = ["issuer_id", "name"]
     fields = [*ISSUER_FIELDS, "has_webhook_secret", "created_at"]
     readonly_fields = ["has_webhook_secret", "created_at"]

@@ -5,6 +5,7 @@ from apps.core.crypto import Sealed, seal, unseal
 
 issuer_id_validator = RegexValidator(r"^[A-Za-z0-9]{10}$", "issuer_id is exactly 10 letters or digits.")
 
+# How OTPs reach the cardholder is OTP policy (apps.otp), set at bootstrap with these values.
 OTP_DELIVERY_PROVIDER = "provider"
 OTP_DELIVERY_ISSUER = "issuer"
 
@@ -17,11 +18,6 @@ class Issuer(models.Model):
     country = models.CharField(max_length=2, default="JP", help_text="ISO 3166-1 alpha-2 home country.")
     notification_base_url = models.URLField(blank=True)
     deliver_otp_url = models.URLField(blank=True)
-    otp_delivery = models.CharField(
-        max_length=10,
-        choices=[(OTP_DELIVERY_PROVIDER, "Service sends the SMS"), (OTP_DELIVERY_ISSUER, "Issuer sends (DeliverOTP)")],
-        default=OTP_DELIVERY_PROVIDER,
-    )
     webauthn_rp_id = models.CharField(max_length=253, blank=True)
     webauthn_origins = models.JSONField(default=list, blank=True)
     # Outbound webhook signing secret: must be usable to sign, so it is encrypted, not hashed.

@@ -1,6 +1,7 @@
 import secrets
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -32,14 +33,19 @@ def issuer_create(
         country=country.upper(),
         notification_base_url=notification_base_url,
         deliver_otp_url=deliver_otp_url,
-        otp_delivery=otp_delivery,
         webauthn_rp_id=webauthn_rp_id,
         webauthn_origins=list(webauthn_origins or []),
     )
+    if otp_delivery == "issuer" and not deliver_otp_url:
+        raise ValidationError({"deliver_otp_url": "Required when the issuer delivers OTPs itself."})
     webhook_secret = "whsec_" + new_token(32)
     issuer.set_webhook_secret(webhook_secret)
     issuer.full_clean()
     issuer.save()
+    # Ready to serve: a default OTP policy (SMS to the issuer's own country only).
+    from apps.otp.services import otp_policy_create_default
+
+    otp_policy_create_default(issuer=issuer, actor="system", delivery_mode=otp_delivery)
     audit_record(issuer=issuer, kind="issuer.created", actor="system", data={"issuer_id": issuer_id})
     return issuer, webhook_secret
 

@@ -58,8 +58,8 @@ class Command(BaseCommand):
                     webauthn_origins=options["origin"],
                 )
                 _, api_key = api_key_create(issuer=issuer, name="bootstrap", created_by="bootstrap_issuer")
-                # Default OTP and risk policies (SMS allowed to the issuer's own country) are
-                # created here, inside this transaction, once those models exist.
+                # issuer_create made the default OTP policy (SMS to the issuer's own country);
+                # the risk policy joins it here with the 3-D Secure core.
         except ValidationError as exc:
             raise CommandError(self._describe(exc))
         except IntegrityError:  # lost a race with a concurrent bootstrap of the same issuer_id
