@@ -220,6 +220,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# Scheduled work (synced into django-celery-beat's tables, editable in admin).
+CELERY_BEAT_SCHEDULE = {
+    "otp-expire-codes": {"task": "timeouts.otp_expire_codes", "schedule": 15.0},
+}
 # Celery's Django fixup closes the DB connection around every task unless told to reuse it.
 CELERY_DB_REUSE_MAX = envint("CELERY_DB_REUSE_MAX", 1000)
 

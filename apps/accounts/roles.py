@@ -12,8 +12,15 @@ ROLES = (ISSUER_ADMIN, OPERATOR, ANALYST)
 
 # app_label.model → actions, per role. Views are implied for any model a role can touch.
 _ENROLLMENT = ["cards.cardholder", "cards.phone", "cards.card"]
-_CONFIG = ["cards.cardproduct", "cards.binrange", "issuers.apikey"]
-_READ_ONLY = ["audit.auditevent", "issuers.issuer"]
+_CONFIG = ["cards.cardproduct", "cards.binrange", "issuers.apikey", "otp.otppolicy"]
+_READ_ONLY = [
+    "audit.auditevent",
+    "issuers.issuer",
+    "otp.otppolicyversion",
+    "otp.otpsession",
+    "otp.otpcode",
+    "otp.otprefusal",
+]
 
 ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     ISSUER_ADMIN: {

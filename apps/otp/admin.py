@@ -1,0 +1,80 @@
+from django.contrib import admin
+
+from apps.core.admin_scoping import IssuerScopedAdmin, IssuerScopedTabularInline, admin_actor
+from apps.otp.models import OtpCode, OtpPolicy, OtpPolicyVersion, OtpRefusal, OtpSession
+from apps.otp.services import otp_policy_save
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OtpPolicyVersionInline(ReadOnlyMixin, IssuerScopedTabularInline):
+    model = OtpPolicyVersion
+    issuer_field = "policy__issuer"
+    fields = ["version", "created_at", "created_by", "settings"]
+    readonly_fields = fields
+    extra = 0
+    ordering = ["-version"]
+
+
+@admin.register(OtpPolicy)
+class OtpPolicyAdmin(IssuerScopedAdmin):
+    list_display = ["__str__", "product", "delivery_mode", "code_length", "lifetime_seconds", "max_attempts", "max_resends", "version", "updated_at"]
+    readonly_fields = ["version", "updated_at", "updated_by"]
+    fieldsets = [
+        (None, {"fields": ["issuer", "product", "delivery_mode", "version", "updated_at", "updated_by"]}),
+        ("Code", {"fields": ["code_length", "lifetime_seconds", "max_attempts"]}),
+        ("Resends", {"fields": ["max_resends", "resend_cooldown_seconds"]}),
+        ("Send limits (SMS-pumping protection)", {"fields": ["allowed_countries", "max_sends_per_card_hour", "max_sends_per_card_day", "max_sends_per_phone_day"]}),
+        ("Message", {"fields": ["sms_templates", "sender_ids"]}),
+    ]
+    inlines = [OtpPolicyVersionInline]
+
+    def save_model(self, request, obj, form, change):
+        if not request.user.is_superuser:
+            obj.issuer_id = request.user.issuer_id
+        # Every change is a new frozen version; challenges keep the version they started under.
+        otp_policy_save(policy=obj, actor=admin_actor(request))
+
+    def has_delete_permission(self, request, obj=None):
+        # Versions are referenced by past challenges; a policy is edited, never removed.
+        return False
+
+
+class OtpCodeInline(ReadOnlyMixin, IssuerScopedTabularInline):
+    model = OtpCode
+    issuer_field = "session__issuer"
+    fields = ["id", "state", "delivery_mode", "created_at", "expires_at"]  # never the hash
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(OtpSession)
+class OtpSessionAdmin(ReadOnlyMixin, IssuerScopedAdmin):
+    list_display = ["id", "acs_trans_id", "masked_phone", "state", "attempts_used", "resends_used", "created_at"]
+    list_filter = ["state", "created_at"]
+    search_fields = ["=id", "=acs_trans_id"]
+    fields = ["id", "acs_trans_id", "card", "masked_phone", "locale", "policy_version", "state", "attempts_used", "resends_used",
+              "last_sent_at", "created_at", "finished_at", "transaction_details"]
+    readonly_fields = fields
+    inlines = [OtpCodeInline]
+
+
+@admin.register(OtpRefusal)
+class OtpRefusalAdmin(ReadOnlyMixin, IssuerScopedAdmin):
+    list_display = ["created_at", "reason", "card", "masked_destination"]
+    list_filter = ["reason", "created_at"]
+    fields = ["created_at", "reason", "card", "session", "masked_destination"]
+    readonly_fields = fields
+
+    @admin.display(description="Destination")
+    def masked_destination(self, obj) -> str:
+        return f"{obj.phone_e164[:3]}••••{obj.phone_e164[-4:]}"
