@@ -223,6 +223,9 @@ CELERY_TIMEZONE = "UTC"
 # Scheduled work (synced into django-celery-beat's tables, editable in admin).
 CELERY_BEAT_SCHEDULE = {
     "otp-expire-codes": {"task": "timeouts.otp_expire_codes", "schedule": 15.0},
+    # Deliveries whose task was lost (broker restart, killed worker) are picked up again.
+    "webhooks-resume-stalled": {"task": "webhooks.resume_stalled", "schedule": 60.0},
+    "webhooks-wipe-payloads": {"task": "webhooks.wipe_payloads", "schedule": 3600.0},
 }
 # Celery's Django fixup closes the DB connection around every task unless told to reuse it.
 CELERY_DB_REUSE_MAX = envint("CELERY_DB_REUSE_MAX", 1000)

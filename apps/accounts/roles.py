@@ -22,16 +22,21 @@ _READ_ONLY = [
     "otp.otprefusal",
 ]
 
+# Outbound deliveries: everybody reads them; "change" is the permission to retry one by hand.
+_DELIVERIES = ["webhooks.webhookdelivery"]
+
 ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     ISSUER_ADMIN: {
         **{m: ["view", "add", "change", "delete"] for m in _ENROLLMENT + _CONFIG},
         **{m: ["view"] for m in _READ_ONLY},
+        **{m: ["view", "change"] for m in _DELIVERIES},
     },
     OPERATOR: {
         **{m: ["view", "add", "change", "delete"] for m in _ENROLLMENT},
         **{m: ["view"] for m in _CONFIG + _READ_ONLY},
+        **{m: ["view", "change"] for m in _DELIVERIES},
     },
-    ANALYST: {m: ["view"] for m in _ENROLLMENT + _CONFIG + _READ_ONLY},
+    ANALYST: {m: ["view"] for m in _ENROLLMENT + _CONFIG + _READ_ONLY + _DELIVERIES},
 }
 
 
