@@ -36,12 +36,15 @@ DEV_SECRET_KEY = "dev-insecure-secret-key-do-not-use-in-production-0000000000"
 # kid:base64(32 bytes). The first key encrypts; every listed key can decrypt (rotation).
 DEV_DATA_ENCRYPTION_KEYS = "dev1:ZGV2LW9ubHktZGF0YS1lbmNyeXB0aW9uLWtleS0zMmI="
 DEV_PAN_FINGERPRINT_KEY = "dev-only-pan-fingerprint-key"
+DEV_AUTHENTICATION_VALUE_KEYS = "devav1:ZGV2LW9ubHktYXV0aGVudGljYXRpb24tdmFsdWUta2V5IQ=="
 
 SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
 DATA_ENCRYPTION_KEYS = os.environ.get("DATA_ENCRYPTION_KEYS", DEV_DATA_ENCRYPTION_KEYS)
 # Keyed fingerprint of the PAN, used for look-up and duplicate detection. Separate from the
 # encryption keys so that rotating those never changes a fingerprint.
 PAN_FINGERPRINT_KEY = os.environ.get("PAN_FINGERPRINT_KEY", DEV_PAN_FINGERPRINT_KEY)
+# Master keys of the authentication value MAC ("kid:base64,..."; the first signs, all verify).
+AUTHENTICATION_VALUE_KEYS = os.environ.get("AUTHENTICATION_VALUE_KEYS", DEV_AUTHENTICATION_VALUE_KEYS)
 
 if not DEBUG:
     _dev = [
@@ -50,6 +53,7 @@ if not DEBUG:
             ("SECRET_KEY", SECRET_KEY, DEV_SECRET_KEY),
             ("DATA_ENCRYPTION_KEYS", DATA_ENCRYPTION_KEYS, DEV_DATA_ENCRYPTION_KEYS),
             ("PAN_FINGERPRINT_KEY", PAN_FINGERPRINT_KEY, DEV_PAN_FINGERPRINT_KEY),
+            ("AUTHENTICATION_VALUE_KEYS", AUTHENTICATION_VALUE_KEYS, DEV_AUTHENTICATION_VALUE_KEYS),
         )
         if value == dev
     ]
@@ -60,6 +64,8 @@ if not DEBUG:
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# acsReferenceNumber: assigned to the ACS by EMVCo on certification.
+ACS_REFERENCE_NUMBER = os.environ.get("ACS_REFERENCE_NUMBER", "3DS_LOA_ACS_ISSUERPORTAL_020200_00001")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", PUBLIC_BASE_URL)
 
 INSTALLED_APPS = [
@@ -83,6 +89,7 @@ INSTALLED_APPS = [
     "apps.otp",
     "apps.sms",
     "apps.webhooks",
+    "apps.threeds",
 ]
 
 MIDDLEWARE = [

@@ -9,6 +9,7 @@ os.environ.setdefault(
     "t2:dGVzdC1rZXktdHdvLXRlc3Qta2V5LXR3by0zMmJ5dGU=,t1:dGVzdC1rZXktb25lLXRlc3Qta2V5LW9uZS0zMmJ5dGU=",
 )
 os.environ.setdefault("PAN_FINGERPRINT_KEY", "test-pan-fingerprint-key")
+os.environ.setdefault("AUTHENTICATION_VALUE_KEYS", "tav1:dGVzdC1hdXRoZW50aWNhdGlvbi12YWx1ZS1rZXktMzI=")
 os.environ.setdefault("DEBUG", "0")
 
 from .settings import *  # noqa: E402,F401,F403

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("apps.cards.urls")),
     path("webhooks/", include("apps.sms.urls")),
+    path("3ds/v2/", include("apps.threeds.urls")),
 ]
 
 handler404 = "apps.core.views.not_found"

@@ -30,7 +30,7 @@ def test_readyz_is_503_when_the_broker_is_down(client, settings):
 
 
 def _check(env_overrides):
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATA_ENCRYPTION_KEYS", "PAN_FINGERPRINT_KEY", "DEBUG")}
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATA_ENCRYPTION_KEYS", "PAN_FINGERPRINT_KEY", "AUTHENTICATION_VALUE_KEYS", "DEBUG")}
     env.update(env_overrides, DJANGO_SETTINGS_MODULE="issuer_portal.settings")
     return subprocess.run([sys.executable, "manage.py", "check"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
 
@@ -49,6 +49,7 @@ def test_production_starts_with_real_keys():
             "SECRET_KEY": "a-real-secret-key-of-enough-length-0123456789abcdef",
             "DATA_ENCRYPTION_KEYS": "k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
             "PAN_FINGERPRINT_KEY": "a-real-fingerprint-key",
+            "AUTHENTICATION_VALUE_KEYS": "av1:" + "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=",
         }
     )
     assert result.returncode == 0, result.stderr

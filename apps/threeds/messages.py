@@ -1,0 +1,260 @@
+"""EMV 3DS message validation, table-driven, and the Erro message.
+
+Each row of a table names an element, its format, and when it is required (by message version,
+device channel and message category). A message is checked against every row; all offending
+elements are reported together, missing ones (201) before malformed ones (203).
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+SUPPORTED_VERSIONS = ("2.1.0", "2.2.0")
+APP, BROWSER, THREE_RI = "01", "02", "03"
+PAYMENT, NON_PAYMENT = "01", "02"
+
+ERROR_DESCRIPTIONS = {
+    "101": "Message received invalid",
+    "102": "Message version number not supported",
+    "201": "Required data element missing",
+    "203": "Format of one or more data elements is invalid according to the specification",
+    "301": "Transaction ID not recognised",
+    "302": "Data decryption failure",
+    "303": "Access denied, invalid endpoint",
+    "402": "Transaction timed out",
+    "404": "Transient system failure",
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    version: str
+    channel: str
+    category: str
+
+
+Check = Callable[[Any, Context], bool]
+Condition = Callable[[Context], bool]
+
+
+@dataclass(frozen=True)
+class Element:
+    name: str
+    check: Check
+    required: Condition = lambda ctx: False
+
+
+# ---------------------------------------------------------------- formats
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def uuid36(value, ctx) -> bool:
+    return isinstance(value, str) and bool(_UUID.match(value))
+
+
+def digits(low: int, high: int) -> Check:
+    pattern = re.compile(r"^[0-9]{%d,%d}$" % (low, high))
+    return lambda value, ctx: isinstance(value, str) and bool(pattern.match(value))
+
+
+def text(low: int, high: int) -> Check:
+    return lambda value, ctx: isinstance(value, str) and low <= len(value) <= high and value.isprintable()
+
+
+def one_of(*choices: str) -> Check:
+    return lambda value, ctx: isinstance(value, str) and value in choices
+
+
+def by_version(**per_version: tuple[str, ...]) -> Check:
+    table = {k.replace("_", "."): v for k, v in per_version.items()}
+    return lambda value, ctx: isinstance(value, str) and value in table.get(ctx.version, ())
+
+
+def url(value, ctx) -> bool:
+    if not isinstance(value, str) or not 1 <= len(value) <= 2048:
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def boolean(value, ctx) -> bool:
+    return isinstance(value, bool)
+
+
+def json_object(value, ctx) -> bool:
+    return isinstance(value, dict)
+
+
+def date_time_14(value, ctx) -> bool:
+    if not (isinstance(value, str) and len(value) == 14 and value.isdigit()):
+        return False
+    try:
+        datetime.strptime(value, "%Y%m%d%H%M%S")
+    except ValueError:
+        return False
+    return True
+
+
+def yymm(value, ctx) -> bool:
+    return isinstance(value, str) and len(value) == 4 and value.isdigit() and 1 <= int(value[2:]) <= 12
+
+
+def device_render_options(value, ctx) -> bool:
+    if not isinstance(value, dict):
+        return False
+    ui = value.get("sdkUiType")
+    return (
+        value.get("sdkInterface") in ("01", "02", "03")
+        and isinstance(ui, list)
+        and bool(ui)
+        and all(u in ("01", "02", "03", "04", "05") for u in ui)
+    )
+
+
+def sdk_max_timeout(value, ctx) -> bool:
+    return isinstance(value, str) and len(value) == 2 and value.isdigit() and int(value) >= 5
+
+
+def color_depth(value, ctx) -> bool:
+    return value in ("1", "4", "8", "15", "16", "24", "32", "48")
+
+
+def browser_tz(value, ctx) -> bool:
+    return isinstance(value, str) and bool(re.match(r"^[+-]?[0-9]{1,4}$", value))
+
+
+# ---------------------------------------------------------------- conditions
+
+
+def always(ctx) -> bool:
+    return True
+
+
+def channel(*channels: str) -> Condition:
+    return lambda ctx: ctx.channel in channels
+
+
+def payment(ctx) -> bool:
+    return ctx.category == PAYMENT
+
+
+def browser_v21_or_js(ctx) -> bool:
+    # 2.2.0 made the screen and Java details depend on browserJavascriptEnabled (checked below).
+    return ctx.channel == BROWSER and ctx.version == "2.1.0"
+
+
+AREQ_ELEMENTS: list[Element] = [
+    Element("threeDSServerTransID", uuid36, always),
+    Element("dsTransID", uuid36, always),
+    Element("deviceChannel", one_of(APP, BROWSER, THREE_RI), always),
+    Element("messageCategory", one_of(PAYMENT, NON_PAYMENT), always),
+    Element("acctNumber", digits(13, 19), always),
+    Element("threeDSServerRefNumber", text(1, 32), always),
+    Element("dsReferenceNumber", text(1, 32), always),
+    Element("dsURL", url, always),
+    Element("threeDSRequestorID", text(1, 35), always),
+    Element("threeDSRequestorName", text(1, 40), always),
+    Element("threeDSRequestorURL", url, always),
+    Element("merchantName", text(1, 40), always),
+    Element("threeDSServerURL", url),
+    Element("cardExpiryDate", yymm),
+    Element("threeDSRequestorAuthenticationInd", by_version(**{"2_1_0": ("01", "02", "03", "04", "05", "06"), "2_2_0": ("01", "02", "03", "04", "05", "06")}), channel(APP, BROWSER)),
+    Element("threeDSRequestorChallengeInd", by_version(**{"2_1_0": ("01", "02", "03", "04"), "2_2_0": ("01", "02", "03", "04", "05", "06", "07", "08", "09")})),
+    Element("threeRIInd", by_version(**{"2_1_0": ("01", "02", "03", "04", "05"), "2_2_0": tuple(f"{i:02d}" for i in range(1, 12))}), channel(THREE_RI)),
+    Element("purchaseAmount", digits(1, 48), payment),
+    Element("purchaseCurrency", digits(3, 3), payment),
+    Element("purchaseExponent", digits(1, 1), payment),
+    Element("purchaseDate", date_time_14, payment),
+    Element("acquirerBIN", text(1, 11), payment),
+    Element("acquirerMerchantID", text(1, 35), payment),
+    Element("mcc", digits(4, 4), payment),
+    Element("merchantCountryCode", digits(3, 3), payment),
+    Element("transType", one_of("01", "03", "10", "11", "28")),
+    # Browser
+    Element("threeDSCompInd", one_of("Y", "N", "U"), channel(BROWSER)),
+    Element("notificationURL", url, channel(BROWSER)),
+    Element("browserAcceptHeader", text(1, 2048), channel(BROWSER)),
+    Element("browserUserAgent", text(1, 2048), channel(BROWSER)),
+    Element("browserLanguage", text(1, 35), channel(BROWSER)),
+    Element("browserIP", text(1, 45)),
+    Element("browserJavascriptEnabled", boolean, lambda ctx: ctx.channel == BROWSER and ctx.version == "2.2.0"),
+    Element("browserJavaEnabled", boolean, browser_v21_or_js),
+    Element("browserColorDepth", color_depth, browser_v21_or_js),
+    Element("browserScreenHeight", digits(1, 6), browser_v21_or_js),
+    Element("browserScreenWidth", digits(1, 6), browser_v21_or_js),
+    Element("browserTZ", browser_tz, browser_v21_or_js),
+    # App
+    Element("sdkAppID", uuid36, channel(APP)),
+    Element("sdkTransID", uuid36, channel(APP)),
+    Element("sdkReferenceNumber", text(1, 32), channel(APP)),
+    Element("sdkMaxTimeout", sdk_max_timeout, channel(APP)),
+    Element("sdkEphemPubKey", json_object, channel(APP)),
+    Element("sdkEncData", text(1, 64000)),
+    Element("deviceRenderOptions", device_render_options, channel(APP)),
+    Element("threeDSRequestorAppURL", url),
+]
+
+# With browserJavascriptEnabled true (2.2.0), these become required.
+_JS_ELEMENTS = ("browserJavaEnabled", "browserColorDepth", "browserScreenHeight", "browserScreenWidth", "browserTZ")
+
+
+class MessageError(Exception):
+    """A message that gets an Erro instead of a response."""
+
+    def __init__(self, code: str, detail: str, *, message: dict | None = None):
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.message = message if isinstance(message, dict) else {}
+
+
+def validate_areq(message: Any) -> Context:
+    """Raise MessageError (101, 102, 201, 203) or return the message's context."""
+    if not isinstance(message, dict) or message.get("messageType") != "AReq":
+        raise MessageError("101", "messageType", message=message)
+    version = message.get("messageVersion")
+    if version is None:
+        raise MessageError("201", "messageVersion", message=message)
+    if version not in SUPPORTED_VERSIONS:
+        raise MessageError("102", "messageVersion", message=message)
+    ctx = Context(version=version, channel=str(message.get("deviceChannel", "")), category=str(message.get("messageCategory", "")))
+    missing, invalid = [], []
+    for element in AREQ_ELEMENTS:
+        value = message.get(element.name)
+        required = element.required(ctx) or (
+            element.name in _JS_ELEMENTS and ctx.channel == BROWSER and message.get("browserJavascriptEnabled") is True
+        )
+        if value is None or value == "":
+            if required:
+                missing.append(element.name)
+        elif not element.check(value, ctx):
+            invalid.append(element.name)
+    if missing:
+        raise MessageError("201", ",".join(missing), message=message)
+    if invalid:
+        raise MessageError("203", ",".join(invalid), message=message)
+    return ctx
+
+
+def erro(*, code: str, detail: str, message: dict | None = None, message_type: str = "AReq", acs_trans_id: str | None = None) -> dict:
+    """The Erro message, echoing the ids that could be read."""
+    message = message if isinstance(message, dict) else {}
+    version = message.get("messageVersion")
+    body = {
+        "messageType": "Erro",
+        "messageVersion": version if version in SUPPORTED_VERSIONS else SUPPORTED_VERSIONS[-1],
+        "errorComponent": "A",
+        "errorCode": code,
+        "errorDescription": ERROR_DESCRIPTIONS.get(code, "Error"),
+        "errorDetail": detail[:2048],
+        "errorMessageType": message_type,
+    }
+    for key in ("threeDSServerTransID", "dsTransID", "sdkTransID"):
+        if uuid36(message.get(key), None):
+            body[key] = message[key]
+    if acs_trans_id:
+        body["acsTransID"] = str(acs_trans_id)
+    return body

@@ -1,0 +1,187 @@
+"""EMV 3-D Secure transactions: the AReq as it matters to the ACS, the decision, the challenge and
+the result. Field names follow the EMV spec (snake_case of its camelCase) so they stay findable."""
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+NO_METHOD_OUTCOMES = [("N", "Decline (N / 13)"), ("A", "Attempt (A)")]
+
+
+class RiskPolicy(models.Model):
+    """An issuer's rules for frictionless versus challenge. Scores add up (clamped 0–99); a
+    transaction is challenged when its score reaches the threshold or a mandate applies."""
+
+    issuer = models.OneToOneField("issuers.Issuer", on_delete=models.CASCADE, related_name="risk_policy")
+    base_score = models.PositiveSmallIntegerField(default=10)
+    challenge_threshold = models.PositiveSmallIntegerField(default=50, help_text="Score at or above which a challenge is required.")
+    # Amount thresholds per ISO 4217 numeric currency, in major units: {"392": "30000", "978": "250.00"}.
+    amount_thresholds = models.JSONField(default=dict, blank=True, help_text='Above this amount: +amount_weight. {"978": "250.00"}')
+    amount_weight = models.PositiveSmallIntegerField(default=60)
+    tra_max_amounts = models.JSONField(default=dict, blank=True, help_text='Indicator 05 (TRA) may go frictionless up to: {"978": "100.00"}')
+    sca_performed_max_amounts = models.JSONField(default=dict, blank=True, help_text='Indicator 07 may go frictionless up to: {"978": "500.00"}')
+    exemption_credit = models.PositiveSmallIntegerField(default=50, help_text="Score taken off for an accepted 05/07 exemption.")
+    requestor_prefers_challenge_weight = models.PositiveSmallIntegerField(default=50, help_text="Indicator 03.")
+    velocity_max_per_hour = models.PositiveSmallIntegerField(default=10, help_text="Authentications per card per hour; more are declined (N / 04).")
+    velocity_warn_per_hour = models.PositiveSmallIntegerField(default=4, help_text="From this many in the hour: +velocity_weight.")
+    velocity_weight = models.PositiveSmallIntegerField(default=30)
+    new_merchant_weight = models.PositiveSmallIntegerField(default=30, help_text="First authentication of the card at this merchant.")
+    non_payment_weight = models.PositiveSmallIntegerField(default=40, help_text="messageCategory 02.")
+    no_method_outcome = models.CharField(max_length=1, choices=NO_METHOD_OUTCOMES, default="N")
+    allow_oob = models.BooleanField(default=True)
+    allow_fallback_to_sms = models.BooleanField(default=True)
+    first_creq_timeout_seconds = models.PositiveSmallIntegerField(default=30)
+    challenge_timeout_seconds = models.PositiveSmallIntegerField(default=600)
+    oob_timeout_seconds = models.PositiveSmallIntegerField(default=120)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "risk policy"
+        verbose_name_plural = "risk policies"
+
+    def __str__(self) -> str:
+        return f"Risk policy of {self.issuer}"
+
+    def clean(self):
+        errors = {}
+        if not 1 <= self.challenge_threshold <= 99:
+            errors["challenge_threshold"] = "Between 1 and 99."
+        for name in ("amount_thresholds", "tra_max_amounts", "sca_performed_max_amounts"):
+            value = getattr(self, name)
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and len(k) == 3 and k.isdigit() and isinstance(v, str) and _is_amount(v) for k, v in value.items()
+            ):
+                errors[name] = 'An object of 3-digit currency → amount string, e.g. {"978": "250.00"}.'
+        if not 5 <= self.first_creq_timeout_seconds <= 600:
+            errors["first_creq_timeout_seconds"] = "Between 5 and 600."
+        if not 60 <= self.challenge_timeout_seconds <= 1800:
+            errors["challenge_timeout_seconds"] = "Between 60 and 1800."
+        if not 10 <= self.oob_timeout_seconds <= 600:
+            errors["oob_timeout_seconds"] = "Between 10 and 600."
+        if self.velocity_warn_per_hour > self.velocity_max_per_hour:
+            errors["velocity_warn_per_hour"] = "At most velocity_max_per_hour."
+        if errors:
+            raise ValidationError(errors)
+
+
+def _is_amount(value: str) -> bool:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return Decimal(value) >= 0
+    except (InvalidOperation, ValueError):
+        return False
+
+
+class Transaction(models.Model):
+    """One 3-D Secure authentication, keyed by acsTransID. Never holds the PAN in clear."""
+
+    DEVICE_APP, DEVICE_BROWSER, DEVICE_3RI = "01", "02", "03"
+
+    acs_trans_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Null when the PAN matched no issuer of this service (the ARes still says N / 08).
+    issuer = models.ForeignKey("issuers.Issuer", null=True, on_delete=models.PROTECT, related_name="transactions")
+    card = models.ForeignKey("cards.Card", null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions")
+    three_ds_server_trans_id = models.UUIDField()
+    ds_trans_id = models.UUIDField()
+    sdk_trans_id = models.UUIDField(null=True, blank=True)
+    message_version = models.CharField(max_length=8)
+    device_channel = models.CharField(max_length=2)
+    message_category = models.CharField(max_length=2)
+    pan_last4 = models.CharField(max_length=4)
+    pan_fingerprint = models.CharField(max_length=64, db_index=True)
+    network = models.CharField(max_length=20, blank=True)
+    co_badge = models.CharField(max_length=20, blank=True)
+    purchase_amount = models.BigIntegerField(null=True, blank=True)
+    purchase_currency = models.CharField(max_length=3, blank=True)
+    purchase_exponent = models.PositiveSmallIntegerField(null=True, blank=True)
+    purchase_date = models.CharField(max_length=14, blank=True)
+    merchant_name = models.CharField(max_length=40, blank=True)
+    acquirer_merchant_id = models.CharField(max_length=35, blank=True)
+    acquirer_bin = models.CharField(max_length=11, blank=True)
+    mcc = models.CharField(max_length=4, blank=True)
+    merchant_country_code = models.CharField(max_length=3, blank=True)
+    three_ds_requestor_challenge_ind = models.CharField(max_length=2, blank=True)
+    notification_url = models.URLField(max_length=2048, blank=True)
+    ds_url = models.URLField(max_length=2048, blank=True)
+    three_ds_requestor_app_url = models.URLField(max_length=2048, blank=True)
+    # The AReq as received, with acctNumber (and anything else sensitive) removed.
+    areq = models.JSONField(default=dict)
+    ares = models.JSONField(default=dict)
+
+    # Decision
+    risk_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    risk_rules = models.JSONField(default=list, blank=True, help_text="Which rules fired, with their weights.")
+    ares_trans_status = models.CharField(max_length=1, blank=True)
+    exemption = models.CharField(max_length=20, blank=True, help_text="low_risk when a TRA/SCA exemption was granted.")
+
+    # Result
+    trans_status = models.CharField(max_length=1, blank=True, db_index=True)
+    trans_status_reason = models.CharField(max_length=2, blank=True)
+    eci = models.CharField(max_length=2, blank=True)
+    authentication_value = models.CharField(max_length=28, blank=True)
+    authentication_value_key_id = models.CharField(max_length=32, blank=True)
+    authentication_type = models.CharField(max_length=2, blank=True)
+    challenge_cancel = models.CharField(max_length=2, blank=True)
+    interaction_counter = models.PositiveSmallIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # A duplicate AReq finds the first transaction instead of starting a second one.
+            models.UniqueConstraint(fields=["three_ds_server_trans_id", "ds_trans_id"], name="threeds_areq_ids_uniq"),
+        ]
+        indexes = [
+            models.Index(fields=["issuer", "-created_at"], name="threeds_tx_issuer_created_idx"),
+            models.Index(fields=["card", "created_at"], name="threeds_tx_card_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.acs_trans_id} {self.trans_status or self.ares_trans_status}"
+
+
+class Challenge(models.Model):
+    """The challenge of a transaction whose ARes said C."""
+
+    OOB, SMS_OTP = "oob", "sms_otp"
+    METHODS = [(OOB, "Out of band (app)"), (SMS_OTP, "SMS one-time password")]
+    AWAITING_CREQ, IN_PROGRESS, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT = (
+        "awaiting_creq", "in_progress", "succeeded", "failed", "cancelled", "timed_out",
+    )
+    STATES = [(s, s) for s in (AWAITING_CREQ, IN_PROGRESS, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)]
+    FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)
+
+    transaction = models.OneToOneField(Transaction, on_delete=models.CASCADE, related_name="challenge", primary_key=True)
+    method = models.CharField(max_length=10, choices=METHODS)
+    state = models.CharField(max_length=16, choices=STATES, default=AWAITING_CREQ, db_index=True)
+    fallback_reason = models.CharField(max_length=32, blank=True)
+    otp_session = models.OneToOneField("otp.OtpSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="challenge")
+    phone = models.ForeignKey("cards.Phone", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    locale = models.CharField(max_length=5, default="en")
+    challenge_window_size = models.CharField(max_length=2, blank=True)
+    three_ds_session_data = models.TextField(blank=True)
+    # App channel: the SDK's counter we expect next, and ours.
+    sdk_counter_expected = models.PositiveSmallIntegerField(default=0)
+    acs_counter = models.PositiveSmallIntegerField(default=0)
+    # Binds the browser page to this transaction: a form token the page must post back.
+    page_token_hash = models.CharField(max_length=64, blank=True)
+    first_creq_deadline = models.DateTimeField()
+    deadline = models.DateTimeField()
+    oob_deadline = models.DateTimeField(null=True, blank=True)
+    creq_received_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "deadline"], name="threeds_challenge_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.method} challenge of {self.transaction_id} ({self.state})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES

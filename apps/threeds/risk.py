@@ -1,0 +1,94 @@
+"""The risk decision: issuer policy turned into a 0–99 score with the rules that fired.
+
+Every rule that fires adds (or, for an accepted exemption, takes off) its weight and is recorded
+with it, so the transaction explains its own decision. The same score goes out as CB-SCORE.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from apps.threeds.models import RiskPolicy, Transaction
+
+
+@dataclass
+class Decision:
+    score: int
+    challenge: bool
+    mandated: bool
+    velocity_exceeded: bool
+    exemption: str  # "" or "low_risk"
+    rules: list[dict] = field(default_factory=list)
+
+
+def risk_policy_for(issuer) -> RiskPolicy:
+    policy = RiskPolicy.objects.filter(issuer=issuer).first()
+    return policy or RiskPolicy.objects.get_or_create(issuer=issuer)[0]
+
+
+def _major_units(areq: dict) -> Decimal | None:
+    amount, exponent = areq.get("purchaseAmount"), areq.get("purchaseExponent")
+    if amount in (None, "") or exponent in (None, ""):
+        return None
+    return Decimal(int(amount)).scaleb(-int(exponent))
+
+
+def _limit(table: dict, currency: str) -> Decimal | None:
+    value = table.get(currency)
+    return Decimal(value) if value is not None else None
+
+
+def decide(*, policy: RiskPolicy, card, areq: dict, now=None) -> Decision:
+    now = now or timezone.now()
+    rules: list[dict] = [{"rule": "base", "weight": policy.base_score}]
+    score = policy.base_score
+    mandated = False
+    exemption = ""
+
+    def fire(rule: str, weight: int, **detail):
+        nonlocal score
+        score += weight
+        rules.append({"rule": rule, "weight": weight, **detail})
+
+    indicator = areq.get("threeDSRequestorChallengeInd", "")
+    amount = _major_units(areq)
+    currency = areq.get("purchaseCurrency", "")
+
+    if indicator == "04":
+        mandated = True
+        fire("challenge_mandated_by_requestor", 0, indicator=indicator)
+    elif indicator == "03":
+        fire("requestor_prefers_challenge", policy.requestor_prefers_challenge_weight, indicator=indicator)
+
+    threshold = _limit(policy.amount_thresholds, currency)
+    if amount is not None and threshold is not None and amount > threshold:
+        fire("amount_over_threshold", policy.amount_weight, amount=str(amount), threshold=str(threshold), currency=currency)
+
+    if areq.get("messageCategory") == "02":
+        fire("non_payment", policy.non_payment_weight)
+
+    recent = Transaction.objects.filter(card=card, created_at__gte=now - timedelta(hours=1)).count()
+    velocity_exceeded = recent >= policy.velocity_max_per_hour
+    if velocity_exceeded:
+        fire("velocity_exceeded", 0, count_last_hour=recent, limit=policy.velocity_max_per_hour)
+    elif recent >= policy.velocity_warn_per_hour:
+        fire("velocity_high", policy.velocity_weight, count_last_hour=recent)
+
+    merchant = areq.get("acquirerMerchantID") or areq.get("merchantName", "")
+    if merchant and not Transaction.objects.filter(card=card, acquirer_merchant_id=merchant, trans_status__in=("Y", "A")).exists():
+        fire("new_merchant_for_card", policy.new_merchant_weight)
+
+    # Exemptions asked by the requestor, granted within the issuer's limits and never over a mandate.
+    if indicator in ("05", "07") and not mandated and amount is not None:
+        limit = _limit(policy.tra_max_amounts if indicator == "05" else policy.sca_performed_max_amounts, currency)
+        if limit is not None and amount <= limit:
+            exemption = "low_risk" if indicator == "05" else ""
+            fire("tra_exemption" if indicator == "05" else "sca_already_performed", -policy.exemption_credit, limit=str(limit))
+
+    score = max(0, min(99, score))
+    challenge = mandated or score >= policy.challenge_threshold
+    if challenge:
+        exemption = ""
+    return Decision(score=score, challenge=challenge, mandated=mandated, velocity_exceeded=velocity_exceeded, exemption=exemption, rules=rules)

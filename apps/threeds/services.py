@@ -1,0 +1,284 @@
+"""AReq → decision → ARes (SPEC §3.1)."""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.cards.models import Card, Phone
+from apps.core.crypto import pan_fingerprint
+from apps.core.logging import sensitive
+from apps.core.pan import CARTES_BANCAIRES
+from apps.threeds import risk
+from apps.threeds.messages import BROWSER, THREE_RI, MessageError, erro, validate_areq
+from apps.threeds.models import Challenge, Transaction
+from apps.threeds.results import CB_AVALGO, authentication_value, eci_for
+
+logger = logging.getLogger(__name__)
+
+# AReq elements never kept on the transaction.
+_AREQ_SECRET_ELEMENTS = ("acctNumber", "sdkEncData", "cardholderName", "email", "homePhone", "mobilePhone", "workPhone")
+
+# transStatusReason values used here (EMV 3DS table A.4).
+REASON_CARD_EXPIRED = "05"
+REASON_NO_CARD_RECORD = "08"
+REASON_LOST_STOLEN = "10"
+REASON_SUSPECTED_FRAUD = "04"  # used by the spec for velocity
+REASON_TRANSACTION_NOT_PERMITTED = "12"
+REASON_NO_METHOD = "13"
+REASON_TIMEOUT = "14"
+REASON_LOW_CONFIDENCE = "19"  # here: OTP attempts exhausted
+REASON_3RI_NOT_SUPPORTED = "21"
+REASON_ACS_TECHNICAL = "22"
+
+
+@dataclass
+class AReqOutcome:
+    response: dict
+    transaction: Transaction | None
+    duplicate: bool = False
+
+
+def areq_process(message) -> AReqOutcome:
+    """Validate, deduplicate, decide and answer. Never raises: a valid AReq that meets an
+    internal failure gets U / 22, an invalid one an Erro."""
+    try:
+        ctx = validate_areq(message)
+    except MessageError as exc:
+        return AReqOutcome(erro(code=exc.code, detail=exc.detail, message=exc.message), None)
+
+    existing = _find_duplicate(message)
+    if existing is not None:
+        return AReqOutcome(existing.ares, existing, duplicate=True)
+    pan = message["acctNumber"]
+    with sensitive(pan):
+        try:
+            with transaction.atomic():
+                tx = _decide_and_record(message, ctx, pan)
+        except IntegrityError:
+            # Lost a race against the same AReq: answer what the first one answered.
+            existing = _find_duplicate(message)
+            if existing is not None:
+                return AReqOutcome(existing.ares, existing, duplicate=True)
+            logger.exception("AReq could not be recorded")
+            return AReqOutcome(_technical_failure(message), None)
+        except Exception:
+            logger.exception("AReq processing failed")
+            return AReqOutcome(_technical_failure(message), None)
+    return AReqOutcome(tx.ares, tx)
+
+
+def _find_duplicate(message) -> Transaction | None:
+    return Transaction.objects.filter(
+        three_ds_server_trans_id=message["threeDSServerTransID"], ds_trans_id=message["dsTransID"]
+    ).first()
+
+
+def _technical_failure(message) -> dict:
+    return {
+        "messageType": "ARes",
+        "messageVersion": message["messageVersion"],
+        "threeDSServerTransID": message["threeDSServerTransID"],
+        "dsTransID": message["dsTransID"],
+        "acsTransID": str(uuid.uuid4()),
+        "acsReferenceNumber": settings.ACS_REFERENCE_NUMBER,
+        "transStatus": "U",
+        "transStatusReason": REASON_ACS_TECHNICAL,
+        **({"sdkTransID": message["sdkTransID"]} if message.get("sdkTransID") else {}),
+    }
+
+
+def _card_for(pan: str) -> Card | None:
+    return (
+        Card.objects.filter(pan_fingerprint=pan_fingerprint(pan))
+        .select_related("issuer", "cardholder", "product")
+        .first()
+    )
+
+
+def _sms_phone_for(card: Card) -> Phone | None:
+    return card.cardholder.phones.filter(is_primary=True, verified=True).first()
+
+
+def _oob_available(card: Card) -> bool:
+    """An active enrolled device (the out-of-band challenge of the next issue plugs in here)."""
+    return False
+
+
+def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
+    now = timezone.now()
+    card = _card_for(pan)
+    tx = Transaction(
+        issuer=card.issuer if card else None,
+        card=card,
+        three_ds_server_trans_id=message["threeDSServerTransID"],
+        ds_trans_id=message["dsTransID"],
+        sdk_trans_id=message.get("sdkTransID"),
+        message_version=ctx.version,
+        device_channel=ctx.channel,
+        message_category=ctx.category,
+        pan_last4=pan[-4:],
+        pan_fingerprint=pan_fingerprint(pan),
+        network=card.network if card else "",
+        co_badge=card.co_badge if card else "",
+        purchase_amount=int(message["purchaseAmount"]) if message.get("purchaseAmount") else None,
+        purchase_currency=message.get("purchaseCurrency", ""),
+        purchase_exponent=int(message["purchaseExponent"]) if message.get("purchaseExponent") else None,
+        purchase_date=message.get("purchaseDate", ""),
+        merchant_name=message.get("merchantName", ""),
+        acquirer_merchant_id=message.get("acquirerMerchantID", ""),
+        acquirer_bin=message.get("acquirerBIN", ""),
+        mcc=message.get("mcc", ""),
+        merchant_country_code=message.get("merchantCountryCode", ""),
+        three_ds_requestor_challenge_ind=message.get("threeDSRequestorChallengeInd", ""),
+        notification_url=message.get("notificationURL", ""),
+        ds_url=message.get("dsURL", ""),
+        three_ds_requestor_app_url=message.get("threeDSRequestorAppURL", ""),
+        areq={k: v for k, v in message.items() if k not in _AREQ_SECRET_ELEMENTS},
+    )
+    challenge = None
+    decision = None
+    if card is None:
+        _fail(tx, REASON_NO_CARD_RECORD)
+    elif card.status == Card.LOST_STOLEN:
+        _fail(tx, REASON_LOST_STOLEN)
+    elif card.status in (Card.SUSPENDED, Card.CLOSED):
+        _fail(tx, REASON_TRANSACTION_NOT_PERMITTED)
+    elif (card.expiry_year, card.expiry_month) < (now.year, now.month):
+        _fail(tx, REASON_CARD_EXPIRED)
+    else:
+        policy = risk.risk_policy_for(card.issuer)
+        decision = risk.decide(policy=policy, card=card, areq=message, now=now)
+        tx.risk_score, tx.risk_rules = decision.score, decision.rules
+        if decision.velocity_exceeded:
+            _fail(tx, REASON_SUSPECTED_FRAUD)
+        elif not decision.challenge:
+            tx.exemption = decision.exemption
+            _succeed(tx, "Y", pan)
+        elif ctx.channel == THREE_RI:
+            _fail(tx, REASON_3RI_NOT_SUPPORTED)
+        else:
+            method = _challenge_method(card, policy)
+            if method is None:
+                if policy.no_method_outcome == "A":
+                    _succeed(tx, "A", pan)
+                else:
+                    _fail(tx, REASON_NO_METHOD)
+            else:
+                tx.ares_trans_status = "C"
+                tx.authentication_type = "03" if method == Challenge.OOB else "02"
+                challenge = Challenge(
+                    transaction=tx,
+                    method=method,
+                    phone=_sms_phone_for(card),
+                    locale=card.cardholder.locale,
+                    first_creq_deadline=now + timedelta(seconds=policy.first_creq_timeout_seconds),
+                    deadline=now + timedelta(seconds=policy.challenge_timeout_seconds),
+                )
+    if tx.ares_trans_status != "C":
+        tx.finished_at = now
+    tx.ares = _ares(tx, message, decision)
+    tx.save(force_insert=True)
+    if challenge is not None:
+        challenge.save(force_insert=True)
+    if tx.issuer_id:
+        audit_record(
+            issuer=tx.issuer, kind="threeds.areq_received", actor="ds", acs_trans_id=tx.acs_trans_id,
+            data={"channel": ctx.channel, "category": ctx.category, "version": ctx.version, "merchant": tx.merchant_name,
+                  "amount": tx.purchase_amount, "currency": tx.purchase_currency, "last4": tx.pan_last4},
+        )
+        audit_record(
+            issuer=tx.issuer, kind="threeds.ares_sent", actor="acs", acs_trans_id=tx.acs_trans_id,
+            data={"transStatus": tx.ares_trans_status, "transStatusReason": tx.trans_status_reason, "score": tx.risk_score,
+                  "rules": tx.risk_rules, "method": challenge.method if challenge else None},
+        )
+    if tx.ares_trans_status in ("Y", "A", "N") and tx.issuer_id:
+        from apps.threeds.outbound import transaction_finished
+
+        transaction_finished(tx)
+    return tx
+
+
+def _challenge_method(card: Card, policy) -> str | None:
+    if policy.allow_oob and _oob_available(card):
+        return Challenge.OOB
+    if _sms_phone_for(card) is not None:
+        return Challenge.SMS_OTP
+    return None
+
+
+def _fail(tx: Transaction, reason: str) -> None:
+    tx.ares_trans_status = tx.trans_status = "N"
+    tx.trans_status_reason = reason
+    tx.eci = eci_for(network=tx.network, co_badge=tx.co_badge, trans_status="N") if tx.network else ""
+
+
+def _succeed(tx: Transaction, status: str, pan: str) -> None:
+    tx.ares_trans_status = tx.trans_status = status
+    tx.eci = eci_for(network=tx.network, co_badge=tx.co_badge, trans_status=status)
+    tx.authentication_value, tx.authentication_value_key_id = authentication_value(
+        issuer_id=tx.issuer.issuer_id,
+        pan=pan,
+        ds_trans_id=tx.ds_trans_id,
+        acs_trans_id=tx.acs_trans_id,
+        purchase_amount=tx.purchase_amount,
+        purchase_currency=tx.purchase_currency,
+        trans_status=status,
+    )
+
+
+def cb_message_extensions(tx: Transaction) -> list[dict]:
+    """Cartes Bancaires data elements (CB-SCORE, CB-AVALGO, CB-EXEMPTION) for co-badged cards."""
+    if tx.network != CARTES_BANCAIRES:
+        return []
+    extensions = [{"name": "CB-AVALGO", "id": "A000000042_CB-AVALGO", "criticalityIndicator": False, "data": {"avalgo": CB_AVALGO}}]
+    if tx.risk_score is not None:
+        extensions.append({"name": "CB-SCORE", "id": "A000000042_CB-SCORE", "criticalityIndicator": False, "data": {"score": tx.risk_score}})
+    extensions.append({"name": "CB-EXEMPTION", "id": "A000000042_CB-EXEMPTION", "criticalityIndicator": False,
+                       "data": {"exemption": cb_exemption_bitmap(tx)}})
+    return extensions
+
+
+def cb_exemption_bitmap(tx: Transaction) -> str:
+    """3-byte bitmap, least significant byte first, base64: 'AAAA' none, 'BAAA' low-risk granted."""
+    import base64
+
+    first = 0x04 if tx.exemption == "low_risk" else 0x00
+    return base64.b64encode(bytes([first, 0, 0])).decode()
+
+
+def _ares(tx: Transaction, message: dict, decision) -> dict:
+    ares = {
+        "messageType": "ARes",
+        "messageVersion": tx.message_version,
+        "threeDSServerTransID": str(tx.three_ds_server_trans_id),
+        "dsTransID": str(tx.ds_trans_id),
+        "acsTransID": str(tx.acs_trans_id),
+        "acsReferenceNumber": settings.ACS_REFERENCE_NUMBER,
+        "dsReferenceNumber": message.get("dsReferenceNumber"),
+        "transStatus": tx.ares_trans_status,
+    }
+    if tx.sdk_trans_id:
+        ares["sdkTransID"] = str(tx.sdk_trans_id)
+    if tx.trans_status_reason:
+        ares["transStatusReason"] = tx.trans_status_reason
+    if tx.eci:
+        ares["eci"] = tx.eci
+    if tx.authentication_value:
+        ares["authenticationValue"] = tx.authentication_value
+    if tx.ares_trans_status == "C":
+        ares["acsChallengeMandated"] = "Y" if decision and decision.mandated else "N"
+        ares["authenticationType"] = tx.authentication_type
+        if tx.device_channel == BROWSER:
+            ares["acsURL"] = f"{settings.PUBLIC_BASE_URL}/3ds/v2/challenge"
+        else:
+            ares["acsRenderingType"] = {"acsInterface": "01", "acsUiTemplate": "04" if tx.authentication_type == "03" else "01"}
+    extensions = cb_message_extensions(tx)
+    if extensions:
+        ares["messageExtension"] = extensions
+    return ares

@@ -1,0 +1,39 @@
+"""DS- and cardholder-facing 3-D Secure endpoints. Protocol errors are Erro messages with HTTP 200,
+never HTML or a stack trace."""
+
+import json
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from apps.threeds.messages import erro
+from apps.threeds.services import areq_process
+
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+def read_json_message(request, *, message_type: str):
+    """The request's JSON document, or an Erro response to send instead."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = MAX_MESSAGE_BYTES + 1
+    if length > MAX_MESSAGE_BYTES:
+        return None, JsonResponse(erro(code="101", detail="message too large", message_type=message_type))
+    if request.content_type != "application/json":
+        return None, JsonResponse(erro(code="101", detail="Content-Type must be application/json", message_type=message_type))
+    try:
+        return json.loads(request.body), None
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None, JsonResponse(erro(code="101", detail="message is not valid JSON", message_type=message_type))
+
+
+@csrf_exempt
+@require_POST
+def areq(request):
+    message, error_response = read_json_message(request, message_type="AReq")
+    if error_response is not None:
+        return error_response
+    outcome = areq_process(message)
+    return JsonResponse(outcome.response)
