@@ -230,6 +230,8 @@ CELERY_TIMEZONE = "UTC"
 # Scheduled work (synced into django-celery-beat's tables, editable in admin).
 CELERY_BEAT_SCHEDULE = {
     "otp-expire-codes": {"task": "timeouts.otp_expire_codes", "schedule": 15.0},
+    # Re-queues SMS whose task was lost and wipes bodies past their retention.
+    "sms-maintenance": {"task": "sms.maintenance", "schedule": 300.0},
     # Deliveries whose task was lost (broker restart, killed worker) are picked up again.
     "webhooks-resume-stalled": {"task": "webhooks.resume_stalled", "schedule": 60.0},
     "webhooks-wipe-payloads": {"task": "webhooks.wipe_payloads", "schedule": 3600.0},

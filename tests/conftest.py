@@ -82,8 +82,23 @@ def _database_url_for_worker() -> str:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+def twilio_server():
+    """A fake Twilio Messages API in this process (tests/fakes/twilio_server.py). The worker's
+    SMS settings point at it; tests program it and count what it received."""
+    from tests.fakes.twilio_server import FakeTwilio
+
+    server = FakeTwilio().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, twilio_server):
     """A real Celery worker process, on the real broker, against the test database.
+
+    Its SMS go through the real twilio client to `twilio_server` (a primary and a fallback
+    account, short backoff, 3 tries, 1 s timeout); `twilio_server.django_settings()` gives the
+    same values for this process.
 
     Tests that use it must commit their data (`@pytest.mark.django_db(transaction=True)`)."""
     if not settings.CELERY_BROKER_URL or "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
@@ -103,6 +118,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         "DJANGO_SETTINGS_MODULE": "issuer_portal.settings_test",
         "DATABASE_URL": database_url,
         "PYTHONUNBUFFERED": "1",
+        **twilio_server.env(),
     }
     node = f"tests-{os.getpid()}@localhost"
     log = open(log_path, "wb")

@@ -12,7 +12,7 @@ ROLES = (ISSUER_ADMIN, OPERATOR, ANALYST)
 
 # app_label.model → actions, per role. Views are implied for any model a role can touch.
 _ENROLLMENT = ["cards.cardholder", "cards.phone", "cards.card"]
-_CONFIG = ["cards.cardproduct", "cards.binrange", "issuers.apikey", "otp.otppolicy"]
+_CONFIG = ["cards.cardproduct", "cards.binrange", "issuers.apikey", "otp.otppolicy", "sms.smsproviderconfig"]
 _READ_ONLY = [
     "audit.auditevent",
     "issuers.issuer",
@@ -20,6 +20,8 @@ _READ_ONLY = [
     "otp.otpsession",
     "otp.otpcode",
     "otp.otprefusal",
+    "sms.smsdelivery",
+    "sms.smsattempt",
 ]
 
 # Outbound deliveries: everybody reads them; "change" is the permission to retry one by hand.

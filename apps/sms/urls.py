@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from apps.sms import views
+
+app_name = "sms"
+
+urlpatterns = [
+    path("twilio/status/<slug:token>", views.twilio_status_callback, name="twilio-status"),
+]

@@ -1,0 +1,147 @@
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from apps.core.crypto import Sealed, seal, unseal
+
+TWILIO, CONSOLE, FILE = "twilio", "console", "file"
+BACKENDS = [(TWILIO, "Twilio"), (CONSOLE, "Console (development)"), (FILE, "File (JSON lines, demos and tests)")]
+PRIMARY, FALLBACK = "primary", "fallback"
+ROLES = [(PRIMARY, "Primary"), (FALLBACK, "Fallback (after the primary gives up)")]
+
+
+class SmsProviderConfig(models.Model):
+    """An issuer's own SMS account for one role. A role without a row uses the settings
+    (SMS_BACKEND / SMS_FALLBACK_BACKEND and TWILIO_*)."""
+
+    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="sms_providers")
+    role = models.CharField(max_length=10, choices=ROLES, default=PRIMARY)
+    backend = models.CharField(max_length=10, choices=BACKENDS, default=TWILIO)
+    is_active = models.BooleanField(default=True, help_text="Inactive: the settings' provider is used for this role.")
+    account_sid = models.CharField(max_length=34, blank=True)
+    # The auth token signs nothing we send but must be presented to Twilio and checks its
+    # callbacks' signatures, so it is encrypted, not hashed.
+    auth_token_key_id = models.CharField(max_length=32, blank=True, editable=False)
+    auth_token_blob = models.BinaryField(null=True, editable=False)
+    from_number = models.CharField(max_length=16, blank=True, help_text="E.164 number or alphanumeric sender id.")
+    messaging_service_sid = models.CharField(max_length=34, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "SMS provider"
+        constraints = [models.UniqueConstraint(fields=["issuer", "role"], name="sms_provider_one_per_role")]
+
+    def __str__(self) -> str:
+        return f"{self.get_backend_display()} ({self.role})"
+
+    def _token_context(self) -> str:
+        # Not the role: a row may move from primary to fallback and keep its token.
+        return f"sms-provider-auth-token:{self.issuer_id}"
+
+    def set_auth_token(self, token: str) -> None:
+        sealed = seal(token, context=self._token_context())
+        self.auth_token_key_id, self.auth_token_blob = sealed.key_id, sealed.blob
+
+    def get_auth_token(self) -> str:
+        if not self.auth_token_blob:
+            return ""
+        return unseal(Sealed(self.auth_token_key_id, bytes(self.auth_token_blob)), context=self._token_context())
+
+
+class SmsDelivery(models.Model):
+    """One logical SMS. A resend is a new delivery; each try to a provider is an SmsAttempt."""
+
+    PENDING, CANCELLED = "pending", "cancelled"
+    # Provider statuses (Twilio's words), in the order they can happen.
+    QUEUED, SENDING, SENT = "queued", "sending", "sent"
+    DELIVERED, UNDELIVERED, FAILED = "delivered", "undelivered", "failed"
+    STATUSES = [(s, s) for s in (PENDING, QUEUED, SENDING, SENT, DELIVERED, UNDELIVERED, FAILED, CANCELLED)]
+    # A status only ever moves to a higher rank: a late "sent" never undoes "delivered".
+    RANK = {PENDING: 0, QUEUED: 1, SENDING: 2, SENT: 3, DELIVERED: 4, UNDELIVERED: 4, FAILED: 4, CANCELLED: 4}
+    FINAL = {DELIVERED, UNDELIVERED, FAILED, CANCELLED}
+
+    # A UUID known before the INSERT: the body is sealed with it as associated data.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="sms_deliveries")
+    otp_code = models.ForeignKey(
+        "otp.OtpCode", null=True, blank=True, on_delete=models.SET_NULL, related_name="sms_deliveries"
+    )
+    acs_trans_id = models.UUIDField(null=True, blank=True, db_index=True)
+    purpose = models.CharField(max_length=20, default="otp")
+    to = models.CharField(max_length=20, help_text="E.164")
+    masked_to = models.CharField(max_length=32)
+    sender_id = models.CharField(max_length=16, blank=True)
+    status = models.CharField(max_length=12, choices=STATUSES, default=PENDING)
+    # Encrypted {"body", "secret"}; NULL once no provider will need it again.
+    body_key_id = models.CharField(max_length=32, blank=True, editable=False)
+    body_blob = models.BinaryField(null=True, editable=False)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    provider = models.CharField(max_length=20, blank=True, help_text="role:backend that accepted the message")
+    provider_message_id = models.CharField(max_length=64, blank=True, db_index=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "SMS delivery"
+        verbose_name_plural = "SMS deliveries"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["issuer", "-created_at"], name="sms_delivery_issuer_idx"),
+            # The clean-up scans only rows that still hold a body.
+            models.Index(fields=["created_at"], condition=Q(body_blob__isnull=False), name="sms_delivery_with_body_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"SMS to {self.masked_to} ({self.status})"
+
+    def body_context(self) -> str:
+        return f"sms:{self.pk}"
+
+    def seal_body(self, plaintext: str) -> None:
+        sealed = seal(plaintext, context=self.body_context())
+        self.body_key_id, self.body_blob = sealed.key_id, sealed.blob
+
+    def unseal_body(self) -> str | None:
+        if not self.body_blob:
+            return None
+        return unseal(Sealed(self.body_key_id, bytes(self.body_blob)), context=self.body_context())
+
+
+class SmsAttempt(models.Model):
+    """One try with one provider, recorded before the call (claimed) and after it."""
+
+    CLAIMED, SUCCEEDED = "claimed", "succeeded"
+    FAILED_TRANSIENT, FAILED_PERMANENT, INTERRUPTED = "failed_transient", "failed_permanent", "interrupted"
+    STATES = [(s, s) for s in (CLAIMED, SUCCEEDED, FAILED_TRANSIENT, FAILED_PERMANENT, INTERRUPTED)]
+
+    delivery = models.ForeignKey(SmsDelivery, on_delete=models.CASCADE, related_name="attempts")
+    provider_role = models.CharField(max_length=10, choices=ROLES)
+    provider = models.CharField(max_length=10, choices=BACKENDS)
+    account_sid = models.CharField(max_length=34, blank=True)
+    try_number = models.PositiveSmallIntegerField(help_text="1, 2, … per provider role")
+    state = models.CharField(max_length=20, choices=STATES, default=CLAIMED)
+    provider_message_id = models.CharField(max_length=64, blank=True, db_index=True)
+    provider_status = models.CharField(max_length=20, blank=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.CharField(max_length=255, blank=True, help_text="Scrubbed.")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    # In the status-callback URL: only the provider that got this try knows it.
+    callback_token = models.CharField(max_length=64, unique=True, editable=False)
+
+    class Meta:
+        verbose_name = "SMS attempt"
+        ordering = ["started_at", "id"]
+        constraints = [
+            # Two workers racing for the same try: the database lets only one claim it.
+            models.UniqueConstraint(fields=["delivery", "provider_role", "try_number"], name="sms_attempt_try_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_role} try {self.try_number} ({self.state})"

@@ -1,0 +1,212 @@
+"""SMS provider adapters: one small interface, chosen per issuer and role (SPEC §3.5, §5.7).
+
+    provider.send(to=..., body=..., sender=..., status_callback=...) -> SendResult
+
+A provider raises TransientSmsError (worth another try) or PermanentSmsError (this provider will
+never send this message). `console` and `file` are real adapters for development and demos.
+"""
+
+import fcntl
+import json
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.utils import timezone
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from apps.core.logging import scrub
+from apps.sms.models import CONSOLE, FALLBACK, FILE, PRIMARY, TWILIO, SmsProviderConfig
+
+# Errors about the destination itself: no provider can send there, so the delivery fails at
+# once. Other permanent errors (region not enabled, unroutable sender, bad credentials) are the
+# provider's own: the fallback provider may still succeed.
+RECIPIENT_ERROR_CODES = {
+    21211,  # invalid 'To' phone number
+    21614,  # 'To' is not a mobile number
+    21635,  # 'To' cannot be reached by SMS (landline)
+    21610,  # recipient unsubscribed (STOP)
+}
+
+
+class SmsError(Exception):
+    def __init__(self, message: str, *, code: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class TransientSmsError(SmsError):
+    pass
+
+
+class PermanentSmsError(SmsError):
+    def __init__(self, message: str, *, code: str = "", recipient: bool = False):
+        super().__init__(message, code=code)
+        self.recipient = recipient  # the number is the problem: no other provider will do better
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: str
+    status: str
+
+
+class SmsProvider:
+    name = ""
+    account_sid = ""
+    auth_token = ""
+
+    def send(self, *, to: str, body: str, sender: str, status_callback: str = "", reference: str = "") -> SendResult:
+        raise NotImplementedError
+
+
+class ConsoleProvider(SmsProvider):
+    """The developer's phone: the message goes to stdout, deliberately not through logging."""
+
+    name = CONSOLE
+
+    def send(self, *, to, body, sender, status_callback="", reference=""):
+        print(f"SMS to {to} from {sender or '-'}: {body}", file=sys.stdout, flush=True)
+        return SendResult(message_id=f"console-{uuid.uuid4().hex}", status="sent")
+
+
+class FileProvider(SmsProvider):
+    """Appends one JSON line per message; demos and black-box tests read the codes from it."""
+
+    name = FILE
+
+    def __init__(self, path: str | None = None):
+        self.path = Path(path or settings.SMS_FILE_PATH)
+
+    def send(self, *, to, body, sender, status_callback="", reference=""):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(
+            {"delivery_id": reference, "to": to, "from": sender, "body": body, "sent_at": timezone.now().isoformat()},
+            ensure_ascii=False,
+        )
+        with open(self.path, "a", encoding="utf-8") as fh:
+            # Several worker processes append to the same file: one whole line at a time.
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fh.write(line + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return SendResult(message_id=f"file-{uuid.uuid4().hex}", status="sent")
+
+
+class TwilioProvider(SmsProvider):
+    name = TWILIO
+
+    def __init__(self, *, account_sid: str, auth_token: str, from_number: str = "", messaging_service_sid: str = ""):
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.from_number = from_number
+        self.messaging_service_sid = messaging_service_sid
+
+    def _client(self) -> Client:
+        # One timeout for connecting and for each read: a hung provider costs one bounded try.
+        # The twilio HTTP client mounts no retrying adapter for plain http and retries nothing
+        # itself, so every try is exactly one POST.
+        http = TwilioHttpClient(timeout=settings.OUTBOUND_HTTP_TIMEOUT_SECONDS)
+        client = Client(self.account_sid, self.auth_token, http_client=http)
+        if settings.TWILIO_API_BASE_URL:
+            # The Api domain builds every Messages URL from base_url (SPEC §5.7: test doubles).
+            client.api.base_url = settings.TWILIO_API_BASE_URL.rstrip("/")
+        return client
+
+    def send(self, *, to, body, sender, status_callback="", reference=""):
+        if not self.account_sid or not self.auth_token:
+            raise PermanentSmsError("Twilio account is not configured.", code="not_configured")
+        from_ = sender or self.from_number
+        if not from_ and not self.messaging_service_sid:
+            raise PermanentSmsError("No sender: set a From number or a Messaging Service.", code="no_sender")
+        kwargs = {"to": to, "body": body}
+        if from_:
+            kwargs["from_"] = from_
+        if self.messaging_service_sid:
+            kwargs["messaging_service_sid"] = self.messaging_service_sid
+        if status_callback:
+            kwargs["status_callback"] = status_callback
+        try:
+            message = self._client().messages.create(**kwargs)
+        except TwilioRestException as exc:
+            raise classify_twilio_error(exc.status, exc.code, exc.msg, to=to) from None
+        except requests.Timeout:
+            raise TransientSmsError("Twilio did not answer in time.", code="timeout") from None
+        except requests.RequestException as exc:
+            raise TransientSmsError(f"Network error: {exc.__class__.__name__}", code="network") from None
+        except (TwilioException, ValueError) as exc:
+            # e.g. a 2xx whose body is not the expected JSON: the outcome is unknown.
+            raise TransientSmsError(f"Unexpected answer: {exc.__class__.__name__}", code="bad_response") from None
+        return SendResult(message_id=message.sid or "", status=message.status or "queued")
+
+
+def classify_twilio_error(status: int, code: int | None, message: str = "", *, to: str = "") -> SmsError:
+    """HTTP 5xx and 429 are worth another try; any other 4xx is not (SPEC §3.5)."""
+    text = scrub((message or "").replace(to, "[to]") if to else (message or ""))[:200]
+    label = str(code or f"http_{status}")
+    if status >= 500 or status == 429:
+        return TransientSmsError(text or f"HTTP {status}", code=label)
+    return PermanentSmsError(text or f"HTTP {status}", code=label, recipient=code in RECIPIENT_ERROR_CODES)
+
+
+# ---------------------------------------------------------------- which provider, per issuer
+
+
+def _from_settings(role: str) -> SmsProvider | None:
+    if role == PRIMARY:
+        backend, prefix = settings.SMS_BACKEND, "TWILIO_"
+    else:
+        backend, prefix = settings.SMS_FALLBACK_BACKEND, "TWILIO_FALLBACK_"
+    if backend == TWILIO:
+        return TwilioProvider(
+            account_sid=getattr(settings, f"{prefix}ACCOUNT_SID"),
+            auth_token=getattr(settings, f"{prefix}AUTH_TOKEN"),
+            from_number=getattr(settings, f"{prefix}FROM"),
+            messaging_service_sid=getattr(settings, f"{prefix}MESSAGING_SERVICE_SID"),
+        )
+    return _simple(backend)
+
+
+def _simple(backend: str) -> SmsProvider | None:
+    if backend == CONSOLE:
+        return ConsoleProvider()
+    if backend == FILE:
+        return FileProvider()
+    return None  # unset: no such provider (the usual case for the fallback)
+
+
+def _from_config(config: SmsProviderConfig) -> SmsProvider | None:
+    if config.backend == TWILIO:
+        return TwilioProvider(
+            account_sid=config.account_sid,
+            auth_token=config.get_auth_token(),
+            from_number=config.from_number,
+            messaging_service_sid=config.messaging_service_sid,
+        )
+    return _simple(config.backend)
+
+
+def provider_for(*, issuer_id, role: str) -> SmsProvider | None:
+    """The issuer's active row for this role, else the settings."""
+    config = SmsProviderConfig.objects.filter(issuer_id=issuer_id, role=role, is_active=True).first()
+    return _from_config(config) if config is not None else _from_settings(role)
+
+
+def providers_for(*, issuer_id) -> list[tuple[str, SmsProvider]]:
+    """(role, provider) in the order they are tried."""
+    chain = []
+    for role in (PRIMARY, FALLBACK):
+        provider = provider_for(issuer_id=issuer_id, role=role)
+        if provider is not None:
+            chain.append((role, provider))
+    return chain

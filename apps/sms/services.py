@@ -1,0 +1,400 @@
+"""SMS deliveries (SPEC §3.5): created inside the caller's transaction, sent one try at a time by
+the `sms.send` task, updated by provider status callbacks, and cleaned up.
+
+The message body holds the OTP, so it exists in clear only in memory: sealed at rest with the
+delivery id as associated data, wiped once no provider will need it, never in a task argument.
+"""
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import phonenumbers
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.core.crypto import new_token
+from apps.core.exceptions import ApplicationError
+from apps.core.logging import scrub, sensitive
+from apps.sms.models import TWILIO, SmsAttempt, SmsDelivery
+from apps.sms.selectors import sms_deliveries_overdue_ids
+from apps.sms.providers import (
+    PermanentSmsError,
+    SendResult,
+    SmsError,
+    SmsProvider,
+    TransientSmsError,
+    provider_for,
+    providers_for,
+)
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "system:sms"
+# An OTP lives at most 10 minutes: a body older than this is never worth sending.
+BODY_RETENTION = timedelta(hours=1)
+
+
+def mask_phone(e164: str) -> str:
+    """+81 ••• •••• 1234, like the challenge page."""
+    number = phonenumbers.parse(e164)
+    return f"+{number.country_code} ••• •••• {str(number.national_number)[-4:]}"
+
+
+def _e164(to: str) -> str:
+    try:
+        number = phonenumbers.parse(to)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number) or not to.startswith("+"):
+        raise ApplicationError("The destination is not an E.164 number.", code="sms_invalid_destination", fields={"to": ["Not an E.164 number."]})
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def sms_delivery_create(
+    *,
+    issuer,
+    to: str,
+    body: str,
+    sender_id: str = "",
+    secret: str = "",
+    otp_code=None,
+    acs_trans_id=None,
+    purpose: str = "otp",
+) -> SmsDelivery:
+    """Record an SMS to send and enqueue `sms.send` once the caller's transaction commits.
+
+    `secret` (the OTP) is kept with the body so the worker can keep it out of every log line."""
+    if not body:
+        raise ApplicationError("An SMS needs a body.", code="sms_empty_body")
+    number = _e164(to)
+    delivery = SmsDelivery(
+        issuer=issuer,
+        to=number,
+        masked_to=mask_phone(number),
+        sender_id=sender_id[:16],
+        purpose=purpose,
+        otp_code=otp_code,
+        acs_trans_id=acs_trans_id,
+    )
+    delivery.seal_body(json.dumps({"body": body, "secret": secret}))
+    delivery.save()
+    delivery_id = str(delivery.pk)
+    transaction.on_commit(lambda: sms_delivery_enqueue(delivery_id=delivery_id))
+    return delivery
+
+
+def sms_delivery_enqueue(*, delivery_id: str) -> None:
+    from apps.sms.tasks import sms_send
+
+    try:
+        sms_send.delay(delivery_id)  # the id only: never the body, code or number
+    except Exception:
+        # Committed already: the caller must not fail now. The row stays pending and
+        # sms_deliveries_resume enqueues it again.
+        logger.exception("Could not enqueue SMS delivery %s; it will be resumed", delivery_id)
+
+
+# ---------------------------------------------------------------- sending
+
+
+def claim_lease_seconds() -> float:
+    """How long a claimed try may still be in flight: one connect and one read timeout, plus margin.
+    Past that, whoever claimed it is gone."""
+    return settings.OUTBOUND_HTTP_TIMEOUT_SECONDS * 2 + 5
+
+
+def _below_visibility_timeout(seconds: float) -> float:
+    # Redis hands a task with a countdown to a worker at once and redelivers it if it is not
+    # acknowledged within the visibility timeout: every wait stays well below it.
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    return max(0.0, min(seconds, visibility / 2))
+
+
+def backoff_seconds(tries_done: int) -> float:
+    """Exponential backoff with jitter (half fixed, half random), capped."""
+    ceiling = min(settings.OUTBOUND_BACKOFF_MAX_SECONDS, settings.OUTBOUND_BACKOFF_BASE_SECONDS * 2 ** max(0, tries_done - 1))
+    return _below_visibility_timeout(random.uniform(ceiling / 2, ceiling))
+
+
+@dataclass
+class _Claim:
+    delivery: SmsDelivery
+    attempt: SmsAttempt
+    provider: SmsProvider
+    message: dict
+
+
+def sms_delivery_send(*, delivery_id, task_id: str = "") -> float | None:
+    """Make the next try of a delivery. Returns the seconds to wait before calling again, or None
+    when nothing is left to do. Safe to call again after a crash or twice at once: a try is
+    claimed in the database first, and a delivery a provider accepted is never sent again."""
+    claim = _claim_next_try(delivery_id, task_id)
+    if not isinstance(claim, _Claim):
+        return claim
+    with sensitive(claim.message["body"], claim.message.get("secret")):
+        return _make_try(claim)
+
+
+def _claim_next_try(delivery_id, task_id: str) -> "_Claim | float | None":
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = SmsDelivery.objects.select_for_update(of=("self",)).select_related("otp_code").filter(pk=delivery_id).first()
+        if delivery is None or delivery.status != SmsDelivery.PENDING:
+            return None  # done already (e.g. a redelivered task after success)
+        if delivery.next_attempt_at and delivery.next_attempt_at > now:
+            return _below_visibility_timeout((delivery.next_attempt_at - now).total_seconds())
+
+        attempts = list(delivery.attempts.all())
+        for attempt in attempts:
+            if attempt.state != SmsAttempt.CLAIMED:
+                continue
+            age = (now - attempt.started_at).total_seconds()
+            if age < claim_lease_seconds():
+                return _below_visibility_timeout(claim_lease_seconds() - age + 0.1)  # maybe still in flight
+            attempt.state, attempt.finished_at = SmsAttempt.INTERRUPTED, now
+            attempt.error_code, attempt.error_message = "interrupted", "The worker stopped before the provider answered."
+            attempt.save(update_fields=["state", "finished_at", "error_code", "error_message"])
+
+        if _otp_is_dead(delivery, now):
+            _finish(delivery, SmsDelivery.CANCELLED, error_code="otp_inactive", attempts=attempts)
+            return None
+        sealed = delivery.unseal_body()
+        if sealed is None:
+            _finish(delivery, SmsDelivery.FAILED, error_code="expired", attempts=attempts)
+            return None
+
+        for role, provider in providers_for(issuer_id=delivery.issuer_id):
+            tries = [a for a in attempts if a.provider_role == role]
+            if len(tries) >= settings.OUTBOUND_MAX_TRIES or any(a.state == SmsAttempt.FAILED_PERMANENT for a in tries):
+                continue  # this provider gave up
+            try:
+                with transaction.atomic():
+                    attempt = SmsAttempt.objects.create(
+                        delivery=delivery,
+                        provider_role=role,
+                        provider=provider.name,
+                        account_sid=provider.account_sid,
+                        try_number=len(tries) + 1,
+                        state=SmsAttempt.CLAIMED,
+                        started_at=now,
+                        celery_task_id=task_id or "",
+                        callback_token=new_token(24),
+                    )
+            except IntegrityError:
+                return _below_visibility_timeout(claim_lease_seconds())  # claimed by someone else just now
+            return _Claim(delivery=delivery, attempt=attempt, provider=provider, message=json.loads(sealed))
+
+        last_error = next((a.error_code for a in reversed(attempts) if a.error_code), "") or "no_provider"
+        _finish(delivery, SmsDelivery.FAILED, error_code=last_error, attempts=attempts)
+        return None
+
+
+def _otp_is_dead(delivery: SmsDelivery, now) -> bool:
+    """A code that was used, replaced or expired is not worth an SMS (it would only confuse)."""
+    code = delivery.otp_code
+    return code is not None and (code.state != code.ACTIVE or code.expires_at <= now)
+
+
+def _callback_url(attempt: SmsAttempt) -> str:
+    return settings.PUBLIC_BASE_URL + reverse("sms:twilio-status", args=[attempt.callback_token])
+
+
+def _make_try(claim: _Claim) -> float | None:
+    delivery, attempt, provider = claim.delivery, claim.attempt, claim.provider
+    started = time.monotonic()
+    error: SmsError | None = None
+    result = None
+    try:
+        result = provider.send(
+            to=delivery.to,
+            body=claim.message["body"],
+            sender=delivery.sender_id,
+            status_callback=_callback_url(attempt) if provider.name == TWILIO else "",
+            reference=str(delivery.pk),
+        )
+    except SmsError as exc:
+        error = exc
+    except Exception as exc:  # an adapter bug counts as a failed try, bounded like any other
+        logger.exception("SMS provider %s crashed", provider.name)
+        error = TransientSmsError(f"Internal error: {exc.__class__.__name__}", code="internal")
+    duration_ms = int((time.monotonic() - started) * 1000)
+    logger.info(
+        "SMS delivery %s %s try %d via %s: %s",
+        delivery.pk, attempt.provider_role, attempt.try_number, provider.name,
+        "accepted" if error is None else f"{error.__class__.__name__} {error.code}",
+    )
+    if error is None:
+        return _record_success(delivery.pk, attempt, result, duration_ms)
+    return _record_failure(delivery.pk, attempt, error, duration_ms)
+
+
+def _record_success(delivery_id, attempt: SmsAttempt, result: SendResult, duration_ms: int) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = SmsDelivery.objects.select_for_update().get(pk=delivery_id)
+        # Recorded even if the try was meanwhile declared interrupted: the provider accepted it.
+        SmsAttempt.objects.filter(pk=attempt.pk).update(
+            state=SmsAttempt.SUCCEEDED, provider_message_id=result.message_id, provider_status=result.status,
+            finished_at=now, duration_ms=duration_ms, error_code="", error_message="",
+        )
+        if delivery.status != SmsDelivery.PENDING:
+            return None
+        status = _normalise_status(result.status)
+        delivery.status = status if _rank(status) > 0 else SmsDelivery.QUEUED
+        delivery.provider = f"{attempt.provider_role}:{attempt.provider}"
+        delivery.provider_message_id = result.message_id
+        delivery.accepted_at, delivery.next_attempt_at, delivery.error_code = now, None, ""
+        if delivery.status in SmsDelivery.FINAL:
+            delivery.finished_at = now
+        _wipe_body(delivery)
+        delivery.save()
+        audit_record(
+            issuer=delivery.issuer, kind="sms.sent", actor=ACTOR, acs_trans_id=delivery.acs_trans_id, obj=delivery,
+            data={**_audit_data(delivery), "provider": delivery.provider, "message_id": result.message_id,
+                  "try": attempt.try_number},
+        )
+    return None
+
+
+def _record_failure(delivery_id, attempt: SmsAttempt, error: SmsError, duration_ms: int) -> float | None:
+    now = timezone.now()
+    permanent = isinstance(error, PermanentSmsError)
+    with transaction.atomic():
+        delivery = SmsDelivery.objects.select_for_update().get(pk=delivery_id)
+        SmsAttempt.objects.filter(pk=attempt.pk, state=SmsAttempt.CLAIMED).update(
+            state=SmsAttempt.FAILED_PERMANENT if permanent else SmsAttempt.FAILED_TRANSIENT,
+            error_code=error.code[:32], error_message=scrub(error.message)[:255],
+            finished_at=now, duration_ms=duration_ms,
+        )
+        if delivery.status != SmsDelivery.PENDING:
+            return None
+        if permanent and error.recipient:
+            _finish(delivery, SmsDelivery.FAILED, error_code=error.code, attempts=list(delivery.attempts.all()))
+            return None
+        if not permanent and attempt.try_number < settings.OUTBOUND_MAX_TRIES:
+            wait = backoff_seconds(attempt.try_number)
+            delivery.next_attempt_at = now + timedelta(seconds=wait)
+            delivery.save(update_fields=["next_attempt_at", "updated_at"])
+            return wait
+        # This provider gave up: the next step goes straight to the fallback, or fails.
+        delivery.next_attempt_at = None
+        delivery.save(update_fields=["next_attempt_at", "updated_at"])
+        return 0.0
+
+
+def _wipe_body(delivery: SmsDelivery) -> None:
+    delivery.body_key_id, delivery.body_blob = "", None
+
+
+def _audit_data(delivery: SmsDelivery) -> dict:
+    return {"delivery": str(delivery.pk), "to": delivery.masked_to, "purpose": delivery.purpose, "status": delivery.status}
+
+
+def _finish(delivery: SmsDelivery, status: str, *, error_code: str, attempts: list[SmsAttempt]) -> None:
+    """No provider will send it: final status, body wiped, and the reason on the record."""
+    now = timezone.now()
+    delivery.status, delivery.error_code = status, error_code[:32]
+    delivery.finished_at, delivery.next_attempt_at = now, None
+    _wipe_body(delivery)
+    delivery.save()
+    audit_record(
+        issuer=delivery.issuer, kind=f"sms.{status}", actor=ACTOR, acs_trans_id=delivery.acs_trans_id, obj=delivery,
+        data={**_audit_data(delivery), "error_code": delivery.error_code, "tries": len(attempts)},
+    )
+
+
+# ---------------------------------------------------------------- status callbacks
+
+# Twilio's statuses before "sent" that mean "accepted, not yet out".
+_QUEUED_ALIASES = {"accepted", "scheduled", "queued"}
+
+
+def _normalise_status(status: str) -> str:
+    status = (status or "").lower()
+    return SmsDelivery.QUEUED if status in _QUEUED_ALIASES else status
+
+
+def _rank(status: str) -> int:
+    return SmsDelivery.RANK.get(_normalise_status(status), 0)
+
+
+def sms_attempt_for_callback(*, token: str) -> SmsAttempt | None:
+    return SmsAttempt.objects.select_related("delivery").filter(callback_token=token).first()
+
+
+def sms_callback_auth_token(*, attempt: SmsAttempt) -> str:
+    """The auth token of the account that sent this try: it signs that account's callbacks."""
+    provider = provider_for(issuer_id=attempt.delivery.issuer_id, role=attempt.provider_role)
+    if provider is None or provider.account_sid != attempt.account_sid:
+        return ""
+    return provider.auth_token
+
+
+def sms_status_apply(*, attempt_id: int, message_sid: str, status: str, error_code: str = "") -> bool:
+    """Apply a provider status to a try and its delivery. Statuses only move forward, so a
+    repeated or late callback changes nothing. Returns whether anything changed."""
+    status = _normalise_status(status)
+    if _rank(status) == 0 or status == SmsDelivery.CANCELLED:
+        return False
+    now = timezone.now()
+    with transaction.atomic():
+        delivery_id = SmsAttempt.objects.filter(pk=attempt_id).values_list("delivery_id", flat=True).first()
+        if delivery_id is None:
+            return False
+        # Delivery row first, then the attempt: the same order as the sender.
+        delivery = SmsDelivery.objects.select_for_update().get(pk=delivery_id)
+        attempt = SmsAttempt.objects.select_for_update().get(pk=attempt_id)
+        if not attempt.provider_message_id or attempt.provider_message_id != message_sid:
+            return False
+        changed = False
+        if _rank(status) > _rank(attempt.provider_status):
+            attempt.provider_status = status
+            if error_code:
+                attempt.error_code = error_code[:32]
+            attempt.save(update_fields=["provider_status", "error_code"])
+            changed = True
+        if delivery.provider_message_id == message_sid and _rank(status) > _rank(delivery.status):
+            delivery.status = status
+            if status in SmsDelivery.FINAL:
+                delivery.finished_at = now
+                if status != SmsDelivery.DELIVERED:
+                    delivery.error_code = (error_code or status)[:32]
+                audit_record(
+                    issuer=delivery.issuer, kind=f"sms.{status}", actor="provider:twilio",
+                    acs_trans_id=delivery.acs_trans_id, obj=delivery,
+                    data={**_audit_data(delivery), "message_id": message_sid, "error_code": error_code},
+                )
+            delivery.save()
+            changed = True
+        return changed
+
+
+# ---------------------------------------------------------------- housekeeping
+
+
+def sms_bodies_purge(*, older_than: timedelta = BODY_RETENTION) -> int:
+    """Wipe every body older than `older_than`; a delivery still pending by then fails as expired."""
+    cutoff = timezone.now() - older_than
+    stale = SmsDelivery.objects.filter(body_blob__isnull=False, created_at__lt=cutoff)
+    for delivery_id in list(stale.filter(status=SmsDelivery.PENDING).values_list("pk", flat=True)[:1000]):
+        with transaction.atomic():
+            delivery = SmsDelivery.objects.select_for_update().filter(pk=delivery_id, status=SmsDelivery.PENDING).first()
+            if delivery is not None:
+                _finish(delivery, SmsDelivery.FAILED, error_code="expired", attempts=list(delivery.attempts.all()))
+    return stale.update(body_blob=None, body_key_id="")
+
+
+def sms_deliveries_resume() -> int:
+    """Enqueue again pending deliveries whose task was lost (broker down at commit, queue
+    purged). A duplicate task is harmless: the claim lets only one try through."""
+    ids = sms_deliveries_overdue_ids(grace_seconds=max(60.0, claim_lease_seconds() * 2))
+    for delivery_id in ids:
+        sms_delivery_enqueue(delivery_id=str(delivery_id))
+    return len(ids)
