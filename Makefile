@@ -27,7 +27,9 @@ run: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py seed_demo
 	@echo "Serving on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/, API docs: http://$(HOST):$(PORT)/api/docs/)"
-	DEBUG=1 PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+	@# The scheduled work (challenge timeouts, OTP expiry, ...) runs beside the server, in-process.
+	DEBUG=1 PUBLIC_BASE_URL=http://$(HOST):$(PORT) sh -c '$(BIN)/python manage.py run_schedule & trap "kill $$!" EXIT INT TERM; \
+		$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)'
 
 # The whole suite. Uses PostgreSQL and a real Celery worker on Redis when DATABASE_URL and
 # CELERY_BROKER_URL name them; SQLite and in-process tasks otherwise.

@@ -135,6 +135,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# URLs typed without a scheme in admin forms mean https (Django 6's default).
+FORMS_URLFIELD_ASSUME_HTTPS = True
 AUTH_USER_MODEL = "accounts.User"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -230,6 +232,9 @@ CELERY_TIMEZONE = "UTC"
 # Scheduled work (synced into django-celery-beat's tables, editable in admin).
 CELERY_BEAT_SCHEDULE = {
     "otp-expire-codes": {"task": "timeouts.otp_expire_codes", "schedule": 15.0},
+    # First-CReq (30 s) and whole-challenge (600 s) deadlines: checked every 5 s.
+    "challenge-timeouts": {"task": "timeouts.challenges", "schedule": 5.0},
+    "rreq-resume-stalled": {"task": "webhooks.rreq_resume_stalled", "schedule": 60.0},
     # Re-queues SMS whose task was lost and wipes bodies past their retention.
     "sms-maintenance": {"task": "sms.maintenance", "schedule": 300.0},
     # Deliveries whose task was lost (broker restart, killed worker) are picked up again.

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("apps.cards.urls")),
+    path("api/v1/", include("apps.threeds.api_urls")),
     path("webhooks/", include("apps.sms.urls")),
     path("3ds/v2/", include("apps.threeds.urls")),
 ]

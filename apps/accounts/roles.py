@@ -12,7 +12,14 @@ ROLES = (ISSUER_ADMIN, OPERATOR, ANALYST)
 
 # app_label.model → actions, per role. Views are implied for any model a role can touch.
 _ENROLLMENT = ["cards.cardholder", "cards.phone", "cards.card"]
-_CONFIG = ["cards.cardproduct", "cards.binrange", "issuers.apikey", "otp.otppolicy", "sms.smsproviderconfig"]
+_CONFIG = [
+    "cards.cardproduct",
+    "cards.binrange",
+    "issuers.apikey",
+    "otp.otppolicy",
+    "sms.smsproviderconfig",
+    "threeds.riskpolicy",
+]
 _READ_ONLY = [
     "audit.auditevent",
     "issuers.issuer",
@@ -22,10 +29,12 @@ _READ_ONLY = [
     "otp.otprefusal",
     "sms.smsdelivery",
     "sms.smsattempt",
+    "threeds.transaction",
+    "threeds.challenge",
 ]
 
 # Outbound deliveries: everybody reads them; "change" is the permission to retry one by hand.
-_DELIVERIES = ["webhooks.webhookdelivery"]
+_DELIVERIES = ["webhooks.webhookdelivery", "threeds.rreqdelivery"]
 
 ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     ISSUER_ADMIN: {

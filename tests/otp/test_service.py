@@ -195,3 +195,9 @@ def test_the_sender_id_follows_the_destination_country(start, set_policy, sms_fi
     set_policy(sender_ids={"JP": "+815012345678", "default": "BANK"})
     start()
     assert sms_file.messages()[0]["from"] == "+815012345678"
+
+
+def test_any_string_is_just_a_wrong_code(start, sms_file):
+    session = start()
+    assert otp_verify(session_id=session.pk, code="\udc80\ud800").outcome == "wrong"
+    assert otp_verify(session_id=session.pk, code="１２３４５６").outcome in ("wrong", "locked")

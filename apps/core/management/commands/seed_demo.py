@@ -21,6 +21,8 @@ from apps.cards.models import Card, CardProduct
 from apps.core.pan import CARTES_BANCAIRES, MASTERCARD, VISA
 from apps.issuers import services as issuer_services
 from apps.issuers.models import Issuer
+from apps.otp.models import OtpPolicy
+from apps.otp.services import otp_policy_save
 
 ACTOR = "seed_demo"
 ISSUER_ID, ISSUER_NAME, ISSUER_COUNTRY = "DEMOBANK01", "Demo Bank", "JP"
@@ -81,6 +83,11 @@ class Command(BaseCommand):
         issuer = Issuer.objects.filter(issuer_id=ISSUER_ID).first()
         if issuer is None:
             issuer, _ = issuer_services.issuer_create(issuer_id=ISSUER_ID, name=ISSUER_NAME, country=ISSUER_COUNTRY)
+        # The demo has French cardholders too (the Cartes Bancaires cards): let SMS reach them.
+        policy = OtpPolicy.objects.filter(issuer=issuer, product__isnull=True).first()
+        if policy is not None and "FR" not in policy.allowed_countries:
+            policy.allowed_countries = [*policy.allowed_countries, "FR"]
+            otp_policy_save(policy=policy, actor=ACTOR)
         return issuer
 
     def _users(self, issuer: Issuer, password: str) -> None:

@@ -1,0 +1,261 @@
+"""3-D Secure transactions and their RReqs in the admin, read-only: what happened is recorded by
+the protocol, never edited by hand. No PAN exists to show (last 4 only), and the authentication
+value (a cryptogram good for an authorisation) is not shown either."""
+
+import json
+import uuid
+from decimal import Decimal
+
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from apps.audit.services import audit_record
+from apps.core.admin_scoping import IssuerScopedAdmin, admin_actor
+from apps.core.exceptions import ApplicationError
+from apps.threeds import rreq
+from apps.threeds.models import RiskPolicy, RReqAttempt, RReqDelivery, Transaction
+from apps.threeds.selectors import transaction_timeline
+
+HIDDEN = "[not shown]"
+# Message elements never shown on a page.
+_HIDDEN_ELEMENTS = {"authenticationValue"}
+
+
+def _pretty(document) -> str:
+    def hide(value):
+        if isinstance(value, dict):
+            return {k: HIDDEN if k in _HIDDEN_ELEMENTS else hide(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [hide(v) for v in value]
+        return value
+
+    return format_html("<pre>{}</pre>", json.dumps(hide(document), indent=2, ensure_ascii=False))
+
+
+def _search_by_uuid(queryset, search_term: str, *fields: str):
+    """UUID columns compared as UUIDs: their text form differs between databases."""
+    try:
+        value = uuid.UUID(search_term.strip())
+    except ValueError:
+        return None
+    result = queryset.none()
+    for field in fields:
+        result = result | queryset.filter(**{field: value})
+    return result
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# ---------------------------------------------------------------- transactions
+
+
+@admin.register(Transaction)
+class TransactionAdmin(ReadOnlyMixin, IssuerScopedAdmin):
+    list_display = [
+        "acs_trans_id", "created_at", "last4", "merchant_name", "amount", "ares_trans_status", "trans_status", "method",
+    ]
+    list_filter = ["trans_status", "ares_trans_status", "challenge__method", "device_channel", "network", "created_at"]
+    list_select_related = ["challenge"]
+    search_fields = ["=pan_last4", "merchant_name"]
+    search_help_text = "acsTransID, dsTransID, card last 4 or merchant name."
+    show_full_result_count = False  # no COUNT over millions of rows on every page
+    fieldsets = [
+        (None, {"fields": [
+            "acs_trans_id", "ds_trans_id", "three_ds_server_trans_id", "sdk_trans_id", "created_at", "finished_at",
+        ]}),
+        ("Card and purchase", {"fields": [
+            "card", "last4", "network", "co_badge", "merchant_name", "acquirer_merchant_id", "acquirer_bin", "mcc",
+            "merchant_country_code", "amount", "purchase_date",
+        ]}),
+        ("Message", {"fields": ["message_version", "device_channel", "message_category", "three_ds_requestor_challenge_ind", "ds_url"]}),
+        ("Decision", {"fields": ["risk_score", "rules", "exemption"]}),
+        ("Result", {"fields": [
+            "ares_trans_status", "trans_status", "trans_status_reason", "eci", "authentication_type",
+            "authentication_value_issued", "authentication_value_key_id", "challenge_cancel", "interaction_counter",
+        ]}),
+        ("Challenge", {"fields": ["challenge_summary", "rreq_summary"]}),
+        ("Timeline", {"fields": ["timeline"]}),
+        ("Messages", {"classes": ["collapse"], "fields": ["areq_pretty", "ares_pretty"]}),
+    ]
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        by_id = _search_by_uuid(queryset, search_term, "acs_trans_id", "ds_trans_id")
+        return (results | by_id if by_id is not None else results), may_have_duplicates
+
+    @admin.display(description="Card", ordering="pan_last4")
+    def last4(self, obj) -> str:
+        return f"•••• {obj.pan_last4}"
+
+    @admin.display(description="Amount")
+    def amount(self, obj) -> str:
+        if obj.purchase_amount is None:
+            return "—"
+        major = Decimal(obj.purchase_amount).scaleb(-(obj.purchase_exponent or 0))
+        return f"{major:,} ({obj.purchase_currency})"
+
+    @admin.display(description="Method")
+    def method(self, obj) -> str:
+        challenge = getattr(obj, "challenge", None)
+        return challenge.get_method_display() if challenge else "—"
+
+    @admin.display(description="Rules that fired")
+    def rules(self, obj):
+        return format_html_join("", "<div>{} ({})</div>", ((r.get("rule"), f"{r.get('weight', 0):+d}") for r in obj.risk_rules or []))
+
+    @admin.display(boolean=True, description="Authentication value issued")
+    def authentication_value_issued(self, obj) -> bool:
+        return bool(obj.authentication_value)
+
+    @admin.display(description="Challenge")
+    def challenge_summary(self, obj):
+        challenge = getattr(obj, "challenge", None)
+        if challenge is None:
+            return "—"
+        session = challenge.otp_session
+        attempts = f", OTP attempts {session.attempts_used}, resends {session.resends_used}" if session else ""
+        fallback = f", fell back: {challenge.fallback_reason}" if challenge.fallback_reason else ""
+        return f"{challenge.get_method_display()} — {challenge.state}{fallback}{attempts}"
+
+    @admin.display(description="RReq to the DS")
+    def rreq_summary(self, obj):
+        delivery = RReqDelivery.objects.filter(transaction=obj).first()
+        if delivery is None:
+            return "—"
+        url = reverse("admin:threeds_rreqdelivery_change", args=[delivery.pk])
+        detail = f"resultsStatus {delivery.results_status}" if delivery.results_status else delivery.last_error
+        return format_html('<a href="{}">{}</a> after {} tries {}', url, delivery.get_status_display(), delivery.tries, detail)
+
+    @admin.display(description="Events, oldest first")
+    def timeline(self, obj):
+        events = transaction_timeline(tx=obj)
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            (
+                (e.created_at.isoformat(timespec="milliseconds"), e.kind, e.actor, json.dumps(e.data, ensure_ascii=False, sort_keys=True))
+                for e in events
+            ),
+        )
+        return format_html("<table><tr><th>When</th><th>What</th><th>Who</th><th>Data</th></tr>{}</table>", rows)
+
+    @admin.display(description="AReq (PAN removed)")
+    def areq_pretty(self, obj):
+        return _pretty(obj.areq)
+
+    @admin.display(description="ARes")
+    def ares_pretty(self, obj):
+        return _pretty(obj.ares)
+
+
+# ---------------------------------------------------------------- RReq deliveries
+
+
+class RReqAttemptInline(admin.TabularInline):
+    model = RReqAttempt
+    fields = ["number", "started_at", "duration_ms", "status_code", "results_status", "error", "error_class", "response_excerpt", "task_id"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request, obj=None):
+        # The tries are part of the delivery: whoever may see it sees them.
+        return self.admin_site._registry[RReqDelivery].has_view_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RReqDelivery)
+class RReqDeliveryAdmin(IssuerScopedAdmin):
+    list_display = ["id", "created_at", "transaction_id", "status", "tries", "results_status", "finished_at", "last_error"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["=id"]
+    search_help_text = "Delivery id or acsTransID."
+    fields = [
+        "transaction_link", "url", "status", "tries", "max_tries", "next_attempt_at", "results_status", "last_error",
+        "created_at", "finished_at", "message_pretty",
+    ]
+    readonly_fields = fields
+    inlines = [RReqAttemptInline]
+    actions = ["retry_now"]
+    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        by_id = _search_by_uuid(queryset, search_term, "transaction_id")
+        return (results | by_id if by_id is not None else results), may_have_duplicates
+
+    @admin.display(description="Transaction")
+    def transaction_link(self, obj):
+        url = reverse("admin:threeds_transaction_change", args=[obj.transaction_id])
+        return format_html('<a href="{}">{}</a>', url, obj.transaction_id)
+
+    @admin.display(description="RReq")
+    def message_pretty(self, obj):
+        return _pretty(obj.message)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("threeds.change_rreqdelivery")
+
+    @admin.action(description="Send again (failed RReqs)", permissions=["retry"])
+    def retry_now(self, request, queryset):
+        retried = 0
+        for delivery in queryset.select_related("issuer"):
+            try:
+                rreq.rreq_retry(delivery=delivery, actor=admin_actor(request))
+                retried += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"#{delivery.pk}: {exc.message}", messages.WARNING)
+        if retried:
+            self.message_user(request, f"Queued again: {retried}.", messages.SUCCESS)
+
+
+@admin.register(RiskPolicy)
+class RiskPolicyAdmin(IssuerScopedAdmin):
+    """The issuer's risk rules, edited by its issuer admins; every transaction records the rules
+    that fired and the score, so a change shows in the decisions that follow."""
+
+    list_display = ["__str__", "challenge_threshold", "velocity_max_per_hour", "no_method_outcome", "allow_oob", "updated_at"]
+    readonly_fields = ["updated_at"]
+    fieldsets = [
+        (None, {"fields": ["issuer", "base_score", "challenge_threshold", "updated_at"]}),
+        ("Amount", {"fields": ["amount_thresholds", "amount_weight"]}),
+        ("Exemptions", {"fields": ["tra_max_amounts", "sca_performed_max_amounts", "exemption_credit"]}),
+        ("Requestor, velocity, merchant, category", {"fields": [
+            "requestor_prefers_challenge_weight", "velocity_max_per_hour", "velocity_warn_per_hour", "velocity_weight",
+            "new_merchant_weight", "non_payment_weight"]}),
+        ("Challenge", {"fields": ["no_method_outcome", "allow_oob", "allow_fallback_to_sms", "first_creq_timeout_seconds",
+                                  "challenge_timeout_seconds", "oob_timeout_seconds"]}),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit_record(issuer=obj.issuer, kind="risk_policy.saved", actor=admin_actor(request), obj=obj,
+                     data={"fields": sorted(form.changed_data)})
+
+    def has_delete_permission(self, request, obj=None):
+        return False

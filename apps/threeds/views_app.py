@@ -1,0 +1,190 @@
+"""App channel: `POST /3ds/v2/creq`, a JSON CReq from the 3DS SDK → CRes (SPEC §3.3).
+
+Plain JSON for now (EMV wants JWE on this channel; that is a later step). Counters: the SDK's
+sdkCounterStoA must be exactly the one expected; a replayed counter is Erro 302, a skipped one
+Erro 303, and neither changes the challenge.
+"""
+
+import re
+import uuid
+
+from django.db import transaction
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from apps.core.logging import sensitive
+from apps.core.money import format_amount
+from apps.threeds import challenge as flow
+from apps.threeds.messages import APP, SUPPORTED_VERSIONS, erro, uuid36
+from apps.threeds.models import Challenge
+from apps.threeds.views import read_json_message
+
+TEXTS = {
+    "en": {
+        "header": "Confirm your purchase",
+        "info": "We sent a code to {phone}. Enter it to pay {merchant} {amount}.",
+        "label": "Code",
+        "submit": "Submit",
+        "resend": "Send a new code",
+        "wrong": "Wrong code. {left} attempt(s) left.",
+        "expired": "The code has expired. Ask for a new one.",
+        "resent": "A new code was sent to {phone}.",
+        "oob": "Confirm this payment in your banking app.",
+        "oob_continue": "I have confirmed",
+    },
+    "ja": {
+        "header": "ご購入の確認",
+        "info": "{phone} に認証コードを送信しました。{merchant}（{amount}）へのお支払いのためコードを入力してください。",
+        "label": "認証コード",
+        "submit": "送信",
+        "resend": "コードを再送信",
+        "wrong": "コードが正しくありません。残り {left} 回です。",
+        "expired": "コードの有効期限が切れました。再送信してください。",
+        "resent": "{phone} に新しいコードを送信しました。",
+        "oob": "銀行アプリでお支払いを承認してください。",
+        "oob_continue": "承認しました",
+    },
+    "fr": {
+        "header": "Confirmez votre achat",
+        "info": "Nous avons envoyé un code au {phone}. Saisissez-le pour payer {merchant} {amount}.",
+        "label": "Code",
+        "submit": "Valider",
+        "resend": "Recevoir un nouveau code",
+        "wrong": "Code incorrect. Il reste {left} essai(s).",
+        "expired": "Le code a expiré. Demandez-en un nouveau.",
+        "resent": "Un nouveau code a été envoyé au {phone}.",
+        "oob": "Confirmez ce paiement dans votre application bancaire.",
+        "oob_continue": "J'ai confirmé",
+    },
+}
+
+_COUNTER = re.compile(r"^[0-9]{3}$")
+
+
+def _erro(code: str, detail: str, message: dict, acs_trans_id=None) -> JsonResponse:
+    return JsonResponse(erro(code=code, detail=detail, message=message, message_type="CReq", acs_trans_id=acs_trans_id))
+
+
+@csrf_exempt
+@require_POST
+def creq(request):
+    message, error_response = read_json_message(request, message_type="CReq")
+    if error_response is not None:
+        return error_response
+    if not isinstance(message, dict) or message.get("messageType") != "CReq":
+        return _erro("101", "messageType", message if isinstance(message, dict) else {})
+    if message.get("messageVersion") not in SUPPORTED_VERSIONS:
+        return _erro("102" if message.get("messageVersion") else "201", "messageVersion", message)
+    missing = [k for k in ("threeDSServerTransID", "acsTransID", "sdkTransID", "sdkCounterStoA") if not message.get(k)]
+    if missing:
+        return _erro("201", ",".join(missing), message)
+    invalid = [k for k in ("threeDSServerTransID", "acsTransID", "sdkTransID") if not uuid36(message[k], None)]
+    if not isinstance(message["sdkCounterStoA"], str) or not _COUNTER.match(message["sdkCounterStoA"]) or int(message["sdkCounterStoA"]) > 255:
+        invalid.append("sdkCounterStoA")
+    for key, check in (
+        ("challengeDataEntry", lambda v: isinstance(v, str) and 1 <= len(v) <= 45),
+        ("resendChallenge", lambda v: v in ("Y", "N")),
+        ("oobContinue", lambda v: isinstance(v, bool)),
+        ("challengeCancel", lambda v: v in ("01", "02", "03", "04", "05", "06", "07", "08")),
+        ("challengeNoEntry", lambda v: v == "Y"),
+    ):
+        if key in message and not check(message[key]):
+            invalid.append(key)
+    if invalid:
+        return _erro("203", ",".join(invalid), message)
+
+    acs_trans_id = uuid.UUID(message["acsTransID"])
+    challenge = Challenge.objects.select_related("transaction").filter(transaction_id=acs_trans_id).first()
+    tx = challenge.transaction if challenge else None
+    if (
+        tx is None
+        or tx.device_channel != APP
+        or str(tx.three_ds_server_trans_id) != message["threeDSServerTransID"].lower()
+        or str(tx.sdk_trans_id) != message["sdkTransID"].lower()
+    ):
+        return _erro("301", "acsTransID", message)
+
+    with sensitive(message.get("challengeDataEntry")):
+        return _handle(message, acs_trans_id)
+
+
+def _handle(message: dict, acs_trans_id) -> JsonResponse:
+    counter = int(message["sdkCounterStoA"])
+    with transaction.atomic():
+        # The counter is claimed under the row lock: two CReqs with one counter cannot both pass.
+        challenge = Challenge.objects.select_for_update().get(transaction_id=acs_trans_id)
+        if counter < challenge.sdk_counter_expected:
+            return _erro("302", "sdkCounterStoA", message, acs_trans_id)
+        if counter > challenge.sdk_counter_expected:
+            return _erro("303", "sdkCounterStoA", message, acs_trans_id)
+        challenge.sdk_counter_expected += 1
+        challenge.save(update_fields=["sdk_counter_expected"])
+
+    notice = ""
+    if message.get("challengeCancel"):
+        # Also on the first CReq: the cardholder left before any code was sent.
+        challenge, step = flow.challenge_cancel(acs_trans_id=acs_trans_id), flow.Step("finished")
+    elif challenge.state == Challenge.AWAITING_CREQ:
+        challenge, step = flow.challenge_begin(acs_trans_id=acs_trans_id)
+    elif message.get("resendChallenge") == "Y":
+        challenge, step = flow.challenge_resend(acs_trans_id=acs_trans_id)
+    elif "challengeDataEntry" in message:
+        try:
+            challenge, step = flow.challenge_submit_code(acs_trans_id=acs_trans_id, code=message["challengeDataEntry"])
+        except flow.ChallengeClosed:
+            challenge, step = Challenge.objects.get(transaction_id=acs_trans_id), flow.Step("started")
+    else:
+        challenge, step = Challenge.objects.get(transaction_id=acs_trans_id), flow.Step("started")
+    if step.outcome == "resend_refused":
+        notice = step.message
+    return JsonResponse(_cres(challenge, step, notice))
+
+
+def _cres(challenge: Challenge, step: flow.Step, notice: str) -> dict:
+    challenge.refresh_from_db()
+    tx = challenge.transaction
+    with transaction.atomic():
+        locked = Challenge.objects.select_for_update().get(pk=challenge.pk)
+        acs_counter = locked.acs_counter
+        locked.acs_counter += 1
+        locked.save(update_fields=["acs_counter"])
+    if challenge.is_final:
+        return {**flow.final_cres(challenge), "acsCounterAtoS": f"{acs_counter:03d}"}
+    texts = TEXTS.get(challenge.locale, TEXTS["en"])
+    phone = challenge.phone.masked if challenge.phone else ""
+    amount = ""
+    if tx.purchase_amount is not None:
+        amount = format_amount(tx.purchase_amount, tx.purchase_currency, tx.purchase_exponent or 0, challenge.locale)
+    cres = {
+        "messageType": "CRes",
+        "messageVersion": tx.message_version,
+        "threeDSServerTransID": str(tx.three_ds_server_trans_id),
+        "acsTransID": str(tx.acs_trans_id),
+        "sdkTransID": str(tx.sdk_trans_id),
+        "acsCounterAtoS": f"{acs_counter:03d}",
+        "challengeCompletionInd": "N",
+        "challengeInfoHeader": texts["header"],
+    }
+    if challenge.method == Challenge.OOB:
+        cres.update(acsUiType="04", challengeInfoText=texts["oob"], oobContinueLabel=texts["oob_continue"])
+        return cres
+    info = texts["info"].format(phone=phone, merchant=tx.merchant_name, amount=amount)
+    if step.outcome == "wrong_code":
+        info = texts["wrong"].format(left=step.attempts_left)
+        cres["challengeInfoTextIndicator"] = "Y"
+    elif step.outcome == "expired_code":
+        info = texts["expired"]
+        cres["challengeInfoTextIndicator"] = "Y"
+    elif step.outcome == "resent":
+        info = texts["resent"].format(phone=phone)
+    elif notice:
+        info = notice
+    cres.update(
+        acsUiType="01",
+        challengeInfoText=info,
+        challengeInfoLabel=texts["label"],
+        submitAuthenticationLabel=texts["submit"],
+        resendInformationLabel=texts["resend"],
+    )
+    return cres

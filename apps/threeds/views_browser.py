@@ -1,0 +1,353 @@
+"""The browser challenge page at acsURL (SPEC §3.2): `POST /3ds/v2/challenge`.
+
+Two kinds of POST reach it:
+- the merchant side's first post, `creq` (base64url JSON CReq) and optional `threeDSSessionData`;
+- the page's own form: `acsTransID`, `pageToken` and `action` (submit / resend / cancel / continue).
+
+The challenge rules live in apps.threeds.challenge; this module reads the form, calls one of its
+functions and renders what the Step says. A finished challenge renders a page that posts the final
+CRes to the AReq's notificationURL.
+
+Security choices, per response:
+- Framing: X-Frame-Options is dropped for this view only and CSP `frame-ancestors *`. The page
+  must load inside whatever 3DS Requestor environment the cardholder is in, and frame-ancestors
+  is checked against every ancestor: with a 3DS Server that nests its own iframe in the merchant's
+  checkout (a PSP's hooks domain inside shop.example), the top origin is neither the
+  notificationURL's origin nor reliably threeDSRequestorURL's. Limiting it would fail real
+  challenges. What guards the page instead: it exists only for a POST carrying a live CReq, every
+  action needs the page token (bound to this transaction, good for one post, renewed at each
+  render), and nothing on it is worth anything without the code sent to the cardholder's phone.
+- CSRF: exempt (the merchant's cross-site post cannot carry our token); the page token is the
+  anti-forgery guard of the page's own posts.
+- CSP: no inline script or style; the page's form may post only to us (`form-action 'self'`);
+  the final page's form posts to the merchant side, which may redirect anywhere, and Chromium
+  applies form-action to redirects too, so that page has `form-action *`.
+- Cache-Control no-store; never the PAN or the OTP in a page. Referrer-Policy strict-origin, so the
+  final post to notificationURL carries our origin, never a path.
+"""
+
+import base64
+import binascii
+import json
+import logging
+import unicodedata
+import uuid
+
+from django.http import HttpResponse
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csrf import csrf_exempt
+
+from apps.core.exceptions import ApplicationError
+from apps.core.money import format_amount
+from apps.threeds import challenge as flow
+from apps.threeds.locale import page_locale, resend_refused_text, texts_for, wrong_code_text
+from apps.threeds.messages import BROWSER, SUPPORTED_VERSIONS, erro, uuid36
+from apps.threeds.models import Challenge
+
+logger = logging.getLogger(__name__)
+
+WINDOW_SIZES = ("01", "02", "03", "04", "05")
+FULL_PAGE = "05"
+MAX_CREQ_CHARS = 4096  # a browser CReq is five short elements
+MAX_SESSION_DATA_CHARS = 1024  # EMV: threeDSSessionData, variable, at most 1024 characters
+MAX_CODE_CHARS = 16
+
+FORM_ACTION_SELF = "'self'"
+FORM_ACTION_ANY = "*"
+FORM_ACTION_NONE = "'none'"
+
+
+@csrf_exempt
+@xframe_options_exempt
+def challenge(request):
+    if request.method != "POST":
+        response = _error_page(status=405)
+        response["Allow"] = "POST"
+        return response
+    try:
+        form = request.POST
+    except Exception:  # oversized body, too many fields, broken multipart: bad input, not a 500
+        return _error_page(status=400)
+    try:
+        if "creq" in form:
+            return _first_creq(form)
+        return _page_action(form)
+    except ApplicationError as exc:  # e.g. ChallengeClosed: a post the state no longer allows
+        logger.info("challenge page refused: %s", exc.code)
+        return _error_page(status=exc.status_code if 400 <= exc.status_code < 500 else 409)
+    except Exception:
+        logger.exception("challenge page failed")
+        return _error_page(status=500)
+
+
+# ---------------------------------------------------------------- the merchant's CReq
+
+
+class _Unreadable(Exception):
+    """A CReq that names no transaction we can answer to: a plain error page."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__(reason)
+        self.status = status
+
+
+def creq_decode(raw: str) -> dict:
+    """base64url, padded or not, → JSON object, or _Unreadable. The standard alphabet (+/) is
+    read too: some 3DS Servers send it, and it is unambiguous."""
+    raw = (raw or "").strip()
+    if not raw or len(raw) > MAX_CREQ_CHARS:
+        raise _Unreadable("creq missing or too long")
+    text = raw.rstrip("=").replace("+", "-").replace("/", "_")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        # The decoder quietly drops characters outside the alphabet; re-encoding makes it strict.
+        if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != text:
+            raise ValueError("not base64url")
+        creq = json.loads(data.decode("utf-8"))
+    except (ValueError, binascii.Error, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise _Unreadable("creq is not base64url JSON") from None
+    if not isinstance(creq, dict):
+        raise _Unreadable("creq is not a JSON object")
+    return creq
+
+
+def _first_creq(form):
+    try:
+        creq = creq_decode(form.get("creq", ""))
+        challenge = _challenge_named_by(creq)
+    except _Unreadable as exc:
+        logger.info("CReq refused: %s", exc)
+        return _error_page(status=exc.status)
+    tx = challenge.transaction
+    session_data = form.get("threeDSSessionData", "")
+    problem = creq_problem(creq, message_version=tx.message_version, session_data=session_data)
+    if problem is not None:
+        # The transaction is known: EMV has the Erro go back to the 3DS Server through the
+        # browser, posted to notificationURL like a CRes. The challenge itself is left to its
+        # deadline (a stray bad post must not be able to end someone's transaction).
+        code, detail = problem
+        logger.info("CReq invalid for %s: %s %s", tx.acs_trans_id, code, detail)
+        ids = {"messageVersion": tx.message_version, "threeDSServerTransID": str(tx.three_ds_server_trans_id), "dsTransID": str(tx.ds_trans_id)}
+        message = erro(code=code, detail=detail, message=ids, message_type="CReq", acs_trans_id=tx.acs_trans_id)
+        keep_session_data = session_data if len(session_data) <= MAX_SESSION_DATA_CHARS else ""
+        window = creq.get("challengeWindowSize") if creq.get("challengeWindowSize") in WINDOW_SIZES else FULL_PAGE
+        return _post_back_page(challenge, message=message, session_data=keep_session_data, window=window, result_key="final_failed")
+    challenge, step = flow.challenge_begin(
+        acs_trans_id=tx.acs_trans_id, challenge_window_size=creq["challengeWindowSize"], three_ds_session_data=session_data
+    )
+    return _respond(challenge, step)
+
+
+def _challenge_named_by(creq: dict) -> Challenge:
+    acs_trans_id, server_trans_id = creq.get("acsTransID"), creq.get("threeDSServerTransID")
+    if not uuid36(acs_trans_id, None) or not uuid36(server_trans_id, None):
+        raise _Unreadable("acsTransID or threeDSServerTransID missing or malformed")
+    challenge = _challenge_for(acs_trans_id)
+    if challenge is None:
+        raise _Unreadable("no challenge for this acsTransID", status=404)
+    tx = challenge.transaction
+    # Both ids must name the transaction: acsTransID alone does not make a post ours to answer.
+    if uuid.UUID(server_trans_id) != tx.three_ds_server_trans_id:
+        raise _Unreadable("threeDSServerTransID does not match the transaction")
+    if tx.device_channel != BROWSER or not tx.notification_url:
+        raise _Unreadable("not a browser transaction")
+    return challenge
+
+
+def creq_problem(creq: dict, *, message_version: str, session_data: str) -> tuple[str, str] | None:
+    """(errorCode, errorDetail) for a CReq of a known transaction that is not valid, else None."""
+    if creq.get("messageType") != "CReq":
+        return "101", "messageType"
+    version = creq.get("messageVersion")
+    missing = [name for name in ("messageVersion", "challengeWindowSize") if creq.get(name) in (None, "")]
+    if missing:
+        return "201", ",".join(missing)
+    if version not in SUPPORTED_VERSIONS:
+        return "102", "messageVersion"
+    invalid = []
+    if version != message_version:
+        invalid.append("messageVersion")
+    if creq.get("challengeWindowSize") not in WINDOW_SIZES:
+        invalid.append("challengeWindowSize")
+    if len(session_data) > MAX_SESSION_DATA_CHARS:
+        invalid.append("threeDSSessionData")
+    if invalid:
+        return "203", ",".join(invalid)
+    return None
+
+
+def _challenge_for(acs_trans_id: str) -> Challenge | None:
+    return (
+        Challenge.objects.select_related("transaction", "transaction__issuer", "phone", "otp_session")
+        .filter(transaction_id=acs_trans_id)
+        .first()
+    )
+
+
+# ---------------------------------------------------------------- the page's own posts
+
+
+def _page_action(form):
+    acs_trans_id = form.get("acsTransID", "")
+    challenge = _challenge_for(acs_trans_id) if uuid36(acs_trans_id, None) else None
+    # The token is the only thing that makes this post the page we rendered for this transaction.
+    if challenge is None or not flow.page_token_matches(challenge, form.get("pageToken", "")):
+        logger.info("challenge page post refused: unknown transaction or bad page token")
+        return _error_page(status=403, locale=challenge.locale if challenge else None, text_key="refused")
+    if challenge.transaction.device_channel != BROWSER or not flow.page_token_spend(challenge):
+        return _error_page(status=403, locale=challenge.locale, text_key="refused")
+    if challenge.is_final:  # ended meanwhile (a timeout, the app): hand the result back
+        return _final_page(challenge)
+    action = form.get("action", "")
+    acs_trans_id = challenge.transaction_id
+    if action == "submit":
+        # NFKC: full-width digits typed with a Japanese input method are the same digits.
+        code = "".join(unicodedata.normalize("NFKC", form.get("challengeDataEntry", "")).split())
+        if not (code.isascii() and code.isdigit()) or len(code) > MAX_CODE_CHARS:
+            # Not a guess at a code at all: say what to type, do not spend an attempt.
+            return _render_challenge(challenge, message_key="enter_code", kind="error")
+        challenge, step = flow.challenge_submit_code(acs_trans_id=acs_trans_id, code=code)
+    elif action == "resend":
+        challenge, step = flow.challenge_resend(acs_trans_id=acs_trans_id)
+    elif action == "cancel":
+        challenge, step = flow.challenge_cancel(acs_trans_id=acs_trans_id), flow.Step("finished")
+    else:  # "continue" (the OOB page), or no action: show where things stand
+        challenge = _challenge_for(acs_trans_id)
+        if not challenge.is_final and _is_oob(challenge) and action == "continue":
+            return _render_challenge(challenge, message_key="oob_pending", kind="info")
+        step = flow.Step("finished" if challenge.is_final else "started")
+    return _respond(challenge, step)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _respond(challenge: Challenge, step: flow.Step) -> HttpResponse:
+    if step.outcome == "finished" or challenge.is_final:
+        return _final_page(challenge)
+    locale = challenge.locale
+    if step.outcome == "wrong_code":
+        return _render_challenge(challenge, message=wrong_code_text(locale, step.attempts_left or 0), kind="error")
+    if step.outcome == "expired_code":
+        return _render_challenge(challenge, message_key="expired_code", kind="error")
+    if step.outcome == "resent":
+        return _render_challenge(challenge, message_key="resent", kind="info")
+    if step.outcome == "resend_refused":
+        text = resend_refused_text(locale, message=step.message, retry_after=step.retry_after)
+        return _render_challenge(challenge, message=text, kind="error")
+    return _render_challenge(challenge)
+
+
+def _is_oob(challenge: Challenge) -> bool:
+    return challenge.method == Challenge.OOB and challenge.otp_session_id is None
+
+
+def _masked_phone(challenge: Challenge) -> str:
+    # The number the code went to (the session keeps it), else the challenge's phone.
+    if challenge.otp_session_id and challenge.otp_session.masked_phone:
+        return challenge.otp_session.masked_phone
+    return challenge.phone.masked if challenge.phone else ""
+
+
+def _with_phone(text: str, phone: str) -> str:
+    """The text with the masked number kept on one line (it has spaces in it); escaped."""
+    before, found, after = text.partition("{phone}")
+    return format_html('{}<span class="nowrap">{}</span>{}', before, phone, after) if found else text
+
+
+def _window(challenge: Challenge) -> str:
+    return challenge.challenge_window_size if challenge.challenge_window_size in WINDOW_SIZES else FULL_PAGE
+
+
+def _render_challenge(challenge: Challenge, *, message: str = "", message_key: str = "", kind: str = "info") -> HttpResponse:
+    tx = challenge.transaction
+    locale = page_locale(challenge.locale)
+    t = texts_for(locale)
+    phone = _masked_phone(challenge)
+    issuer_name = tx.issuer.name if tx.issuer else ""
+    amount = ""
+    if tx.purchase_amount is not None and tx.purchase_currency:
+        amount = format_amount(tx.purchase_amount, tx.purchase_currency, tx.purchase_exponent or 0, locale)
+    context = {
+        "lang": locale,
+        "t": t,
+        "window": _window(challenge),
+        "issuer_name": issuer_name,
+        "merchant_name": tx.merchant_name,
+        "amount": amount,
+        "oob": _is_oob(challenge),
+        "oob_text": t["oob_text"].format(issuer=issuer_name),
+        "sent_to": _with_phone(t["sent_to"], phone),
+        "never_share": t["never_share"].format(issuer=issuer_name),
+        "message": message or (_with_phone(t[message_key], phone) if message_key else ""),
+        "message_kind": kind,
+        "action_url": reverse("threeds-challenge"),
+        "acs_trans_id": str(tx.acs_trans_id),
+        "page_token": flow.page_token_new(challenge),
+    }
+    return _html("threeds/challenge.html", context, form_action=FORM_ACTION_SELF)
+
+
+def _final_page(challenge: Challenge) -> HttpResponse:
+    tx = challenge.transaction
+    if tx.trans_status in ("Y", "A"):
+        result_key = "final_success"
+    elif tx.challenge_cancel == flow.CANCEL_BY_CARDHOLDER:
+        result_key = "final_cancelled"
+    else:
+        result_key = "final_failed"
+    return _post_back_page(
+        challenge, message=flow.final_cres(challenge), session_data=challenge.three_ds_session_data,
+        window=_window(challenge), result_key=result_key,
+    )
+
+
+def base64url(message: dict) -> str:
+    """EMV: base64url without padding."""
+    return base64.urlsafe_b64encode(json.dumps(message, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+def _post_back_page(challenge: Challenge, *, message: dict, session_data: str, window: str, result_key: str) -> HttpResponse:
+    """The page that hands a final CRes (or an Erro) to the 3DS Server at notificationURL."""
+    tx = challenge.transaction
+    locale = page_locale(challenge.locale)
+    t = texts_for(locale)
+    context = {
+        "lang": locale,
+        "t": t,
+        "window": window,
+        "issuer_name": tx.issuer.name if tx.issuer else "",
+        "result": t[result_key],
+        "returning": t["returning"].format(merchant=tx.merchant_name),
+        "notification_url": tx.notification_url,
+        "cres": base64url(message),
+        "session_data": session_data,
+    }
+    return _html("threeds/final.html", context, form_action=FORM_ACTION_ANY)
+
+
+def _error_page(*, status: int, locale: str | None = None, text_key: str = "error_text") -> HttpResponse:
+    t = texts_for(locale)
+    context = {"lang": page_locale(locale), "t": t, "window": FULL_PAGE, "text": t[text_key]}
+    return _html("threeds/error.html", context, status=status, form_action=FORM_ACTION_NONE)
+
+
+def content_security_policy(*, form_action: str) -> str:
+    return (
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+        f"form-action {form_action}; frame-ancestors *; base-uri 'none'"
+    )
+
+
+def _html(template: str, context: dict, *, status: int = 200, form_action: str) -> HttpResponse:
+    response = HttpResponse(render_to_string(template, context), status=status, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = content_security_policy(form_action=form_action)
+    # The site default (same-origin) would make the cross-site post to notificationURL carry
+    # `Origin: null`; the 3DS Server may look at where the CRes came from. Origin only, no path.
+    response["Referrer-Policy"] = "strict-origin"
+    add_never_cache_headers(response)  # Cache-Control: max-age=0, no-cache, no-store, must-revalidate, private
+    return response
