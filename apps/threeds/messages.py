@@ -211,6 +211,16 @@ class MessageError(Exception):
         self.message = message if isinstance(message, dict) else {}
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def validate_areq(message: Any) -> Context:
     """Raise MessageError (101, 102, 201, 203) or return the message's context."""
     if not isinstance(message, dict) or message.get("messageType") != "AReq":
@@ -232,6 +242,8 @@ def validate_areq(message: Any) -> Context:
                 missing.append(element.name)
         elif not element.check(value, ctx):
             invalid.append(element.name)
+    # NUL is never valid in a 3DS message, and PostgreSQL could not even store it.
+    invalid += [name.replace("\x00", "\\0") for name, value in message.items() if name not in invalid and (_has_nul(name) or _has_nul(value))]
     if missing:
         raise MessageError("201", ",".join(missing), message=message)
     if invalid:

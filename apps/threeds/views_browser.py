@@ -72,6 +72,9 @@ def challenge(request):
         form = request.POST
     except Exception:  # oversized body, too many fields, broken multipart: bad input, not a 500
         return _error_page(status=400)
+    if any("\x00" in value for values in form.lists() for value in values[1]):
+        # No legitimate field carries NUL, and PostgreSQL text cannot store it.
+        return _error_page(status=400)
     try:
         if "creq" in form:
             return _first_creq(form)

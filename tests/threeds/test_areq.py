@@ -206,3 +206,8 @@ def test_challenge_indicator_values_depend_on_the_version(client, card, lenient)
 def test_a_wrong_content_type_is_erro_101(client, db):
     r = client.post("/3ds/v2/areq", "a=b", content_type="application/x-www-form-urlencoded")
     assert r.json()["errorCode"] == "101"
+
+
+def test_a_nul_anywhere_is_203(client, card, lenient):
+    erro_ = post(client, areq(pan=PAN, purchaseInstalData=None, messageExtension=[{"name": "x\x00"}]))
+    assert erro_["errorCode"] == "203" and "messageExtension" in erro_["errorDetail"]

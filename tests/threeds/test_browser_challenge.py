@@ -573,3 +573,8 @@ def test_a_challenge_that_timed_out_while_the_page_was_open_hands_back_n(acs, sm
     _, cres, _ = final_form(acs.act(page, "submit", sms_file.last_code()))
     assert cres["transStatus"] == "N"
     assert Transaction.objects.get(acs_trans_id=ares["acsTransID"]).challenge_cancel == "04"
+
+
+def test_a_nul_byte_in_any_field_is_a_clean_400(client, db):
+    r = client.post("/3ds/v2/challenge", {"creq": "e30", "threeDSSessionData": "a\x00b"})
+    assert r.status_code == 400 and b"Traceback" not in r.content
