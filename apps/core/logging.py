@@ -21,7 +21,8 @@ _sensitive_values: contextvars.ContextVar[frozenset[str]] = contextvars.ContextV
 
 REDACTED = "[REDACTED]"
 
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+# Not after "<digit>.": the fraction of a decimal number (a duration, an amount) is no PAN.
+_DIGIT_RUN = re.compile(r"(?<![0-9])(?<![0-9]\.)[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 _ALWAYS_KEYS = r"pan|acct_?number|card_?number|password|passwd|secret|api_?key|webhook_secret|auth_?token|device_token|enrollment_token|authentication_?value|cryptogram"
 _KEY_VALUE = re.compile(
     r"""(?P<key>\b(?:%s)\b["']?\s*[:=]\s*)(?P<q>["']?)(?P<value>[^"',\s}\]&]+)""" % _ALWAYS_KEYS,

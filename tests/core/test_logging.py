@@ -101,3 +101,9 @@ def test_a_rejected_card_enrollment_logs_no_pan(api, cardholder, capfd):
     out, err = capfd.readouterr()
     assert "Bad Request" in err
     assert PAN not in out + err
+
+
+def test_decimal_fractions_are_not_taken_for_pans():
+    # 0013224999881239 passes Luhn, but here it is the fraction of a duration.
+    assert scrub("succeeded in 0.0013224999881239s") == "succeeded in 0.0013224999881239s"
+    assert "4111111111111111" not in scrub("card.4111111111111111")
