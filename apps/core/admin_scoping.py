@@ -5,7 +5,7 @@ without an issuer (a misconfiguration) sees nothing and can add nothing.
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from apps.core.exceptions import ApplicationError
 from apps.issuers.models import Issuer
@@ -27,11 +27,11 @@ def admin_actor(request) -> str:
 
 def add_application_error(form, exc: ApplicationError) -> None:
     """A service's refusal shown on the form: field errors on their fields, the rest on top."""
-    for field, messages in exc.fields.items():
+    for field, field_messages in exc.fields.items():
         if field in form.fields:
-            form.add_error(field, list(messages))
+            form.add_error(field, list(field_messages))
         else:
-            form.add_error(None, [f"{field}: {message}" for message in messages])
+            form.add_error(None, [f"{field}: {message}" for message in field_messages])
     if not exc.fields:
         form.add_error(None, exc.message)
 
@@ -139,3 +139,43 @@ class IssuerScopedAdmin(IssuerScopedMixin, admin.ModelAdmin):
 
 class IssuerScopedTabularInline(IssuerScopedMixin, admin.TabularInline):
     pass
+
+
+class ReadOnlyAdminMixin:
+    """For what the system records and people only read (sessions, deliveries, tries, events)."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RetryDeliveriesMixin(ReadOnlyAdminMixin):
+    """A read-only list of outbound deliveries with one action: send the failed ones again.
+
+    Subclasses name the permission that allows it and the service that requeues one delivery."""
+
+    actions = ["retry_now"]
+    retry_permission = ""
+
+    def retry_one(self, delivery, *, actor: str) -> None:
+        raise NotImplementedError
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm(self.retry_permission)
+
+    @admin.action(description="Send again (failed deliveries)", permissions=["retry"])
+    def retry_now(self, request, queryset):
+        retried = 0
+        for delivery in queryset.select_related("issuer"):
+            try:
+                self.retry_one(delivery, actor=admin_actor(request))
+                retried += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"#{delivery.pk}: {exc.message}", messages.WARNING)
+        if retried:
+            self.message_user(request, f"Queued again: {retried}.", messages.SUCCESS)

@@ -1,22 +1,11 @@
 from django.contrib import admin
 
-from apps.core.admin_scoping import IssuerScopedAdmin, IssuerScopedTabularInline, admin_actor
+from apps.core.admin_scoping import IssuerScopedAdmin, IssuerScopedTabularInline, ReadOnlyAdminMixin, admin_actor
 from apps.otp.models import OtpCode, OtpPolicy, OtpPolicyVersion, OtpRefusal, OtpSession
 from apps.otp.services import otp_policy_save
 
 
-class ReadOnlyMixin:
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class OtpPolicyVersionInline(ReadOnlyMixin, IssuerScopedTabularInline):
+class OtpPolicyVersionInline(ReadOnlyAdminMixin, IssuerScopedTabularInline):
     model = OtpPolicyVersion
     issuer_field = "policy__issuer"
     fields = ["version", "created_at", "created_by", "settings"]
@@ -49,7 +38,7 @@ class OtpPolicyAdmin(IssuerScopedAdmin):
         return False
 
 
-class OtpCodeInline(ReadOnlyMixin, IssuerScopedTabularInline):
+class OtpCodeInline(ReadOnlyAdminMixin, IssuerScopedTabularInline):
     model = OtpCode
     issuer_field = "session__issuer"
     fields = ["id", "state", "delivery_mode", "created_at", "expires_at"]  # never the hash
@@ -58,7 +47,7 @@ class OtpCodeInline(ReadOnlyMixin, IssuerScopedTabularInline):
 
 
 @admin.register(OtpSession)
-class OtpSessionAdmin(ReadOnlyMixin, IssuerScopedAdmin):
+class OtpSessionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
     list_display = ["id", "acs_trans_id", "masked_phone", "state", "attempts_used", "resends_used", "created_at"]
     list_filter = ["state", "created_at"]
     search_fields = ["=id", "=acs_trans_id"]
@@ -69,7 +58,7 @@ class OtpSessionAdmin(ReadOnlyMixin, IssuerScopedAdmin):
 
 
 @admin.register(OtpRefusal)
-class OtpRefusalAdmin(ReadOnlyMixin, IssuerScopedAdmin):
+class OtpRefusalAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
     list_display = ["created_at", "reason", "card", "masked_destination"]
     list_filter = ["reason", "created_at"]
     fields = ["created_at", "reason", "card", "session", "masked_destination"]

@@ -6,22 +6,11 @@ import re
 from django import forms
 from django.contrib import admin
 
-from apps.core.admin_scoping import IssuerScopedAdmin, IssuerScopedTabularInline
+from apps.core.admin_scoping import IssuerScopedAdmin, IssuerScopedTabularInline, ReadOnlyAdminMixin
 from apps.sms.models import TWILIO, SmsAttempt, SmsDelivery, SmsProviderConfig
 
 
-class ReadOnlyMixin:
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class SmsAttemptInline(ReadOnlyMixin, IssuerScopedTabularInline):
+class SmsAttemptInline(ReadOnlyAdminMixin, IssuerScopedTabularInline):
     model = SmsAttempt
     issuer_field = "delivery__issuer"
     fields = [
@@ -34,7 +23,7 @@ class SmsAttemptInline(ReadOnlyMixin, IssuerScopedTabularInline):
 
 
 @admin.register(SmsDelivery)
-class SmsDeliveryAdmin(ReadOnlyMixin, IssuerScopedAdmin):
+class SmsDeliveryAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
     list_display = ["created_at", "masked_to", "purpose", "status", "provider", "tries", "error_code"]
     list_filter = ["status", "purpose", "created_at"]
     search_fields = ["=id", "=acs_trans_id", "=provider_message_id"]

@@ -6,13 +6,12 @@ import json
 import uuid
 from decimal import Decimal
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from apps.audit.services import audit_record
-from apps.core.admin_scoping import IssuerScopedAdmin, admin_actor
-from apps.core.exceptions import ApplicationError
+from apps.core.admin_scoping import IssuerScopedAdmin, ReadOnlyAdminMixin, RetryDeliveriesMixin, admin_actor
 from apps.threeds import rreq
 from apps.threeds.models import RiskPolicy, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.selectors import transaction_timeline
@@ -45,22 +44,11 @@ def _search_by_uuid(queryset, search_term: str, *fields: str):
     return result
 
 
-class ReadOnlyMixin:
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 # ---------------------------------------------------------------- transactions
 
 
 @admin.register(Transaction)
-class TransactionAdmin(ReadOnlyMixin, IssuerScopedAdmin):
+class TransactionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
     list_display = [
         "acs_trans_id", "created_at", "last4", "merchant_name", "amount", "ares_trans_status", "trans_status", "method",
     ]
@@ -181,7 +169,7 @@ class RReqAttemptInline(admin.TabularInline):
 
 
 @admin.register(RReqDelivery)
-class RReqDeliveryAdmin(IssuerScopedAdmin):
+class RReqDeliveryAdmin(RetryDeliveriesMixin, IssuerScopedAdmin):
     list_display = ["id", "created_at", "transaction_id", "status", "tries", "results_status", "finished_at", "last_error"]
     list_filter = ["status", "created_at"]
     search_fields = ["=id"]
@@ -192,7 +180,7 @@ class RReqDeliveryAdmin(IssuerScopedAdmin):
     ]
     readonly_fields = fields
     inlines = [RReqAttemptInline]
-    actions = ["retry_now"]
+    retry_permission = "threeds.change_rreqdelivery"
     show_full_result_count = False
 
     def get_search_results(self, request, queryset, search_term):
@@ -209,29 +197,8 @@ class RReqDeliveryAdmin(IssuerScopedAdmin):
     def message_pretty(self, obj):
         return _pretty(obj.message)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_retry_permission(self, request) -> bool:
-        return request.user.has_perm("threeds.change_rreqdelivery")
-
-    @admin.action(description="Send again (failed RReqs)", permissions=["retry"])
-    def retry_now(self, request, queryset):
-        retried = 0
-        for delivery in queryset.select_related("issuer"):
-            try:
-                rreq.rreq_retry(delivery=delivery, actor=admin_actor(request))
-                retried += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"#{delivery.pk}: {exc.message}", messages.WARNING)
-        if retried:
-            self.message_user(request, f"Queued again: {retried}.", messages.SUCCESS)
+    def retry_one(self, delivery, *, actor: str) -> None:
+        rreq.rreq_retry(delivery=delivery, actor=actor)
 
 
 @admin.register(RiskPolicy)

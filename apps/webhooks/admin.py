@@ -2,12 +2,11 @@
 
 import json
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils.html import format_html
 
-from apps.core.admin_scoping import IssuerScopedAdmin, admin_actor
-from apps.core.exceptions import ApplicationError
+from apps.core.admin_scoping import IssuerScopedAdmin, RetryDeliveriesMixin
 from apps.webhooks import services
 from apps.webhooks.models import WebhookAttempt, WebhookDelivery
 
@@ -31,7 +30,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(IssuerScopedAdmin):
+class WebhookDeliveryAdmin(RetryDeliveriesMixin, IssuerScopedAdmin):
     list_display = ["id", "created_at", "kind", "status", "tries", "acs_trans_id", "finished_at", "last_error"]
     list_filter = ["status", "kind", "created_at"]
     search_fields = ["=id", "=acs_trans_id"]
@@ -42,7 +41,7 @@ class WebhookDeliveryAdmin(IssuerScopedAdmin):
     ]
     readonly_fields = fields
     inlines = [WebhookAttemptInline]
-    actions = ["retry_now"]
+    retry_permission = "webhooks.change_webhookdelivery"
     show_full_result_count = False
 
     @admin.display(description="Payload (secrets redacted)")
@@ -58,26 +57,5 @@ class WebhookDeliveryAdmin(IssuerScopedAdmin):
         kept = ExpressionWrapper(Q(payload_blob__isnull=False), output_field=BooleanField())
         return super().get_queryset(request).defer("payload_blob").annotate(has_payload=kept)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_retry_permission(self, request) -> bool:
-        return request.user.has_perm("webhooks.change_webhookdelivery")
-
-    @admin.action(description="Retry now (failed deliveries)", permissions=["retry"])
-    def retry_now(self, request, queryset):
-        retried = 0
-        for delivery in queryset.select_related("issuer"):
-            try:
-                services.webhook_delivery_retry(delivery=delivery, actor=admin_actor(request))
-                retried += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"#{delivery.pk}: {exc.message}", messages.WARNING)
-        if retried:
-            self.message_user(request, f"Queued again: {retried}.", messages.SUCCESS)
+    def retry_one(self, delivery, *, actor: str) -> None:
+        services.webhook_delivery_retry(delivery=delivery, actor=actor)

@@ -1,33 +1,13 @@
 """Uniqueness holds under concurrent requests (PostgreSQL)."""
 
-import threading
-
 import pytest
 from django.db import connection
 
 from apps.cards.models import Card, Phone
+from tests.concurrency import run_parallel
 from tests.conftest import JsonClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_parallel(n, fn):
-    barrier = threading.Barrier(n)
-    results = []
-
-    def worker(i):
-        barrier.wait()
-        try:
-            results.append(fn(i))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 @pytest.fixture(autouse=True)

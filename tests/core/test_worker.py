@@ -18,4 +18,4 @@ def test_a_task_sent_through_the_broker_runs_in_the_worker_process(celery_worker
     beat = wait_for(lambda: WorkerHeartbeat.objects.filter(nonce=nonce).first())
     assert not settings.CELERY_TASK_ALWAYS_EAGER
     assert beat.hostname  # written by the worker, not by this process
-    assert f"core.worker_heartbeat[" in celery_worker.log_path.read_text()
+    assert "core.worker_heartbeat[" in celery_worker.log_path.read_text()

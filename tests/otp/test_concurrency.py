@@ -1,12 +1,11 @@
 """Attempts and single use hold under concurrency (PostgreSQL, real parallel connections)."""
 
-import threading
-
 import pytest
 from django.db import connection
 
 from apps.otp.models import OtpSession
 from apps.otp.services import otp_session_start, otp_verify
+from tests.concurrency import run_parallel
 from tests.otp.conftest import DETAILS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,25 +15,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("concurrency is tested on PostgreSQL")
-
-
-def run_parallel(n, fn):
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def worker(i):
-        try:
-            barrier.wait()
-            results[i] = fn(i)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 @pytest.fixture

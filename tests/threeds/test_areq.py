@@ -4,7 +4,7 @@ import pytest
 
 from apps.cards.models import Card, Phone
 from apps.threeds.models import Challenge, RiskPolicy, Transaction
-from tests.factories import CardholderFactory, CardProductFactory, make_card
+from tests.factories import CardProductFactory, make_card
 from tests.threeds.builders import areq
 
 pytestmark = pytest.mark.django_db
