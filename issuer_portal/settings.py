@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "apps.sms",
     "apps.webhooks",
     "apps.threeds",
+    "apps.devices",
 ]
 
 MIDDLEWARE = [

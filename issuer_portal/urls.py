@@ -16,6 +16,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("apps.cards.urls")),
     path("api/v1/", include("apps.threeds.api_urls")),
+    path("api/v1/", include("apps.devices.api_urls")),
+    path("sdk/v1/", include("apps.devices.sdk_urls")),
     path("webhooks/", include("apps.sms.urls")),
     path("3ds/v2/", include("apps.threeds.urls")),
 ]

@@ -49,6 +49,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     },
     ANALYST: {m: ["view"] for m in _ENROLLMENT + _CONFIG + _READ_ONLY + _DELIVERIES},
 }
+# Devices are registered by the app (WebAuthn), never added by staff; staff may revoke or remove them.
+ROLE_PERMISSIONS[ISSUER_ADMIN]["devices.device"] = ["view", "change", "delete"]
+ROLE_PERMISSIONS[OPERATOR]["devices.device"] = ["view", "change", "delete"]
+ROLE_PERMISSIONS[ANALYST]["devices.device"] = ["view"]
 
 
 def sync_role_groups(**kwargs) -> None:

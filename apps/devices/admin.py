@@ -1,0 +1,42 @@
+"""Devices per issuer: read, rename, revoke. Tokens, keys and push tokens are never shown."""
+
+from django.contrib import admin
+
+from apps.core.admin_scoping import IssuerScopedAdmin, admin_actor
+from apps.devices import services
+from apps.devices.models import Device
+
+
+@admin.register(Device)
+class DeviceAdmin(IssuerScopedAdmin):
+    list_display = ["__str__", "cardholder", "status", "push_platform", "attestation_format", "created_at", "last_used_at"]
+    list_filter = ["status", "push_platform"]
+    list_select_related = ["cardholder", "issuer"]
+    search_fields = ["name", "cardholder__external_id"]
+    actions = ["revoke_devices"]
+    # No credential id, public key, token hash or push token: nobody needs them on a page.
+    fields = [
+        "name", "cardholder", "status", "push_platform", "aaguid", "attestation_format", "sign_count",
+        "created_at", "last_used_at", "revoked_at",
+    ]
+    readonly_fields = [
+        "cardholder", "status", "push_platform", "aaguid", "attestation_format", "sign_count",
+        "created_at", "last_used_at", "revoked_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False  # devices are registered by the app with WebAuthn, never typed in
+
+    def get_fields(self, request, obj=None):
+        return ["issuer", *self.fields] if request.user.is_superuser else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "issuer"]
+
+    @admin.action(description="Revoke selected devices", permissions=["change"])
+    def revoke_devices(self, request, queryset):
+        revoked = sum(
+            services.device_revoke(device=device, actor=admin_actor(request))
+            for device in queryset.filter(status=Device.STATUS_ACTIVE).select_related("issuer")
+        )
+        self.message_user(request, f"Revoked {revoked} device(s).")
