@@ -98,6 +98,11 @@ def date_time_14(value, ctx) -> bool:
     return True
 
 
+def amount(value, ctx) -> bool:
+    # EMV allows 48 digits; amounts are kept as 64-bit integers, far above any real purchase.
+    return isinstance(value, str) and bool(re.match(r"^[0-9]{1,48}$", value)) and int(value) <= 2**63 - 1
+
+
 def yymm(value, ctx) -> bool:
     return isinstance(value, str) and len(value) == 4 and value.isdigit() and 1 <= int(value[2:]) <= 12
 
@@ -164,7 +169,7 @@ AREQ_ELEMENTS: list[Element] = [
     Element("threeDSRequestorAuthenticationInd", by_version(**{"2_1_0": ("01", "02", "03", "04", "05", "06"), "2_2_0": ("01", "02", "03", "04", "05", "06")}), channel(APP, BROWSER)),
     Element("threeDSRequestorChallengeInd", by_version(**{"2_1_0": ("01", "02", "03", "04"), "2_2_0": ("01", "02", "03", "04", "05", "06", "07", "08", "09")})),
     Element("threeRIInd", by_version(**{"2_1_0": ("01", "02", "03", "04", "05"), "2_2_0": tuple(f"{i:02d}" for i in range(1, 12))}), channel(THREE_RI)),
-    Element("purchaseAmount", digits(1, 48), payment),
+    Element("purchaseAmount", amount, payment),
     Element("purchaseCurrency", digits(3, 3), payment),
     Element("purchaseExponent", digits(1, 1), payment),
     Element("purchaseDate", date_time_14, payment),
@@ -211,13 +216,33 @@ class MessageError(Exception):
         self.message = message if isinstance(message, dict) else {}
 
 
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+MAX_NESTING = 16  # no EMV element nests deeper; deeper input is hostile
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no storage layer accepts it
+        return False
+    return True
+
+
+def _suspicious(value) -> bool:
+    """NUL or a lone surrogate anywhere (never valid, and not storable) or absurd nesting. Iterative,
+    so hostile depth cannot exhaust the stack."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        if isinstance(item, str):
+            if "\x00" in item or not _utf8(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
     return False
 
 
@@ -242,8 +267,7 @@ def validate_areq(message: Any) -> Context:
                 missing.append(element.name)
         elif not element.check(value, ctx):
             invalid.append(element.name)
-    # NUL is never valid in a 3DS message, and PostgreSQL could not even store it.
-    invalid += [name.replace("\x00", "\\0") for name, value in message.items() if name not in invalid and (_has_nul(name) or _has_nul(value))]
+    invalid += [name.replace("\x00", "\\0") for name, value in message.items() if name not in invalid and (_suspicious(name) or _suspicious(value))]
     if missing:
         raise MessageError("201", ",".join(missing), message=message)
     if invalid:

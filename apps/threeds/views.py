@@ -13,6 +13,10 @@ from apps.threeds.services import areq_process
 MAX_MESSAGE_BYTES = 64 * 1024
 
 
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: Python accepts them, JSON does not
+
+
 def read_json_message(request, *, message_type: str):
     """The request's JSON document, or an Erro response to send instead."""
     try:
@@ -24,7 +28,7 @@ def read_json_message(request, *, message_type: str):
     if request.content_type != "application/json":
         return None, JsonResponse(erro(code="101", detail="Content-Type must be application/json", message_type=message_type))
     try:
-        return json.loads(request.body), None
+        return json.loads(request.body, parse_constant=_no_constants), None
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None, JsonResponse(erro(code="101", detail="message is not valid JSON", message_type=message_type))
 

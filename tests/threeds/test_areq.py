@@ -211,3 +211,11 @@ def test_a_wrong_content_type_is_erro_101(client, db):
 def test_a_nul_anywhere_is_203(client, card, lenient):
     erro_ = post(client, areq(pan=PAN, purchaseInstalData=None, messageExtension=[{"name": "x\x00"}]))
     assert erro_["errorCode"] == "203" and "messageExtension" in erro_["errorDetail"]
+
+
+def test_absurd_nesting_is_203_not_a_crash(client, card, lenient):
+    deep = []
+    for _ in range(700):
+        deep = [deep]
+    erro_ = post(client, areq(pan=PAN, messageExtension=deep))
+    assert erro_["errorCode"] == "203" and "messageExtension" in erro_["errorDetail"]
