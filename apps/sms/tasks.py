@@ -1,7 +1,9 @@
 import time
 
 from celery import shared_task
+from celery.signals import worker_init
 from django.db import DatabaseError
+from django.urls import reverse
 
 from apps.sms import services
 
@@ -33,3 +35,10 @@ def sms_send(self, delivery_id: str) -> None:
 def sms_maintenance() -> dict:
     """Every few minutes (beat): wipe old bodies, and resume deliveries whose task was lost."""
     return {"purged": services.sms_bodies_purge(), "resumed": services.sms_deliveries_resume()}
+
+
+@worker_init.connect
+def _warm_up(**kwargs) -> None:
+    """Build Django's URL resolver (~100 ms, for the status-callback URL) when the worker starts,
+    before the pool forks or starts its threads, instead of in the first SMS it sends."""
+    reverse("sms:twilio-status", args=["warm-up"])
