@@ -2,25 +2,28 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/issuer_portal_bench \
     CELERY_BROKER_URL=redis://127.0.0.1:6379/8 \
-    .venv/bin/python bench/sms_delivery.py [--count 2000] [--rate 50] [--seconds 20] \
-        [--pool prefork] [--concurrency 2] [--validate-openapi] [--http10]
+    .venv/bin/python bench/sms_delivery.py [--count 2000] [--rate 50] [--seconds 20] [--rounds 2] \
+        [--pool threads] [--concurrency 4] [--validate-openapi] [--http10]
 
-Phases, each with one worker node consuming the `sms` queue with the production task settings
-(prefetch 1, acks_late, CELERY_DB_REUSE_MAX) and the pool given on the command line; the empty
-task and the SMS always run on the same broker with the same worker settings:
-1. throughput: COUNT empty tasks, then COUNT SMS deliveries, published while no worker runs;
-   then a worker drains them. Rate = completions / (last - first completion).
-2. latency: deliveries created at RATE per second for SECONDS; enqueue (commit) to the moment
-   the local Twilio server receives the request, p50/p95/p99. The empty task at the same rate
-   is the reference.
+Every phase runs one worker node on the `sms` queue with the production task settings (prefetch
+1, acks_late, CELERY_DB_REUSE_MAX) and the pool given on the command line; the empty task and
+the SMS always run on the same broker with the same worker command line:
+1. throughput, ROUNDS times: COUNT empty tasks, then COUNT SMS deliveries, published while no
+   worker runs; then a worker drains them. Rate = completions / (last - first completion).
+2. latency: empty tasks, then deliveries, created at RATE per second for SECONDS; enqueue
+   (commit) to the moment the task ran / the local Twilio server received the request.
 Each delivery is the real path: row + encrypted body, on_commit publish, task claims a try,
 decrypts, the real `twilio` client posts to the local Twilio server (tests/fakes/twilio_server.py),
 the attempt and delivery rows are updated and an audit event written.
 
+Alongside, the CPU time each process used per message (from /proc): the worker, PostgreSQL's
+backends, Redis, this process (load generator and fake Twilio server) and the whole machine. On
+a shared machine the last one shows how much of it other people's work took during the run.
+
 The local Twilio server runs in this process, on the same 2 cores as the worker, PostgreSQL and
 Redis. By default it answers over HTTP/1.1 keep-alive, as Twilio's API does, and skips checking
-each request against Twilio's OpenAPI description (the tests do that; here it would cost the
-worker about 1.3 ms of CPU per message). `--validate-openapi` and `--http10` put both back.
+each request against Twilio's OpenAPI description (the tests do that; here it would take the
+cores about 1.3 ms of CPU per message). `--validate-openapi` and `--http10` put both back.
 """
 
 import argparse
@@ -79,12 +82,12 @@ class Worker:
 
     def start(self) -> "Worker":
         self.node = f"bench-{os.getpid()}-{time.monotonic_ns()}@localhost"
-        log = open(ROOT / "bench" / "worker.log", "ab")
+        self.log = open(ROOT / "bench" / "worker.log", "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "issuer_portal", "worker", "-Q", "sms",
              "--pool", self.pool, "-c", str(self.concurrency),
              "-n", self.node, "-I", "bench.tasks", "--without-gossip", "--without-mingle", "-l", "WARNING"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         return self
 
@@ -103,6 +106,7 @@ class Worker:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=60)
+        self.log.close()
 
 
 # ---- CPU accounting from /proc: where each message's CPU time goes, by process.
@@ -200,7 +204,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads"])
+    # The sms queue waits on PostgreSQL and the provider: a few threads in one process cost less
+    # CPU per message than as many prefork processes (docs/BENCHMARKS.md).
+    parser.add_argument("--pool", default="threads", choices=["prefork", "threads"])
     parser.add_argument("--concurrency", "-c", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2, help="throughput rounds (empty task, then SMS)")
     parser.add_argument("--validate-openapi", action="store_true", help="the fake checks every request (costs CPU)")
