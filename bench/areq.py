@@ -105,8 +105,8 @@ def areq_body(pan: str, *, server_id: str, ds_id: str) -> dict:
 class Server:
     """gunicorn with sync workers on a free port."""
 
-    def __init__(self, name: str, app: str, env: dict, workers: int, log_dir: Path):
-        self.name, self.app, self.env, self.workers = name, app, env, workers
+    def __init__(self, name: str, app: str, env: dict, workers: int, log_dir: Path, root: Path = ROOT):
+        self.name, self.app, self.env, self.workers, self.root = name, app, env, workers, root
         self.port = free_port()
         self.log = open(log_dir / f"gunicorn-{name}.log", "ab")
         self.process = None
@@ -115,7 +115,7 @@ class Server:
         self.process = subprocess.Popen(
             [GUNICORN, self.app, "-k", "sync", "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}",
              "--backlog", "2048", "--timeout", "60", "--log-level", "warning"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -143,6 +143,73 @@ class Server:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+# ---------------------------------------------------------------- neighbours' load
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_table() -> dict[int, tuple[int, str, int]]:
+    """pid -> (ppid, process title, CPU ticks so far), from /proc."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                title = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        table[int(entry)] = (int(fields[1]), title or stat[stat.index("(") + 1:stat.rindex(")")], int(fields[11]) + int(fields[12]))
+    return table
+
+
+class CpuWatch:
+    """CPU used during a phase by everything that is not this benchmark: neither this process and
+    its children (gunicorn, wrk, the open-loop senders) nor the PostgreSQL backends of its
+    database. In % of one core; 200% is both cores. Also the 1-minute load average at the start."""
+
+    def __init__(self, database: str):
+        self.database = database
+
+    def __enter__(self):
+        self.load = os.getloadavg()[0]
+        self.start, self.t0 = _cpu_table(), time.time()
+        return self
+
+    def stop(self) -> dict:
+        end, seconds = _cpu_table(), time.time() - self.t0
+        ours, me = set(), os.getpid()
+        for pid in end:
+            p, hops = pid, 0
+            while p > 1 and hops < 50:
+                if p == me:
+                    ours.add(pid)
+                    break
+                p, hops = end.get(p, (0,))[0], hops + 1
+        used = {"bench": 0, "bench_postgres": 0, "neighbours": 0}
+        busiest = Counter()
+        for pid, (_, title, ticks) in end.items():
+            delta = ticks - self.start.get(pid, (0, "", 0))[2]
+            if delta <= 0:
+                continue
+            if pid in ours:
+                used["bench"] += delta
+            elif title.startswith("postgres:") and f" {self.database} " in f"{title} ":
+                used["bench_postgres"] += delta
+            else:
+                used["neighbours"] += delta
+                busiest[title[:60]] += delta
+        percent = {k: round(100 * v / _CLK_TCK / seconds) for k, v in used.items()}
+        return {"load_1min_at_start": round(self.load, 2), "cpu_percent": percent,
+                "busiest_neighbours": [(t, round(100 * v / _CLK_TCK / seconds)) for t, v in busiest.most_common(3)]}
+
+    def __exit__(self, *exc):
+        return False
 
 
 # ---------------------------------------------------------------- wrk (max throughput)
@@ -305,6 +372,62 @@ def profile(server: Server, script: Path, *, seconds: float, connections: int, p
     return [(frame, round(100 * n / total, 1)) for frame, n in inclusive.most_common(70)], total
 
 
+# ---------------------------------------------------------------- statements (in process)
+
+
+def _statement_label(sql: str) -> str:
+    words = sql.split()
+    if not words:
+        return "?"
+    verb = words[0].upper()
+    if verb in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
+        return verb
+    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"(\w+)"', sql)
+    return f"{verb} {table.group(1) if table else ''}".strip()
+
+
+def statements(pans: list[str], n: int) -> dict:
+    """n AReqs through the Django test client in this process (no gunicorn, no concurrency, the
+    production settings): wall time per AReq, and each SQL statement with its time as Django
+    measures it (execution and fetch, not the ORM's compilation)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+
+    def post(pan):
+        body = json.dumps(areq_body(pan, server_id=str(uuid.uuid4()), ds_id=str(uuid.uuid4())))
+        started = time.perf_counter()
+        response = client.post(PATH, body, content_type="application/json")
+        elapsed = (time.perf_counter() - started) * 1000
+        assert response.status_code == 200 and response.json()["transStatus"] == "Y", response.content
+        return elapsed
+
+    for i in range(20):
+        post(pans[i % len(pans)])
+    walls, per_statement, counts = [], {}, []
+    for i in range(n):
+        with CaptureQueriesContext(connection) as captured:
+            walls.append(post(pans[(i * 7) % len(pans)]))
+        counts.append(len(captured.captured_queries))
+        for position, query in enumerate(captured.captured_queries):
+            per_statement.setdefault((position, _statement_label(query["sql"])), []).append(float(query["time"]) * 1000)
+    # CaptureQueriesContext turns on Django's debug cursor, which costs a little per statement.
+    plain = [post(pans[(i * 11) % len(pans)]) for i in range(n)]
+    return {
+        "areqs": n,
+        "statements_per_areq": sorted(set(counts)),
+        "wall_ms_median": round(statistics.median(plain), 2),
+        "wall_ms_p90": round(percentile(plain, 90), 2),
+        "captured_wall_ms_median": round(statistics.median(walls), 2),
+        "statements": [
+            {"position": pos, "statement": label, "ms_median": round(statistics.median(times), 3), "ms_mean": round(statistics.mean(times), 3)}
+            for (pos, label), times in sorted(per_statement.items())
+        ],
+    }
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -319,6 +442,12 @@ def main() -> None:
     parser.add_argument("--latency-rate", type=float, default=0, help="default: half the product's best median rate")
     parser.add_argument("--notifications", action="store_true", help="issuer with a 3DS notification URL")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--statements", type=int, default=0, metavar="N",
+                        help="first, N AReqs in process: wall time and each SQL statement's time")
+    parser.add_argument("--statements-only", action="store_true", help="stop after --statements")
+    parser.add_argument("--compare-root", type=Path, default=None, metavar="DIR",
+                        help="another checkout of the product (e.g. a git worktree of an older commit, same migrations "
+                             "or fewer): its phases ('areq_compare') run in every round and in the latency part too")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy")
     args = parser.parse_args()
     for name in ("DATABASE_URL", "CELERY_BROKER_URL"):
@@ -328,6 +457,7 @@ def main() -> None:
         sys.exit("wrk is needed (apt-get install -y wrk)")
     database_url = os.environ["DATABASE_URL"]
     fresh_database(database_url)
+    database_name = database_url.rsplit("/", 1)[1]
 
     work = Path(tempfile.mkdtemp(prefix="bench-areq-"))
     ceiling_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.ceiling_app.settings"}
@@ -361,7 +491,19 @@ def main() -> None:
         pans.append(pan)
     random.shuffle(pans)
     script = lua_script(pans, work)
+    with connection.cursor() as cursor:
+        # Planner statistics as autovacuum keeps them on a live database (a fresh one has none).
+        cursor.execute("ANALYZE")
     connection.close()
+
+    if args.statements:
+        with CpuWatch(database_name) as watch:
+            result = statements(pans, args.statements)
+        result["machine"] = watch.stop()
+        print(json.dumps({"statements": result}, indent=1), flush=True)
+        connection.close()
+        if args.statements_only:
+            return
 
     results = {
         "machine": f"{os.cpu_count()} cores, {os.uname().release}",
@@ -374,22 +516,37 @@ def main() -> None:
     }
 
     # ---- 1. max throughput, alternating ceiling and product
+    phases = [("ceiling", "bench.ceiling_app.wsgi:application", ceiling_env, ROOT),
+              ("areq", "issuer_portal.wsgi:application", product_env, ROOT)]
+    if args.compare_root:
+        results["compare_root"] = str(args.compare_root)
+        phases.append(("areq_compare", "issuer_portal.wsgi:application", product_env, args.compare_root.resolve()))
     for workers in [int(w) for w in args.workers.split(",")]:
-        rows = {"ceiling": [], "areq": []}
+        rows = {name: [] for name, *_ in phases}
         for _ in range(args.rounds):
-            for name, app, env in (("ceiling", "bench.ceiling_app.wsgi:application", ceiling_env),
-                                   ("areq", "issuer_portal.wsgi:application", product_env)):
-                with Server(name, app, env, workers, work) as server:
+            for name, app, env, root in phases:
+                with Server(name, app, env, workers, work, root) as server:
                     wrk(server.port, script, seconds=3, connections=args.connections)  # warm up
-                    rows[name].append(wrk(server.port, script, seconds=args.seconds, connections=args.connections))
+                    with CpuWatch(database_name) as watch:
+                        row = wrk(server.port, script, seconds=args.seconds, connections=args.connections)
+                    row["machine"] = watch.stop()
+                    rows[name].append(row)
         summary = {name: {"rps": [r["rps"] for r in runs], "median_rps": statistics.median(r["rps"] for r in runs),
                           "non_2xx": sum(r["non_2xx"] for r in runs), "socket_errors": sum(r["socket_errors"] for r in runs),
                           "closed_loop_p50_ms": [r.get("closed_loop_p50_ms") for r in runs],
-                          "closed_loop_p99_ms": [r.get("closed_loop_p99_ms") for r in runs]}
+                          "closed_loop_p99_ms": [r.get("closed_loop_p99_ms") for r in runs],
+                          "load_at_start": [r["machine"]["load_1min_at_start"] for r in runs],
+                          "neighbours_cpu_percent": [r["machine"]["cpu_percent"]["neighbours"] for r in runs],
+                          "machine": [r["machine"] for r in runs]}
                    for name, runs in rows.items()}
         summary["areq_vs_ceiling"] = round(summary["areq"]["median_rps"] / summary["ceiling"]["median_rps"], 3)
         # Each round's product phase right after its ceiling phase: the ratio least hurt by noise.
         summary["areq_vs_ceiling_per_round"] = [round(a["rps"] / c["rps"], 3) for c, a in zip(rows["ceiling"], rows["areq"], strict=True)]
+        if "areq_compare" in rows:
+            summary["areq_compare_vs_ceiling"] = round(summary["areq_compare"]["median_rps"] / summary["ceiling"]["median_rps"], 3)
+            summary["areq_compare_vs_ceiling_per_round"] = [
+                round(a["rps"] / c["rps"], 3) for c, a in zip(rows["ceiling"], rows["areq_compare"], strict=True)
+            ]
         results["throughput"][workers] = summary
         print(json.dumps({workers: summary}), flush=True)
 
@@ -399,12 +556,13 @@ def main() -> None:
     rate = args.latency_rate or results["throughput"][best]["areq"]["median_rps"] / 2
 
     # ---- 2. latency at half the product's max rate (same rate for the ceiling)
-    for name, app, env in (("areq", "issuer_portal.wsgi:application", product_env),
-                           ("ceiling", "bench.ceiling_app.wsgi:application", ceiling_env)):
-        with Server(name, app, env, best, work) as server:
+    for name, app, env, root in [phases[1], *phases[2:], phases[0]]:
+        with Server(name, app, env, best, work, root) as server:
             wrk(server.port, script, seconds=3, connections=args.connections)
             # The ceiling's view also answers '"transStatus": "Y"', so both are checked alike.
-            results[f"latency_{name}"] = open_loop(server.port, pans, rate=rate, seconds=args.latency_seconds)
+            with CpuWatch(database_name) as watch:
+                results[f"latency_{name}"] = open_loop(server.port, pans, rate=rate, seconds=args.latency_seconds)
+            results[f"latency_{name}"]["machine"] = watch.stop()
         print(json.dumps({f"latency_{name}": results[f"latency_{name}"]}), flush=True)
 
     # ---- 3. what the product wrote

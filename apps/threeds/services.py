@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_event, audit_record_many
 from apps.cards.models import Card, Phone
 from apps.core.crypto import pan_fingerprint
 from apps.core.logging import sensitive
@@ -45,23 +45,24 @@ class AReqOutcome:
 
 
 def areq_process(message) -> AReqOutcome:
-    """Validate, deduplicate, decide and answer. Never raises: a valid AReq that meets an
-    internal failure gets U / 22, an invalid one an Erro."""
+    """Validate, decide and answer. Never raises: a valid AReq that meets an internal failure gets
+    U / 22, an invalid one an Erro.
+
+    Duplicates (same threeDSServerTransID and dsTransID) are caught by the unique constraint on
+    those ids, not by a look-up before the work: the second INSERT fails, the atomic block of
+    `_record` rolls back everything that try wrote (its challenge, audit events, notifications),
+    and the answer is the stored ARes of the first. Concurrent twins queue on the unique index
+    until the first commits, so they too get the first's ARes, and never a second challenge."""
     try:
         ctx = validate_areq(message)
     except MessageError as exc:
         return AReqOutcome(erro(code=exc.code, detail=exc.detail, message=exc.message), None)
 
-    existing = _find_duplicate(message)
-    if existing is not None:
-        return AReqOutcome(existing.ares, existing, duplicate=True)
     pan = message["acctNumber"]
     with sensitive(pan):
         try:
-            with transaction.atomic():
-                tx = _decide_and_record(message, ctx, pan)
+            tx = _decide_and_record(message, ctx, pan)
         except IntegrityError:
-            # Lost a race against the same AReq: answer what the first one answered.
             existing = _find_duplicate(message)
             if existing is not None:
                 return AReqOutcome(existing.ares, existing, duplicate=True)
@@ -74,6 +75,7 @@ def areq_process(message) -> AReqOutcome:
 
 
 def _find_duplicate(message) -> Transaction | None:
+    """The transaction recorded for these ids (unique), once an INSERT has collided with it."""
     return Transaction.objects.filter(
         three_ds_server_trans_id=message["threeDSServerTransID"], ds_trans_id=message["dsTransID"]
     ).first()
@@ -93,16 +95,19 @@ def _technical_failure(message) -> dict:
     }
 
 
-def _card_for(pan: str) -> Card | None:
-    return (
-        Card.objects.filter(pan_fingerprint=pan_fingerprint(pan))
-        .select_related("issuer", "cardholder", "product")
-        .first()
-    )
+def _card_for(fingerprint: str, *, message: dict, now) -> Card | None:
+    """The card, with its issuer, the issuer's risk policy (a reverse one-to-one: NULL when the
+    issuer has none yet), its cardholder and the card's history that the risk rules need
+    (risk.with_history), in one statement."""
+    cards = Card.objects.filter(pan_fingerprint=fingerprint).select_related("issuer", "issuer__risk_policy", "cardholder")
+    return risk.with_history(cards, areq=message, now=now).first()
 
 
 def _sms_phone_for(card: Card) -> Phone | None:
-    return card.cardholder.phones.filter(is_primary=True, verified=True).first()
+    # Asked twice by a challenged AReq (the method, then the challenge's phone): one query.
+    if not hasattr(card, "_areq_sms_phone"):
+        card._areq_sms_phone = card.cardholder.phones.filter(is_primary=True, verified=True).first()
+    return card._areq_sms_phone
 
 
 def _oob_available(card: Card) -> bool:
@@ -111,8 +116,11 @@ def _oob_available(card: Card) -> bool:
 
 
 def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
+    """Reads first (one statement: card, policy, history; a challenge also looks for a method),
+    in autocommit like any read-committed read; then every write in one atomic block (`_record`)."""
     now = timezone.now()
-    card = _card_for(pan)
+    fingerprint = pan_fingerprint(pan)
+    card = _card_for(fingerprint, message=message, now=now)
     tx = Transaction(
         issuer=card.issuer if card else None,
         card=card,
@@ -123,7 +131,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
         device_channel=ctx.channel,
         message_category=ctx.category,
         pan_last4=pan[-4:],
-        pan_fingerprint=pan_fingerprint(pan),
+        pan_fingerprint=fingerprint,
         network=card.network if card else "",
         co_badge=card.co_badge if card else "",
         purchase_amount=int(message["purchaseAmount"]) if message.get("purchaseAmount") else None,
@@ -183,25 +191,35 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     if tx.ares_trans_status != "C":
         tx.finished_at = now
     tx.ares = _ares(tx, message, decision)
-    tx.save(force_insert=True)
-    if challenge is not None:
-        challenge.save(force_insert=True)
-    if tx.issuer_id:
-        audit_record(
-            issuer=tx.issuer, kind="threeds.areq_received", actor="ds", acs_trans_id=tx.acs_trans_id,
-            data={"channel": ctx.channel, "category": ctx.category, "version": ctx.version, "merchant": tx.merchant_name,
-                  "amount": tx.purchase_amount, "currency": tx.purchase_currency, "last4": tx.pan_last4},
-        )
-        audit_record(
-            issuer=tx.issuer, kind="threeds.ares_sent", actor="acs", acs_trans_id=tx.acs_trans_id,
-            data={"transStatus": tx.ares_trans_status, "transStatusReason": tx.trans_status_reason, "score": tx.risk_score,
-                  "rules": tx.risk_rules, "method": challenge.method if challenge else None},
-        )
-    if tx.ares_trans_status in ("Y", "A", "N") and tx.issuer_id:
-        from apps.threeds.outbound import transaction_finished
-
-        transaction_finished(tx)
+    _record(tx, challenge, ctx)
     return tx
+
+
+def _record(tx: Transaction, challenge: Challenge | None, ctx) -> None:
+    """All of the AReq's writes, or none: the transaction first, so that a duplicate's INSERT
+    fails on the unique ids before anything else is written, and the rollback takes it all."""
+    with transaction.atomic():
+        tx.save(force_insert=True)
+        if challenge is not None:
+            challenge.save(force_insert=True)
+        if tx.issuer_id:
+            # One INSERT for both events, in this order (ids and created_at ascend with it).
+            audit_record_many([
+                audit_event(
+                    issuer=tx.issuer, kind="threeds.areq_received", actor="ds", acs_trans_id=tx.acs_trans_id,
+                    data={"channel": ctx.channel, "category": ctx.category, "version": ctx.version, "merchant": tx.merchant_name,
+                          "amount": tx.purchase_amount, "currency": tx.purchase_currency, "last4": tx.pan_last4},
+                ),
+                audit_event(
+                    issuer=tx.issuer, kind="threeds.ares_sent", actor="acs", acs_trans_id=tx.acs_trans_id,
+                    data={"transStatus": tx.ares_trans_status, "transStatusReason": tx.trans_status_reason, "score": tx.risk_score,
+                          "rules": tx.risk_rules, "method": challenge.method if challenge else None},
+                ),
+            ])
+        if tx.ares_trans_status in ("Y", "A", "N") and tx.issuer_id:
+            from apps.threeds.outbound import transaction_finished
+
+            transaction_finished(tx)
 
 
 def _challenge_method(card: Card, policy) -> str | None:

@@ -45,3 +45,24 @@ def test_enrollment_writes_audit_events_without_the_pan(api, cardholder, issuer)
     assert event.issuer == issuer and event.actor.startswith("api_key:")
     assert event.data["last4"] == "1111"
     assert "4111111111111111" not in str(event.data)
+
+
+def test_several_events_in_one_insert_keep_their_order_and_are_scrubbed(issuer, django_assert_num_queries):
+    from apps.audit.services import audit_event, audit_record_many
+
+    events = [audit_event(issuer=issuer, kind=f"test.{i}", actor="tests", data={"note": "card 4111111111111111", "otp": "123456"})
+              for i in range(3)]
+    with django_assert_num_queries(1):
+        audit_record_many(events)
+    stored = list(AuditEvent.objects.filter(kind__startswith="test."))
+    assert [e.kind for e in stored] == ["test.2", "test.1", "test.0"]  # newest first, as the trail reads
+    assert [e.pk for e in events] == sorted(e.pk for e in events) and all(e.pk for e in events)
+    assert "4111111111111111" not in str([e.data for e in stored]) and "123456" not in str([e.data for e in stored])
+
+
+def test_written_events_cannot_be_written_again(issuer):
+    from apps.audit.services import audit_record_many
+
+    event = audit_record(issuer=issuer, kind="test", actor="tests")
+    with pytest.raises(RuntimeError):
+        audit_record_many([event])
