@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "apps.webhooks",
     "apps.threeds",
     "apps.devices",
+    "apps.push",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +221,7 @@ CELERY_TASK_ROUTES = {
     "sms.*": {"queue": "sms"},
     "webhooks.*": {"queue": "webhooks"},
     "timeouts.*": {"queue": "timeouts"},
+    "push.*": {"queue": "push"},
 }
 # Redis redelivers an unacknowledged task after this long; every retry delay stays below it.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
@@ -239,6 +241,8 @@ CELERY_BEAT_SCHEDULE = {
     # Deliveries whose task was lost (broker restart, killed worker) are picked up again.
     "webhooks-resume-stalled": {"task": "webhooks.resume_stalled", "schedule": 60.0},
     "webhooks-wipe-payloads": {"task": "webhooks.wipe_payloads", "schedule": 3600.0},
+    # Pushes whose task was lost or whose worker died; undeliverable pushes not yet reported to OOB.
+    "push-resume-stalled": {"task": "push.resume_stalled", "schedule": 15.0},
 }
 # Celery's Django fixup closes the DB connection around every task unless told to reuse it.
 CELERY_DB_REUSE_MAX = envint("CELERY_DB_REUSE_MAX", 1000)
@@ -247,6 +251,15 @@ SMS_BACKEND = os.environ.get("SMS_BACKEND", "console")
 SMS_FILE_PATH = os.environ.get("SMS_FILE_PATH", str(BASE_DIR / "var" / "sms.jsonl"))
 PUSH_BACKEND = os.environ.get("PUSH_BACKEND", "console")
 PUSH_FILE_PATH = os.environ.get("PUSH_FILE_PATH", str(BASE_DIR / "var" / "push.jsonl"))
+PUSH_MAX_TRIES = envint("PUSH_MAX_TRIES", 5)
+# Push-bombing protection: more pushes than this to one device in any 60 s are refused.
+PUSH_MAX_PER_DEVICE_PER_MINUTE = envint("PUSH_MAX_PER_DEVICE_PER_MINUTE", 3)
+# FCM HTTP v1 (PUSH_BACKEND=fcm): a Google service-account JSON key file; the project is the
+# file's project_id unless FCM_PROJECT_ID names another. The two URLs point at test doubles.
+FCM_CREDENTIALS_FILE = os.environ.get("FCM_CREDENTIALS_FILE", "")
+FCM_PROJECT_ID = os.environ.get("FCM_PROJECT_ID", "")
+FCM_TOKEN_URI = os.environ.get("FCM_TOKEN_URI", "")
+FCM_API_BASE_URL = os.environ.get("FCM_API_BASE_URL", "https://fcm.googleapis.com")
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM = os.environ.get("TWILIO_FROM", "")

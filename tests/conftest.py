@@ -93,12 +93,23 @@ def twilio_server():
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, twilio_server):
+def fcm_server(tmp_path_factory):
+    """A fake FCM HTTP v1 API and OAuth2 token endpoint in this process
+    (tests/fakes/fcm_server.py), with its own test service account. The worker pushes to it."""
+    from tests.fakes.fcm_server import FakeFcm
+
+    server = FakeFcm(tmp_path_factory.mktemp("fcm")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, twilio_server, fcm_server):
     """A real Celery worker process, on the real broker, against the test database.
 
     Its SMS go through the real twilio client to `twilio_server` (a primary and a fallback
     account, short backoff, 3 tries, 1 s timeout); `twilio_server.django_settings()` gives the
-    same values for this process.
+    same values for this process. Its pushes go to `fcm_server` (PUSH_BACKEND=fcm, 3 tries).
 
     Tests that use it must commit their data (`@pytest.mark.django_db(transaction=True)`)."""
     if not settings.CELERY_BROKER_URL or "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
@@ -119,12 +130,13 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, twilio_s
         "DATABASE_URL": database_url,
         "PYTHONUNBUFFERED": "1",
         **twilio_server.env(),
+        **fcm_server.env(),
     }
     node = f"tests-{os.getpid()}@localhost"
     log = open(log_path, "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "issuer_portal", "worker", "-n", node,
-         "-Q", "default,sms,webhooks,timeouts", "-c", "2", "--pool", "prefork",
+         "-Q", "default,sms,webhooks,timeouts,push", "-c", "2", "--pool", "prefork",
          "--without-gossip", "--without-mingle", "-l", "INFO"],
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )

@@ -1,0 +1,40 @@
+"""Push deliveries in the admin: read-only, per issuer, with every try. The push token is never
+on a page (it is not on these rows at all).
+
+No "send again" action: a push names an OOB request that waits 120 s; by the time anyone reads
+this page it has expired or fallen back to SMS, and a new push would wake the app for nothing.
+"""
+
+from django.contrib import admin
+
+from apps.core.admin_scoping import IssuerScopedAdmin, IssuerScopedTabularInline, ReadOnlyAdminMixin
+from apps.push.models import PushAttempt, PushDelivery
+
+
+class PushAttemptInline(ReadOnlyAdminMixin, IssuerScopedTabularInline):
+    model = PushAttempt
+    issuer_field = "delivery__issuer"
+    fields = [
+        "number", "outcome", "started_at", "duration_ms", "status_code", "error_code", "error_class",
+        "response_excerpt", "task_id",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(PushDelivery)
+class PushDeliveryAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
+    list_display = ["created_at", "acs_trans_id", "device", "platform", "status", "tries", "error_code"]
+    list_filter = ["status", "platform", "created_at"]
+    list_select_related = ["device", "issuer"]
+    search_fields = ["=id", "=acs_trans_id", "=provider_message_id"]
+    search_help_text = "Delivery id, acsTransID or provider message id."
+    fields = [
+        "id", "issuer", "device", "platform", "acs_trans_id", "status", "tries", "max_tries", "next_attempt_at",
+        "provider", "provider_message_id", "error_code", "error_message", "created_at", "finished_at",
+        "undeliverable_reported_at",
+    ]
+    readonly_fields = fields
+    inlines = [PushAttemptInline]
+    show_full_result_count = False
