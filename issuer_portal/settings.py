@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "apps.threeds",
     "apps.devices",
     "apps.push",
+    "apps.oob",
 ]
 
 MIDDLEWARE = [

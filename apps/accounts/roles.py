@@ -31,10 +31,12 @@ _READ_ONLY = [
     "sms.smsattempt",
     "threeds.transaction",
     "threeds.challenge",
+    "oob.authnrequest",
+    "push.pushattempt",
 ]
 
 # Outbound deliveries: everybody reads them; "change" is the permission to retry one by hand.
-_DELIVERIES = ["webhooks.webhookdelivery", "threeds.rreqdelivery"]
+_DELIVERIES = ["webhooks.webhookdelivery", "threeds.rreqdelivery", "push.pushdelivery"]
 
 ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     ISSUER_ADMIN: {

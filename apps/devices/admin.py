@@ -17,11 +17,11 @@ class DeviceAdmin(IssuerScopedAdmin):
     # No credential id, public key, token hash or push token: nobody needs them on a page.
     fields = [
         "name", "cardholder", "status", "push_platform", "aaguid", "attestation_format", "sign_count",
-        "created_at", "last_used_at", "revoked_at",
+        "created_at", "last_used_at", "revoked_at", "blocked_at", "blocked_reason",
     ]
     readonly_fields = [
         "cardholder", "status", "push_platform", "aaguid", "attestation_format", "sign_count",
-        "created_at", "last_used_at", "revoked_at",
+        "created_at", "last_used_at", "revoked_at", "blocked_at", "blocked_reason",
     ]
 
     def has_add_permission(self, request):
@@ -37,6 +37,6 @@ class DeviceAdmin(IssuerScopedAdmin):
     def revoke_devices(self, request, queryset):
         revoked = sum(
             services.device_revoke(device=device, actor=admin_actor(request))
-            for device in queryset.filter(status=Device.STATUS_ACTIVE).select_related("issuer")
+            for device in queryset.exclude(status=Device.STATUS_REVOKED).select_related("issuer")
         )
         self.message_user(request, f"Revoked {revoked} device(s).")

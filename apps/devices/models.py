@@ -55,7 +55,9 @@ class WebAuthnUserHandle(models.Model):
 class Device(models.Model):
     STATUS_ACTIVE = "active"
     STATUS_REVOKED = "revoked"
-    STATUSES = [(STATUS_ACTIVE, "Active"), (STATUS_REVOKED, "Revoked")]
+    # A sign counter went backwards: the credential may have been copied. Only staff can lift it.
+    STATUS_BLOCKED = "blocked"
+    STATUSES = [(STATUS_ACTIVE, "Active"), (STATUS_REVOKED, "Revoked"), (STATUS_BLOCKED, "Blocked (possibly cloned)")]
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="devices")
@@ -82,6 +84,8 @@ class Device(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    blocked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    blocked_reason = models.CharField(max_length=100, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

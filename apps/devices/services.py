@@ -225,7 +225,8 @@ def device_register(
 def device_revoke(*, device: Device, actor: str) -> bool:
     """Revoke; True if this call revoked it, False if it already was (idempotent)."""
     now = timezone.now()
-    revoked = Device.objects.filter(pk=device.pk, status=Device.STATUS_ACTIVE).update(
+    # A blocked (possibly cloned) device can be revoked too: that is how staff retire it.
+    revoked = Device.objects.filter(pk=device.pk).exclude(status=Device.STATUS_REVOKED).update(
         status=Device.STATUS_REVOKED, revoked_at=now
     )
     if revoked:

@@ -1,9 +1,10 @@
 """The challenge, channel-independent: the browser page (views_browser) and the app CReq endpoint
-(views_app) both drive it through these functions.
+(views_app) both drive it through these functions; the issuer app's OOB answers (apps.oob) come
+in through `challenge_lock`, `challenge_approve_locked` and `challenge_fall_back_locked`.
 
 Every function takes the challenge row under a lock, so a double submit, a page posted twice or a
 timeout racing the cardholder's last entry change the state once. A challenge ends exactly once, in
-`challenge_finish`, which records the result and sends the RReq and the issuer notification.
+`_finish_locked`, which records the result and sends the RReq and the issuer notification.
 """
 
 import hashlib
@@ -53,6 +54,14 @@ def _locked(acs_trans_id) -> Challenge:
         .select_related("transaction", "transaction__issuer", "transaction__card", "transaction__card__cardholder", "phone")
         .get(transaction_id=acs_trans_id)
     )
+
+
+def challenge_lock(acs_trans_id) -> Challenge | None:
+    """For other apps (apps.oob) that decide inside a challenge: the row locked first, always."""
+    try:
+        return _locked(acs_trans_id)
+    except Challenge.DoesNotExist:
+        return None
 
 
 def page_token_new(challenge: Challenge) -> str:
@@ -113,7 +122,68 @@ def challenge_begin(*, acs_trans_id, challenge_window_size: str = "", three_ds_s
             step = _start_otp(challenge)
             if step is not None:
                 return challenge, step
+        else:
+            _start_oob(challenge)
+            if challenge.is_final:
+                return challenge, Step("finished")
     return challenge, Step("started")
+
+
+def _start_oob(challenge: Challenge) -> None:
+    from apps.oob.services import FALLBACK_NO_DEVICE, oob_request_start
+    from apps.threeds.risk import risk_policy_for
+
+    policy = risk_policy_for(challenge.transaction.issuer)
+    request = oob_request_start(challenge=challenge, oob_timeout_seconds=policy.oob_timeout_seconds)
+    if request is None:  # the device was revoked since the ARes
+        challenge_fall_back_locked(challenge, reason=FALLBACK_NO_DEVICE, actor="acs")
+        return
+    challenge.oob_deadline = request.expires_at
+    challenge.save(update_fields=["oob_deadline"])
+
+
+# What ends an OOB challenge that cannot fall back to SMS: (transStatusReason, challengeCancel).
+_NO_FALLBACK_OUTCOME = {
+    "cancelled_in_app": (REASON_AUTH_FAILED, CANCEL_BY_CARDHOLDER),
+    "oob_timeout": (REASON_TIMEOUT, CANCEL_TIMEOUT_OTHER),
+    "assertion_failed": (REASON_AUTH_FAILED, ""),
+    "device_blocked": (REASON_AUTH_FAILED, ""),
+}
+
+
+def challenge_fall_back_locked(challenge: Challenge, *, reason: str, actor: str) -> None:
+    """OOB did not work out (SPEC §3.4): continue with an SMS OTP in the same transaction when the
+    policy allows it and a verified phone exists, else end the challenge with N. The reason stays
+    on the challenge either way."""
+    from apps.oob.models import AuthnRequest
+    from apps.oob.services import oob_request_close
+    from apps.threeds.risk import risk_policy_for
+
+    if challenge.is_final or challenge.method != Challenge.OOB:
+        return
+    tx = challenge.transaction
+    oob_request_close(challenge=challenge, state=AuthnRequest.WITHDRAWN)
+    challenge.fallback_reason = reason[:32]
+    phone = challenge.phone
+    can_fall_back = (
+        risk_policy_for(tx.issuer).allow_fallback_to_sms
+        and phone is not None and phone.verified and tx.card is not None
+    )
+    audit_record(issuer=tx.issuer, kind="threeds.oob_fallback", actor=actor, acs_trans_id=tx.acs_trans_id,
+                 data={"reason": reason, "to": Challenge.SMS_OTP if can_fall_back else None})
+    if not can_fall_back:
+        trans_status_reason, cancel = _NO_FALLBACK_OUTCOME.get(reason, (REASON_NO_METHOD, ""))
+        _finish_locked(challenge, "N", trans_status_reason, cancel=cancel, actor=actor)
+        return
+    challenge.method, challenge.oob_deadline = Challenge.SMS_OTP, None
+    challenge.save(update_fields=["method", "fallback_reason", "oob_deadline"])
+    _start_otp(challenge)
+
+
+def challenge_approve_locked(challenge: Challenge, *, actor: str) -> None:
+    """The app's verified assertion decided the OOB challenge."""
+    if not challenge.is_final:
+        _finish_locked(challenge, "Y", "", actor=actor)
 
 
 def _start_otp(challenge: Challenge) -> Step | None:
@@ -183,15 +253,6 @@ def challenge_cancel(*, acs_trans_id) -> Challenge:
         return challenge
 
 
-def challenge_finish(*, acs_trans_id, trans_status: str, reason: str = "", cancel: str = "", actor: str) -> Challenge:
-    """For other deciders (the OOB flow, timeouts). Does nothing on a challenge already over."""
-    with transaction.atomic():
-        challenge = _locked(acs_trans_id)
-        if not challenge.is_final:
-            _finish_locked(challenge, trans_status, reason, cancel=cancel, actor=actor)
-        return challenge
-
-
 def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, cancel: str = "", actor: str) -> None:
     tx = challenge.transaction
     now = timezone.now()
@@ -221,6 +282,11 @@ def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, canc
         challenge.state = Challenge.SUCCEEDED if trans_status in ("Y", "A") else Challenge.FAILED
     challenge.finished_at = now
     challenge.save(update_fields=["state", "finished_at", "fallback_reason"])
+    if challenge.method == Challenge.OOB or challenge.fallback_reason:
+        from apps.oob.models import AuthnRequest
+        from apps.oob.services import oob_request_close
+
+        oob_request_close(challenge=challenge, state=AuthnRequest.WITHDRAWN)
     if challenge.otp_session_id and trans_status not in ("Y", "A"):
         otp.otp_cancel(session_id=challenge.otp_session_id, actor=actor)
     audit_record(
@@ -250,11 +316,22 @@ def final_cres(challenge: Challenge) -> dict:
 
 def challenges_time_out(*, now=None) -> int:
     """Scheduled: end challenges past their deadlines (SPEC §3.4): no first CReq in time →
-    N/14 with challengeCancel 05; not finished in time → N/14 with challengeCancel 04."""
+    N/14 with challengeCancel 05; not finished in time → N/14 with challengeCancel 04; the OOB
+    wait over → fallback to SMS (or N)."""
     now = now or timezone.now()
     ended = 0
     late_first = Challenge.objects.filter(state=Challenge.AWAITING_CREQ, first_creq_deadline__lt=now).values_list("transaction_id", flat=True)
     late_whole = Challenge.objects.filter(state=Challenge.IN_PROGRESS, deadline__lt=now).values_list("transaction_id", flat=True)
+    late_oob = Challenge.objects.filter(state=Challenge.IN_PROGRESS, method=Challenge.OOB, oob_deadline__lt=now).values_list("transaction_id", flat=True)
+    for acs_trans_id in list(late_oob[:500]):
+        with transaction.atomic():
+            challenge = _locked(acs_trans_id)
+            if challenge.is_final or challenge.method != Challenge.OOB or not challenge.oob_deadline or challenge.oob_deadline >= now:
+                continue  # decided or fallen back meanwhile
+            from apps.oob.services import oob_request_time_out
+
+            oob_request_time_out(challenge=challenge)
+            ended += 1
     for ids, cancel in ((list(late_first[:500]), CANCEL_TIMEOUT_FIRST_CREQ), (list(late_whole[:500]), CANCEL_TIMEOUT_OTHER)):
         for acs_trans_id in ids:
             with transaction.atomic():

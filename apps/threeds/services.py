@@ -111,8 +111,12 @@ def _sms_phone_for(card: Card) -> Phone | None:
 
 
 def _oob_available(card: Card) -> bool:
-    """An active enrolled device (the out-of-band challenge of the next issue plugs in here)."""
-    return False
+    """An active device enrolled by the cardholder, and WebAuthn configured for the issuer (a
+    device cannot prove anything without the RP id and origins to check against)."""
+    from apps.oob.services import has_active_device
+
+    issuer = card.issuer
+    return bool(issuer.webauthn_rp_id and issuer.webauthn_origins) and has_active_device(card.cardholder_id)
 
 
 def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:

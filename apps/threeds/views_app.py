@@ -17,7 +17,7 @@ from apps.core.logging import sensitive
 from apps.core.money import format_amount
 from apps.threeds import challenge as flow
 from apps.threeds.messages import APP, SUPPORTED_VERSIONS, erro, uuid36
-from apps.threeds.models import Challenge
+from apps.threeds.models import Challenge, Transaction
 from apps.threeds.views import read_json_message
 
 TEXTS = {
@@ -88,6 +88,7 @@ def creq(request):
         ("oobContinue", lambda v: isinstance(v, bool)),
         ("challengeCancel", lambda v: v in ("01", "02", "03", "04", "05", "06", "07", "08")),
         ("challengeNoEntry", lambda v: v == "Y"),
+        ("threeDSRequestorAppURL", lambda v: isinstance(v, str) and 0 < len(v) <= 256 and "://" in v),
     ):
         if key in message and not check(message[key]):
             invalid.append(key)
@@ -120,6 +121,9 @@ def _handle(message: dict, acs_trans_id) -> JsonResponse:
             return _erro("303", "sdkCounterStoA", message, acs_trans_id)
         challenge.sdk_counter_expected += 1
         challenge.save(update_fields=["sdk_counter_expected"])
+        if message.get("threeDSRequestorAppURL"):
+            # 2.2.0 carries it in the CReq: where the issuer app sends the cardholder back after OOB.
+            Transaction.objects.filter(pk=acs_trans_id).update(three_ds_requestor_app_url=message["threeDSRequestorAppURL"])
 
     notice = ""
     if message.get("challengeCancel"):

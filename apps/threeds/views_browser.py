@@ -33,7 +33,7 @@ import logging
 import unicodedata
 import uuid
 
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
@@ -85,6 +85,26 @@ def challenge(request):
     except Exception:
         logger.exception("challenge page failed")
         return _error_page(status=500)
+
+
+@csrf_exempt
+def challenge_status(request):
+    """The OOB page asks, every few seconds, whether it should move on (the app confirmed, or the
+    challenge fell back to SMS or ended). Needs the page's current token, does not spend it, and
+    says nothing but that."""
+    if request.method != "POST":
+        return JsonResponse({"error": "method_not_allowed"}, status=405, headers={"Allow": "POST"})
+    try:
+        form = request.POST
+    except Exception:
+        return JsonResponse({"error": "bad_request"}, status=400)
+    acs_trans_id = form.get("acsTransID", "")
+    challenge = _challenge_for(acs_trans_id) if uuid36(acs_trans_id, None) else None
+    if challenge is None or not flow.page_token_matches(challenge, form.get("pageToken", "")):
+        return JsonResponse({"error": "refused"}, status=403)
+    response = JsonResponse({"waiting": not challenge.is_final and _is_oob(challenge)})
+    add_never_cache_headers(response)
+    return response
 
 
 # ---------------------------------------------------------------- the merchant's CReq
@@ -222,6 +242,9 @@ def _page_action(form):
         challenge = _challenge_for(acs_trans_id)
         if not challenge.is_final and _is_oob(challenge) and action == "continue":
             return _render_challenge(challenge, message_key="oob_pending", kind="info")
+        if not challenge.is_final and challenge.fallback_reason and action == "continue":
+            # The app could not confirm: the page turns into the SMS code page, and says why.
+            return _render_challenge(challenge, message_key="fell_back", kind="info")
         step = flow.Step("finished" if challenge.is_final else "started")
     return _respond(challenge, step)
 
@@ -289,6 +312,7 @@ def _render_challenge(challenge: Challenge, *, message: str = "", message_key: s
         "message": message or (_with_phone(t[message_key], phone) if message_key else ""),
         "message_kind": kind,
         "action_url": reverse("threeds-challenge"),
+        "status_url": reverse("threeds-challenge-status"),
         "acs_trans_id": str(tx.acs_trans_id),
         "page_token": flow.page_token_new(challenge),
     }
@@ -341,7 +365,7 @@ def _error_page(*, status: int, locale: str | None = None, text_key: str = "erro
 
 def content_security_policy(*, form_action: str) -> str:
     return (
-        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; "
         f"form-action {form_action}; frame-ancestors *; base-uri 'none'"
     )
 

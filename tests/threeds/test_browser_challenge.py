@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from apps.cards.models import Phone
 from apps.otp.models import OtpSession
-from apps.threeds.challenge import challenge_finish, challenges_time_out
+from apps.threeds.challenge import challenges_time_out
 from apps.threeds.models import Challenge, RiskPolicy, Transaction
 from tests.factories import make_card
 from tests.otp.conftest import in_process_tasks, policy, set_policy, sms_file  # noqa: F401 (fixtures)
@@ -551,18 +551,14 @@ def test_the_same_page_posted_twice_at_once_acts_once(acs, sms_file):
     assert OtpSession.objects.get(acs_trans_id=ares["acsTransID"]).attempts_used == 1
 
 
-def test_an_oob_challenge_page_waits_for_the_app_then_hands_back_its_result(acs, sms_file):
+def test_an_oob_challenge_without_a_device_any_more_falls_back_to_the_code_page(acs, sms_file):
+    # Chosen OOB at the ARes, but the device was revoked before the first CReq (tests/oob has the
+    # OOB page itself, with a real device).
     message, ares = acs.areq()
     Challenge.objects.filter(transaction_id=ares["acsTransID"]).update(method=Challenge.OOB)
-    page = acs.first_post(message, ares)
-    html = page.content.decode()
-    assert "Confirm in your banking app" in html and "challengeDataEntry" not in html and sms_file.messages() == []
-    page = acs.act(page, "continue")
-    assert "The payment is not confirmed yet." in page.content.decode()
-    with acs.capture(execute=True):
-        challenge_finish(acs_trans_id=ares["acsTransID"], trans_status="Y", actor="cardholder")  # what the app's assertion does
-    _, cres, fields = final_form(acs.act(page, "continue"))
-    assert cres["transStatus"] == "Y" and fields["threeDSSessionData"] == SESSION_DATA
+    html = acs.first_post(message, ares).content.decode()
+    assert "challengeDataEntry" in html and len(sms_file.messages()) == 1
+    assert Challenge.objects.get(transaction_id=ares["acsTransID"]).fallback_reason == "no_active_device"
 
 
 def test_a_challenge_that_timed_out_while_the_page_was_open_hands_back_n(acs, sms_file):

@@ -88,6 +88,12 @@ class Command(BaseCommand):
         if policy is not None and "FR" not in policy.allowed_countries:
             policy.allowed_countries = [*policy.allowed_countries, "FR"]
             otp_policy_save(policy=policy, actor=ACTOR)
+        if not issuer.webauthn_rp_id:
+            # So the demo issuer app (or a browser on this machine) can register a device: WebAuthn
+            # accepts "localhost" as RP id over plain HTTP, never an IP address.
+            issuer.webauthn_rp_id = "localhost"
+            issuer.webauthn_origins = sorted({settings.PUBLIC_BASE_URL.rstrip("/").replace("127.0.0.1", "localhost"), "http://localhost:8000"})
+            issuer.save(update_fields=["webauthn_rp_id", "webauthn_origins"])
         return issuer
 
     def _users(self, issuer: Issuer, password: str) -> None:

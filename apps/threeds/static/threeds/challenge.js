@@ -18,4 +18,30 @@
       form.setAttribute("data-sent", "1");
     });
   });
+  // OOB page: ask every 2 s whether the app has answered (or the challenge fell back to SMS),
+  // then post "continue" as the cardholder would. The button stays for browsers without fetch.
+  var oob = document.querySelector("form[data-oob-status]");
+  if (oob && window.fetch && window.FormData) {
+    var url = oob.getAttribute("data-oob-status");
+    var polls = 0;
+    var timer = window.setInterval(function () {
+      polls += 1;
+      if (oob.getAttribute("data-sent") || polls > 450) {  // 15 minutes: longer than any challenge
+        window.clearInterval(timer);
+        return;
+      }
+      var body = new FormData();
+      body.append("acsTransID", oob.elements.acsTransID.value);
+      body.append("pageToken", oob.elements.pageToken.value);
+      window.fetch(url, { method: "POST", body: body, credentials: "omit", cache: "no-store" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (status) {
+          if (status && status.waiting === false && !oob.getAttribute("data-sent")) {
+            window.clearInterval(timer);
+            oob.querySelector('button[value="continue"]').click();
+          }
+        })
+        .catch(function () {});
+    }, 2000);
+  }
 })();

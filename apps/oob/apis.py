@@ -1,0 +1,97 @@
+"""SDK API for the issuer app's out-of-band step (SPEC §5.3): pending requests, proceed, cancel,
+assertion. `Authorization: Device <device_token>`; a request of another device, cardholder or
+issuer is 404, never a hint that it exists.
+
+Each call runs in one transaction. A refused assertion is answered without raising, so its
+failure count (and a fallback it triggers) commits with the error response."""
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.exceptions import error_body
+from apps.core.serializers import StrictSerializer
+from apps.devices.apis import CredentialField
+from apps.devices.sdk_auth import DeviceAuthentication
+from apps.oob import services
+
+
+class DeviceApiView(APIView):
+    authentication_classes = [DeviceAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    @property
+    def device(self):
+        return self.request.auth
+
+    def dispatch(self, request, *args, **kwargs):
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
+
+
+class AuthnRequestOutput(serializers.Serializer):
+    acsTransId = serializers.UUIDField()
+    merchantName = serializers.CharField()
+    purchaseAmount = serializers.CharField()
+    purchaseCurrency = serializers.CharField()
+    purchaseExponent = serializers.CharField()
+    purchaseDate = serializers.CharField(help_text="yyyyMMddHHmmss, UTC")
+    threeDSRequestorAppURL = serializers.CharField(allow_blank=True)
+    cardLast4 = serializers.CharField()
+    state = serializers.CharField()
+    expiresAt = serializers.DateTimeField()
+
+
+class AuthnRequestListOutput(serializers.Serializer):
+    authnRequests = AuthnRequestOutput(many=True)
+
+
+class AuthnRequestListApi(DeviceApiView):
+    @extend_schema(responses={200: AuthnRequestListOutput})
+    def get(self, request):
+        pending = services.authn_requests_pending(device=self.device)
+        return Response({"authnRequests": [services.confirmation_data(r) for r in pending]})
+
+
+class AuthnRequestProceedApi(DeviceApiView):
+    @extend_schema(request=None, responses={200: OpenApiResponse(description="WebAuthn PublicKeyCredentialRequestOptions (JSON).")})
+    def post(self, request, acs_trans_id):
+        return Response(services.authn_request_proceed(device=self.device, acs_trans_id=acs_trans_id))
+
+
+class AuthnRequestCancelOutput(serializers.Serializer):
+    result = serializers.CharField()
+
+
+class AuthnRequestCancelApi(DeviceApiView):
+    @extend_schema(request=None, responses={200: AuthnRequestCancelOutput})
+    def post(self, request, acs_trans_id):
+        services.authn_request_cancel(device=self.device, acs_trans_id=acs_trans_id)
+        return Response({"result": "cancelled"})
+
+
+class AssertionInput(StrictSerializer):
+    credential = CredentialField()
+
+
+class AssertionOutput(serializers.Serializer):
+    result = serializers.CharField()
+    threeDSRequestorAppURL = serializers.CharField(allow_blank=True)
+
+
+class AuthnRequestAssertionApi(DeviceApiView):
+    @extend_schema(request=AssertionInput, responses={200: AssertionOutput})
+    def post(self, request, acs_trans_id):
+        serializer = AssertionInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            app_url = services.authn_request_assert(
+                device=self.device, acs_trans_id=acs_trans_id, credential=serializer.validated_data["credential"]
+            )
+        except services.AssertionRefused as refused:
+            return Response(error_body(refused.code, refused.message, refused.fields), status=refused.status_code)
+        # The app sends the cardholder back to the merchant's app with it (D1 SDK sample).
+        return Response({"result": "verified", "threeDSRequestorAppURL": app_url})
