@@ -63,7 +63,9 @@ class SmsDelivery(models.Model):
 
     # A UUID known before the INSERT: the body is sealed with it as associated data.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="sms_deliveries")
+    # Indexed by sms_delivery_issuer_idx (issuer, -created_at): a single-column index would only
+    # cost every write a third index entry.
+    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="sms_deliveries", db_index=False)
     otp_code = models.ForeignKey(
         "otp.OtpCode", null=True, blank=True, on_delete=models.SET_NULL, related_name="sms_deliveries"
     )
@@ -77,8 +79,13 @@ class SmsDelivery(models.Model):
     body_key_id = models.CharField(max_length=32, blank=True, editable=False)
     body_blob = models.BinaryField(null=True, editable=False)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Tries claimed so far. Every claim adds one while it holds the row, so "claims = 0" in a
+    # claim's own UPDATE means "first try", checked on the newest row version: the first try
+    # needs no read beforehand.
+    claims = models.PositiveIntegerField(default=0, editable=False)
     provider = models.CharField(max_length=20, blank=True, help_text="role:backend that accepted the message")
-    provider_message_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # Found by equality only (sms_delivery_message_id_idx): no LIKE twin index.
+    provider_message_id = models.CharField(max_length=64, blank=True)
     error_code = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
@@ -91,6 +98,7 @@ class SmsDelivery(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["issuer", "-created_at"], name="sms_delivery_issuer_idx"),
+            models.Index(fields=["provider_message_id"], name="sms_delivery_message_id_idx"),
             # The clean-up scans only rows that still hold a body.
             models.Index(fields=["created_at"], condition=Q(body_blob__isnull=False), name="sms_delivery_with_body_idx"),
         ]
@@ -118,13 +126,16 @@ class SmsAttempt(models.Model):
     FAILED_TRANSIENT, FAILED_PERMANENT, INTERRUPTED = "failed_transient", "failed_permanent", "interrupted"
     STATES = [(s, s) for s in (CLAIMED, SUCCEEDED, FAILED_TRANSIENT, FAILED_PERMANENT, INTERRUPTED)]
 
-    delivery = models.ForeignKey(SmsDelivery, on_delete=models.CASCADE, related_name="attempts")
+    # Indexed by sms_attempt_try_uniq, which starts with it.
+    delivery = models.ForeignKey(SmsDelivery, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     provider_role = models.CharField(max_length=10, choices=ROLES)
     provider = models.CharField(max_length=10, choices=BACKENDS)
     account_sid = models.CharField(max_length=34, blank=True)
     try_number = models.PositiveSmallIntegerField(help_text="1, 2, … per provider role")
     state = models.CharField(max_length=20, choices=STATES, default=CLAIMED)
-    provider_message_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # Not indexed: a try is found by its callback token; the delivery carries the accepted id.
+    # Without an index on it, recording the outcome can update the row in place (HOT).
+    provider_message_id = models.CharField(max_length=64, blank=True)
     provider_status = models.CharField(max_length=20, blank=True)
     error_code = models.CharField(max_length=32, blank=True)
     error_message = models.CharField(max_length=255, blank=True, help_text="Scrubbed.")
@@ -132,8 +143,9 @@ class SmsAttempt(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
-    # In the status-callback URL: only the provider that got this try knows it.
-    callback_token = models.CharField(max_length=64, unique=True, editable=False)
+    # In the status-callback URL: only the provider that got this try knows it. Unique through a
+    # constraint, not unique=True, which on PostgreSQL adds a LIKE twin index nothing uses.
+    callback_token = models.CharField(max_length=64, editable=False)
 
     class Meta:
         verbose_name = "SMS attempt"
@@ -141,6 +153,7 @@ class SmsAttempt(models.Model):
         constraints = [
             # Two workers racing for the same try: the database lets only one claim it.
             models.UniqueConstraint(fields=["delivery", "provider_role", "try_number"], name="sms_attempt_try_uniq"),
+            models.UniqueConstraint(fields=["callback_token"], name="sms_attempt_callback_token_uniq"),
         ]
 
     def __str__(self) -> str:

@@ -195,7 +195,8 @@ def classify_twilio_error(status: int, code: int | None, message: str = "", *, t
 # ---------------------------------------------------------------- which provider, per issuer
 
 
-def _from_settings(role: str) -> SmsProvider | None:
+def provider_from_settings(role: str) -> SmsProvider | None:
+    """The provider the settings name for this role, or None."""
     if role == PRIMARY:
         backend, prefix = settings.SMS_BACKEND, "TWILIO_"
     else:
@@ -218,7 +219,8 @@ def _simple(backend: str) -> SmsProvider | None:
     return None  # unset: no such provider (the usual case for the fallback)
 
 
-def _from_config(config: SmsProviderConfig) -> SmsProvider | None:
+def provider_from_config(config: SmsProviderConfig) -> SmsProvider | None:
+    """The provider an issuer's row names, or None (a backend this code does not know)."""
     if config.backend == TWILIO:
         return TwilioProvider(
             account_sid=config.account_sid,
@@ -232,7 +234,7 @@ def _from_config(config: SmsProviderConfig) -> SmsProvider | None:
 def provider_for(*, issuer_id, role: str) -> SmsProvider | None:
     """The issuer's active row for this role, else the settings."""
     config = SmsProviderConfig.objects.filter(issuer_id=issuer_id, role=role, is_active=True).first()
-    return _from_config(config) if config is not None else _from_settings(role)
+    return provider_from_config(config) if config is not None else provider_from_settings(role)
 
 
 def providers_for(*, issuer_id) -> list[tuple[str, SmsProvider]]:
@@ -247,7 +249,7 @@ def provider_chain(configs: Iterable[SmsProviderConfig]) -> list[tuple[str, SmsP
     by_role = {config.role: config for config in configs}
     chain = []
     for role in (PRIMARY, FALLBACK):
-        provider = _from_config(by_role[role]) if role in by_role else _from_settings(role)
+        provider = provider_from_config(by_role[role]) if role in by_role else provider_from_settings(role)
         if provider is not None:
             chain.append((role, provider))
     return chain

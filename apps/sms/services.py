@@ -25,7 +25,7 @@ from apps.core.crypto import new_token
 from apps.core.exceptions import ApplicationError
 from apps.core.logging import scrub, sensitive
 from apps.otp.models import OtpCode
-from apps.sms.models import TWILIO, SmsAttempt, SmsDelivery, SmsProviderConfig
+from apps.sms.models import BACKENDS, PRIMARY, TWILIO, SmsAttempt, SmsDelivery, SmsProviderConfig
 from apps.sms.selectors import sms_deliveries_overdue_ids
 from apps.sms.providers import (
     PermanentSmsError,
@@ -33,14 +33,16 @@ from apps.sms.providers import (
     SmsError,
     SmsProvider,
     TransientSmsError,
-    provider_chain,
     provider_for,
+    provider_from_config,
+    provider_from_settings,
     providers_for,
 )
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "system:sms"
+BACKEND_NAMES = tuple(name for name, _ in BACKENDS)
 # An OTP lives at most 10 minutes: a body older than this is never worth sending.
 BODY_RETENTION = timedelta(hours=1)
 
@@ -169,41 +171,45 @@ def _fast_sql() -> bool:
 
 # ---------------------------------------------------------------- fast path: the first try
 #
-# Nearly every SMS goes out at its first try. On PostgreSQL that case is one read and one claim
-# (each a single statement in autocommit), the provider call, then one statement recording the
-# outcome, instead of two ORM transactions of seven round trips each. The general path below
-# keeps every rule in plain ORM code and handles everything else: retries, interrupted tries,
-# dead codes, expired bodies, the fallback provider, and any claim that lost a race.
+# Nearly every SMS goes out at its first try. On PostgreSQL that case is one statement claiming
+# the try (in autocommit), the provider call, then one statement recording the outcome, instead
+# of two ORM transactions of seven round trips each. The general path below keeps every rule in
+# plain ORM code and handles everything else: retries, interrupted tries, dead codes, expired
+# bodies, the fallback provider, and any claim that lost a race.
 
-_FIRST_TRY_READ = """
-SELECT d.id, d.issuer_id, d.status, d.updated_at, d.next_attempt_at, d."to", d.sender_id, d.masked_to,
-       d.purpose, d.body_key_id, d.body_blob,
-       d.otp_code_id IS NULL OR (c.state = %(code_active)s AND c.expires_at > %(now)s) AS code_alive,
-       EXISTS (SELECT 1 FROM sms_smsattempt a WHERE a.delivery_id = d.id) AS tried,
-       p.role, p.backend, p.account_sid, p.auth_token_key_id, p.auth_token_blob, p.from_number,
-       p.messaging_service_sid
-FROM sms_smsdelivery d
-LEFT JOIN otp_otpcode c ON c.id = d.otp_code_id
-LEFT JOIN sms_smsproviderconfig p ON p.issuer_id = d.issuer_id AND p.is_active
-WHERE d.id = %(delivery_id)s
-"""
-
-# Every claim touches the delivery row, and this one only if the row is still the version read
-# above: a claim, cancel or purge committed since then fails the condition (READ COMMITTED
-# re-checks it on the newest row version once the lock is free) and nothing is inserted.
+# One statement: the delivery row is locked and counted as claimed only if this is its first
+# claim (claims = 0) and it still needs one (pending, no retry scheduled, body kept, code alive);
+# READ COMMITTED re-checks that on the newest row version once the lock is free, so a claim,
+# cancel or purge committed meanwhile makes it match nothing. Then the primary provider's try 1
+# is inserted, with the issuer's active primary row if there is one, else the settings'
+# provider (passed in). The answer is the delivery, the provider row and the try's id; no row,
+# or no try id, means the general path decides.
 _FIRST_TRY_CLAIM = """
 WITH delivery AS (
-    UPDATE sms_smsdelivery SET updated_at = %(now)s
-    WHERE id = %(delivery_id)s AND status = %(pending)s AND updated_at = %(seen)s AND body_blob IS NOT NULL
+    UPDATE sms_smsdelivery d SET claims = d.claims + 1, updated_at = %(now)s
+    WHERE d.id = %(delivery_id)s AND d.claims = 0 AND d.status = %(pending)s AND d.next_attempt_at IS NULL
+      AND d.body_blob IS NOT NULL
+      AND (d.otp_code_id IS NULL OR EXISTS (
+          SELECT 1 FROM otp_otpcode c WHERE c.id = d.otp_code_id AND c.state = %(code_active)s AND c.expires_at > %(now)s))
+    RETURNING d.id, d.issuer_id, d."to", d.sender_id, d.masked_to, d.purpose, d.body_key_id, d.body_blob
+), provider AS (
+    SELECT delivery.*, p.id AS config_id, p.backend, p.account_sid, p.auth_token_key_id, p.auth_token_blob,
+           p.from_number, p.messaging_service_sid
+    FROM delivery
+    LEFT JOIN sms_smsproviderconfig p ON p.issuer_id = delivery.issuer_id AND p.role = %(primary)s AND p.is_active
+), attempt AS (
+    INSERT INTO sms_smsattempt (delivery_id, provider_role, provider, account_sid, try_number, state,
+                                provider_message_id, provider_status, error_code, error_message, started_at,
+                                celery_task_id, callback_token)
+    SELECT id, %(primary)s, COALESCE(backend, %(default_backend)s),
+           CASE WHEN config_id IS NULL THEN %(default_account_sid)s WHEN backend = %(twilio)s THEN account_sid ELSE '' END,
+           1, %(claimed)s, '', '', '', '', %(now)s, %(task_id)s, %(token)s
+    FROM provider
+    WHERE CASE WHEN config_id IS NULL THEN %(default_backend)s <> '' ELSE backend = ANY(%(backends)s) END
+    ON CONFLICT DO NOTHING
     RETURNING id
 )
-INSERT INTO sms_smsattempt (delivery_id, provider_role, provider, account_sid, try_number, state,
-                            provider_message_id, provider_status, error_code, error_message, started_at,
-                            celery_task_id, callback_token)
-SELECT id, %(role)s, %(provider)s, %(account_sid)s, 1, %(claimed)s, '', '', '', '', %(now)s, %(task_id)s, %(token)s
-FROM delivery
-ON CONFLICT DO NOTHING
-RETURNING id
+SELECT provider.*, (SELECT id FROM attempt) FROM provider
 """
 
 
@@ -213,45 +219,38 @@ def _execute(sql: str, params: dict) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
-def _claim_first_try(delivery_id, task_id: str) -> "_Claim | object | None":
+def _claim_first_try(delivery_id, task_id: str) -> "_Claim | object":
     """Claim the first try of a pending delivery, or say that the general path must decide."""
     try:
         delivery_id = uuid.UUID(str(delivery_id))
     except ValueError:
         return _GENERAL  # not an id: the ORM refuses it as it always did (not a database error to retry)
-    now = timezone.now()
-    rows = _execute(_FIRST_TRY_READ, {"delivery_id": delivery_id, "code_active": OtpCode.ACTIVE, "now": now})
-    if not rows:
-        return None
-    (pk, issuer_id, status, seen, next_attempt_at, to, sender_id, masked_to, purpose,
-     body_key_id, body_blob, code_alive, tried) = rows[0][:13]
-    if status != SmsDelivery.PENDING:
-        return None  # done already (a redelivered task after success): statuses never go back
-    if tried or next_attempt_at is not None or body_blob is None or not code_alive:
-        return _GENERAL
-    configs = [
-        SmsProviderConfig(issuer_id=issuer_id, role=role, backend=backend, account_sid=account_sid,
-                          auth_token_key_id=key_id, auth_token_blob=blob, from_number=from_number,
-                          messaging_service_sid=service_sid)
-        for role, backend, account_sid, key_id, blob, from_number, service_sid in (row[13:] for row in rows)
-        if role is not None
-    ]
-    chain = provider_chain(configs)
-    if not chain:
-        return _GENERAL  # no provider at all: the general path fails the delivery
-    role, provider = chain[0]
-    message = json.loads(SmsDelivery(id=pk, body_key_id=body_key_id, body_blob=body_blob).unseal_body())
+    default = provider_from_settings(PRIMARY)
     token = new_token(24)
-    claimed = _execute(_FIRST_TRY_CLAIM, {
-        "delivery_id": pk, "pending": SmsDelivery.PENDING, "seen": seen, "now": now,
-        "role": role, "provider": provider.name, "account_sid": provider.account_sid,
+    rows = _execute(_FIRST_TRY_CLAIM, {
+        "delivery_id": delivery_id, "pending": SmsDelivery.PENDING, "code_active": OtpCode.ACTIVE,
+        "now": timezone.now(), "primary": PRIMARY, "twilio": TWILIO, "backends": list(BACKEND_NAMES),
+        "default_backend": default.name if default is not None else "",
+        "default_account_sid": default.account_sid if default is not None else "",
         "claimed": SmsAttempt.CLAIMED, "task_id": task_id or "", "token": token,
     })
-    if not claimed:
+    if not rows or rows[0][-1] is None:
+        # Not pending, not a first try, or no primary provider: nothing was sent or claimed
+        # (at most the claim count went up, which only keeps this path away from the row).
         return _GENERAL
+    (pk, issuer_id, to, sender_id, masked_to, purpose, body_key_id, body_blob,
+     config_id, backend, account_sid, key_id, blob, from_number, service_sid, attempt_id) = rows[0]
+    if config_id is None:
+        provider = default
+    else:
+        provider = provider_from_config(SmsProviderConfig(
+            issuer_id=issuer_id, role=PRIMARY, backend=backend, account_sid=account_sid, auth_token_key_id=key_id,
+            auth_token_blob=blob, from_number=from_number, messaging_service_sid=service_sid,
+        ))
+    message = json.loads(SmsDelivery(id=pk, body_key_id=body_key_id, body_blob=body_blob).unseal_body())
     return _Claim(
         delivery_id=pk, to=to, sender_id=sender_id, masked_to=masked_to, purpose=purpose,
-        attempt_id=claimed[0][0], role=role, try_number=1, callback_token=token, provider=provider, message=message,
+        attempt_id=attempt_id, role=PRIMARY, try_number=1, callback_token=token, provider=provider, message=message,
     )
 
 
@@ -305,9 +304,10 @@ def _claim_next_try(delivery_id, task_id: str) -> "_Claim | float | None":
                     )
             except IntegrityError:
                 return _below_visibility_timeout(claim_lease_seconds())  # claimed by someone else just now
-            # Every claim touches the delivery row: a fast-path claim that read it before this
-            # one then finds it changed and gives way.
-            delivery.save(update_fields=["updated_at"])
+            # Every claim counts itself on the delivery row (locked above): the first-try claim
+            # then finds claims > 0 and gives way.
+            delivery.claims += 1
+            delivery.save(update_fields=["claims", "updated_at"])
             return _Claim(
                 delivery_id=delivery.pk, to=delivery.to, sender_id=delivery.sender_id, masked_to=delivery.masked_to,
                 purpose=delivery.purpose, attempt_id=attempt.pk, role=role, try_number=attempt.try_number,
