@@ -2,14 +2,21 @@
 the console and file adapters, and which errors are worth another try."""
 
 import base64
+import datetime
+import ipaddress
 import json
 import logging
+import ssl
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import urllib3
 from django.conf import settings
+from twilio.http.http_client import TwilioHttpClient
 
+from apps.sms import providers
 from apps.sms.providers import (
     ConsoleProvider,
     FileProvider,
@@ -140,6 +147,97 @@ def test_error_classification(status, code, transient):
     error = classify_twilio_error(status, code, "The 'To' number +819012345678 is not valid", to="+819012345678")
     assert isinstance(error, TransientSmsError if transient else PermanentSmsError)
     assert "+819012345678" not in error.message
+
+
+# ---------------------------------------------------------------- the twilio client's transport
+
+
+def client_for(base_url: str, account_sid: str = PRIMARY_SID, token: str = PRIMARY_TOKEN):
+    return providers._new_twilio_client(account_sid, token, base_url, settings.OUTBOUND_HTTP_TIMEOUT_SECONDS)
+
+
+def test_a_direct_connection_keeps_no_copy_of_the_message_after_sending(fake_twilio):
+    to = new_number()
+    send(twilio(), to)
+    client = providers._twilio_client(PRIMARY_SID, PRIMARY_TOKEN, settings.TWILIO_API_BASE_URL, settings.OUTBOUND_HTTP_TIMEOUT_SECONDS)
+    assert isinstance(client.http_client, providers.Urllib3HttpClient)
+    assert client.http_client._test_only_last_request is None  # TwilioHttpClient keeps the body (the OTP) there
+    assert fake_twilio.accepted(to=to)
+
+
+def test_through_a_proxy_the_twilio_client_uses_its_own_transport(monkeypatch):
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal.example:3128")
+    http = client_for("https://api.twilio.com").http_client
+    assert isinstance(http, TwilioHttpClient)
+    assert http.session.proxies["https"] == "http://proxy.internal.example:3128" and not http.session.trust_env
+
+
+@pytest.fixture
+def https_twilio(tmp_path):
+    """A bare HTTPS server that accepts any message, with a certificate of its own."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            answer = json.dumps({"sid": "SM" + "d4" * 16, "status": "queued"}).encode()
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", str(cert_path), received
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_certificate_outside_the_trusted_bundle_is_refused(https_twilio, monkeypatch):
+    url, _, received = https_twilio
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    client = client_for(url)
+    with pytest.raises(urllib3.exceptions.SSLError):
+        client.messages.create(to="+819012345678", from_=PRIMARY_FROM, body="hello")
+    assert received == []
+
+
+def test_the_ca_bundle_named_in_the_environment_is_trusted(https_twilio, monkeypatch):
+    url, cert_path, received = https_twilio
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert_path)
+    message = client_for(url).messages.create(to="+819012345678", from_=PRIMARY_FROM, body="hello")
+    assert message.sid == "SM" + "d4" * 16
+    assert len(received) == 1 and b"Body=hello" in received[0]
 
 
 # ---------------------------------------------------------------- the fake server itself
