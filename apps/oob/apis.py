@@ -19,6 +19,10 @@ from apps.devices.sdk_auth import DeviceAuthentication
 from apps.oob import services
 
 
+def _refusal(refused) -> Response:
+    return Response(error_body(refused.code, refused.message, refused.fields), status=refused.status_code)
+
+
 class DeviceApiView(APIView):
     authentication_classes = [DeviceAuthentication]
     permission_classes = [IsAuthenticated]
@@ -59,7 +63,10 @@ class AuthnRequestListApi(DeviceApiView):
 class AuthnRequestProceedApi(DeviceApiView):
     @extend_schema(request=None, responses={200: OpenApiResponse(description="WebAuthn PublicKeyCredentialRequestOptions (JSON).")})
     def post(self, request, acs_trans_id):
-        return Response(services.authn_request_proceed(device=self.device, acs_trans_id=acs_trans_id))
+        try:
+            return Response(services.authn_request_proceed(device=self.device, acs_trans_id=acs_trans_id))
+        except services.OobRefused as refused:  # the fallback it triggered stays
+            return _refusal(refused)
 
 
 class AuthnRequestCancelOutput(serializers.Serializer):
@@ -91,7 +98,7 @@ class AuthnRequestAssertionApi(DeviceApiView):
             app_url = services.authn_request_assert(
                 device=self.device, acs_trans_id=acs_trans_id, credential=serializer.validated_data["credential"]
             )
-        except services.AssertionRefused as refused:
-            return Response(error_body(refused.code, refused.message, refused.fields), status=refused.status_code)
+        except services.OobRefused as refused:  # the failure count (and any fallback) stays
+            return _refusal(refused)
         # The app sends the cardholder back to the merchant's app with it (D1 SDK sample).
         return Response({"result": "verified", "threeDSRequestorAppURL": app_url})

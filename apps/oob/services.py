@@ -205,7 +205,7 @@ def authn_request_proceed(*, device: Device, acs_trans_id) -> dict:
             audit_record(issuer=tx.issuer, kind="oob.proceeded", actor=f"device:{device.pk}", acs_trans_id=tx.acs_trans_id,
                          data={"first": first})
     if expired:
-        raise Conflict("The time to confirm this payment in the app has run out.", code="authn_request_expired")
+        raise OobRefused("The time to confirm this payment in the app has run out.", code="authn_request_expired", status_code=409)
     return json.loads(webauthn.options_to_json(options))
 
 
@@ -243,15 +243,18 @@ def oob_request_time_out(*, challenge) -> None:
     _time_out_locked(_Locked(challenge, request))
 
 
-class AssertionRefused(ApplicationError):
+class OobRefused(ApplicationError):
+    """An error answer that must not undo what was decided before it (a failure count, a
+    fallback): the API answers it without rolling the request's transaction back."""
+
     def __init__(self, message: str, *, code: str, status_code: int = 400, fields: dict | None = None):
         super().__init__(message, code=code, status_code=status_code, fields=fields)
 
 
 def authn_request_assert(*, device: Device, acs_trans_id, credential: dict) -> str:
     """Verify the assertion and decide the request; returns the threeDSRequestorAppURL to go back
-    to. Raises AssertionRefused after committing the failure (count, fallback, blocked device)."""
-    refusal: AssertionRefused | None = None
+    to. Raises OobRefused after committing the failure (count, fallback, blocked device)."""
+    refusal: OobRefused | None = None
     with transaction.atomic():
         locked = _lock(device, acs_trans_id)
         request, challenge = locked.request, locked.challenge
@@ -259,7 +262,7 @@ def authn_request_assert(*, device: Device, acs_trans_id, credential: dict) -> s
         actor = f"device:{device.pk}"
         if _expired(locked):
             _time_out_locked(locked)
-            refusal = AssertionRefused("The time to confirm this payment in the app has run out.", code="authn_request_expired", status_code=409)
+            refusal = OobRefused("The time to confirm this payment in the app has run out.", code="authn_request_expired", status_code=409)
         elif request.state != AuthnRequest.PROCEEDED or request.proceeded_device_id != device.pk or request.webauthn_challenge is None:
             raise Conflict("Call proceed from this device first.", code="proceed_required")
         else:
@@ -279,7 +282,7 @@ def authn_request_assert(*, device: Device, acs_trans_id, credential: dict) -> s
     return tx.three_ds_requestor_app_url
 
 
-def _verify_locked(locked: _Locked, *, device: Device, credential: dict, actor: str) -> AssertionRefused | None:
+def _verify_locked(locked: _Locked, *, device: Device, credential: dict, actor: str) -> OobRefused | None:
     request, tx = locked.request, locked.challenge.transaction
     issuer = tx.issuer
     device = Device.objects.select_for_update().get(pk=device.pk)
@@ -315,7 +318,7 @@ def _verify_locked(locked: _Locked, *, device: Device, credential: dict, actor: 
         from apps.threeds import challenge as flow
 
         flow.challenge_fall_back_locked(locked.challenge, reason=FALLBACK_DEVICE_BLOCKED, actor="acs")
-        return AssertionRefused(
+        return OobRefused(
             "The authenticator's signature counter did not increase: the device may have been cloned and is blocked.",
             code="device_blocked", status_code=403,
         )
@@ -325,7 +328,7 @@ def _verify_locked(locked: _Locked, *, device: Device, credential: dict, actor: 
     return None
 
 
-def _count_failure(locked: _Locked, *, actor: str, detail: str) -> AssertionRefused:
+def _count_failure(locked: _Locked, *, actor: str, detail: str) -> OobRefused:
     request, tx = locked.request, locked.challenge.transaction
     request.assertion_failures += 1
     left = MAX_ASSERTION_FAILURES - request.assertion_failures
@@ -337,12 +340,12 @@ def _count_failure(locked: _Locked, *, actor: str, detail: str) -> AssertionRefu
         from apps.threeds import challenge as flow
 
         flow.challenge_fall_back_locked(locked.challenge, reason=FALLBACK_ASSERTION_FAILED, actor="acs")
-        return AssertionRefused(
+        return OobRefused(
             "The assertion could not be verified, too many times: this payment is no longer confirmed in the app.",
             code="assertion_failed_final", fields={"credential": [detail]},
         )
     request.save(update_fields=["assertion_failures"])
-    return AssertionRefused(
+    return OobRefused(
         f"The assertion could not be verified ({left} attempt(s) left): {detail}", code="invalid_assertion",
         fields={"credential": [detail]},
     )

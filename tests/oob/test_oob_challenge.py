@@ -290,6 +290,16 @@ def test_an_app_that_answers_after_the_wait_falls_back_itself(ds, app, oob_card,
     assert challenge_of(tx).fallback_reason == "oob_timeout" and len(sms_file.messages()) == 1
 
 
+def test_a_proceed_after_the_wait_falls_back_and_says_so(ds, app, oob_card, sms_file):
+    tx = started(ds, oob_card)
+    AuthnRequest.objects.filter(challenge_id=tx.acs_trans_id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    r = app.proceed(tx.acs_trans_id)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "authn_request_expired"
+    # The answer is an error, but the fallback it triggered is kept.
+    assert challenge_of(tx).fallback_reason == "oob_timeout" and len(sms_file.messages()) == 1
+    assert AuthnRequest.objects.get(challenge_id=tx.acs_trans_id).state == AuthnRequest.EXPIRED
+
+
 def test_the_oob_timeout_without_fallback_ends_with_n_14(ds, app, oob_card, issuer, committed):
     RiskPolicy.objects.filter(issuer=issuer).update(allow_fallback_to_sms=False)
     tx = started(ds, oob_card)
