@@ -83,6 +83,16 @@ def fresh_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def analyze(url: str) -> None:
+    """Fresh planner statistics, as autovacuum keeps them on a live database. The PostgreSQL of
+    this machine runs with autovacuum off, and without this the AReq's queries would be planned
+    with the statistics of an empty table for the whole run."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -382,17 +392,25 @@ def _statement_label(sql: str) -> str:
     verb = words[0].upper()
     if verb in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
         return verb
-    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"(\w+)"', sql)
-    return f"{verb} {table.group(1) if table else ''}".strip()
+    depth, top = 0, []  # the statement's own FROM, not a subquery's
+    for token in sql.replace("(", " ( ").replace(")", " ) ").split():
+        depth += token == "("
+        depth -= token == ")"
+        if depth == 0:
+            top.append(token)
+    keyword = {"SELECT": "FROM", "INSERT": "INTO", "DELETE": "FROM", "UPDATE": "UPDATE"}.get(verb)
+    if keyword in top and top.index(keyword) + 1 < len(top):
+        return f"{verb} {top[top.index(keyword) + 1].strip(chr(34))}"
+    return verb
 
 
 def statements(pans: list[str], n: int) -> dict:
     """n AReqs through the Django test client in this process (no gunicorn, no concurrency, the
-    production settings): wall time per AReq, and each SQL statement with its time as Django
-    measures it (execution and fetch, not the ORM's compilation)."""
+    production settings): wall time per AReq, and each SQL statement with its time from the
+    driver's execute to its return (round trip and server time, not the ORM's compilation; BEGIN
+    is sent by psycopg inside the first statement of a transaction, so it is counted there)."""
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     client = Client()
 
@@ -406,21 +424,47 @@ def statements(pans: list[str], n: int) -> dict:
 
     for i in range(20):
         post(pans[i % len(pans)])
-    walls, per_statement, counts = [], {}, []
+    walls, per_statement, counts, captured = [], {}, [], []
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            captured.append((sql, (time.perf_counter() - started) * 1000))
+
+    commit = connection._commit
+
+    def timed_commit():  # COMMIT is not a cursor statement: time it where Django sends it
+        started = time.perf_counter()
+        try:
+            return commit()
+        finally:
+            captured.append(("COMMIT", (time.perf_counter() - started) * 1000))
+
     for i in range(n):
-        with CaptureQueriesContext(connection) as captured:
-            walls.append(post(pans[(i * 7) % len(pans)]))
-        counts.append(len(captured.captured_queries))
-        for position, query in enumerate(captured.captured_queries):
-            per_statement.setdefault((position, _statement_label(query["sql"])), []).append(float(query["time"]) * 1000)
-    # CaptureQueriesContext turns on Django's debug cursor, which costs a little per statement.
-    plain = [post(pans[(i * 11) % len(pans)]) for i in range(n)]
+        captured.clear()
+        connection._commit = timed_commit
+        try:
+            with connection.execute_wrapper(timed):
+                walls.append(post(pans[(i * 7) % len(pans)]))
+        finally:
+            del connection._commit
+        counts.append(len(captured))
+        for position, (sql, ms) in enumerate(captured):
+            per_statement.setdefault((position, _statement_label(sql)), []).append(ms)
+    plain, cpu = [], []
+    for i in range(n):
+        started = time.process_time()
+        plain.append(post(pans[(i * 11) % len(pans)]))
+        cpu.append((time.process_time() - started) * 1000)
     return {
         "areqs": n,
         "statements_per_areq": sorted(set(counts)),
         "wall_ms_median": round(statistics.median(plain), 2),
         "wall_ms_p90": round(percentile(plain, 90), 2),
-        "captured_wall_ms_median": round(statistics.median(walls), 2),
+        "python_cpu_ms_median": round(statistics.median(cpu), 2),  # this process only: not PostgreSQL's
+        "timed_wall_ms_median": round(statistics.median(walls), 2),
         "statements": [
             {"position": pos, "statement": label, "ms_median": round(statistics.median(times), 3), "ms_mean": round(statistics.mean(times), 3)}
             for (pos, label), times in sorted(per_statement.items())
@@ -491,10 +535,8 @@ def main() -> None:
         pans.append(pan)
     random.shuffle(pans)
     script = lua_script(pans, work)
-    with connection.cursor() as cursor:
-        # Planner statistics as autovacuum keeps them on a live database (a fresh one has none).
-        cursor.execute("ANALYZE")
     connection.close()
+    analyze(database_url)
 
     if args.statements:
         with CpuWatch(database_name) as watch:
@@ -525,6 +567,7 @@ def main() -> None:
         rows = {name: [] for name, *_ in phases}
         for _ in range(args.rounds):
             for name, app, env, root in phases:
+                analyze(database_url)
                 with Server(name, app, env, workers, work, root) as server:
                     wrk(server.port, script, seconds=3, connections=args.connections)  # warm up
                     with CpuWatch(database_name) as watch:
@@ -557,6 +600,7 @@ def main() -> None:
 
     # ---- 2. latency at half the product's max rate (same rate for the ceiling)
     for name, app, env, root in [phases[1], *phases[2:], phases[0]]:
+        analyze(database_url)
         with Server(name, app, env, best, work, root) as server:
             wrk(server.port, script, seconds=3, connections=args.connections)
             # The ceiling's view also answers '"transStatus": "Y"', so both are checked alike.
@@ -583,6 +627,7 @@ def main() -> None:
 
     # ---- 4. profile
     if args.profile:
+        analyze(database_url)
         with Server("areq-profile", "issuer_portal.wsgi:application", product_env, best, work) as server:
             wrk(server.port, script, seconds=3, connections=args.connections)
             top, samples = profile(server, script, seconds=args.seconds + 2, connections=args.connections, py_spy=args.py_spy, out_dir=work)
