@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "apps.devices",
     "apps.push",
     "apps.oob",
+    "apps.analyst",
 ]
 
 MIDDLEWARE = [

@@ -7,6 +7,8 @@ from apps.core import views as core_views
 admin.site.site_header = "Issuer 3-D Secure back office"
 admin.site.site_title = "Issuer 3DS admin"
 admin.site.index_title = "Operations"
+# The admin's "View site" link leads to the analysts' workspace.
+admin.site.site_url = "/analyst/"
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
@@ -20,6 +22,7 @@ urlpatterns = [
     path("sdk/v1/", include("apps.devices.sdk_urls")),
     path("webhooks/", include("apps.sms.urls")),
     path("3ds/v2/", include("apps.threeds.urls")),
+    path("analyst/", include("apps.analyst.urls")),
 ]
 
 handler404 = "apps.core.views.not_found"

@@ -136,8 +136,27 @@ class Transaction(models.Model):
             models.UniqueConstraint(fields=["three_ds_server_trans_id", "ds_trans_id"], name="threeds_areq_ids_uniq"),
         ]
         indexes = [
-            models.Index(fields=["issuer", "-created_at"], name="threeds_tx_issuer_created_idx"),
+            # The analyst list's keyset order (newest first, ties broken by acsTransID) within an
+            # issuer; also every per-issuer time range (API list, dashboards). The two status
+            # columns at the end let the dashboards count from the index alone (index-only scan).
+            models.Index(
+                fields=["issuer", "-created_at", "-acs_trans_id", "ares_trans_status", "trans_status"],
+                name="threeds_tx_issuer_keyset_idx",
+            ),
             models.Index(fields=["card", "created_at"], name="threeds_tx_card_created_idx"),
+            # Analyst filters by equality, each kept in the keyset order: a page reads ~50 entries.
+            models.Index(fields=["issuer", "trans_status", "-created_at", "-acs_trans_id"], name="threeds_tx_status_keyset_idx"),
+            models.Index(fields=["issuer", "pan_last4", "-created_at", "-acs_trans_id"], name="threeds_tx_last4_keyset_idx"),
+            # Challenged transactions only (about a quarter): the method and fallback filters walk
+            # it in keyset order and look each challenge up by its primary key.
+            models.Index(
+                fields=["issuer", "-created_at", "-acs_trans_id"], condition=models.Q(ares_trans_status="C"),
+                name="threeds_tx_challenged_idx",
+            ),
+            models.Index(fields=["ds_trans_id"], name="threeds_tx_ds_trans_id_idx"),
+            models.Index(fields=["issuer", "purchase_currency", "purchase_amount"], name="threeds_tx_amount_idx"),
+            # PostgreSQL only, created by migration 0004_analyst_indexes (no portable form): a GIN
+            # trigram index on UPPER(merchant_name) for the case-insensitive merchant search.
         ]
 
     def __str__(self) -> str:
@@ -177,7 +196,13 @@ class Challenge(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["state", "deadline"], name="threeds_challenge_due_idx")]
+        indexes = [
+            models.Index(fields=["state", "deadline"], name="threeds_challenge_due_idx"),
+            # The few challenges that fell back from OOB to SMS (analyst filter by reason).
+            models.Index(fields=["fallback_reason"], condition=models.Q(fallback_reason__gt=""), name="threeds_ch_fallback_idx"),
+            # Dashboards: the challenges of a period, without reading the whole table.
+            models.Index(fields=["created_at"], name="threeds_ch_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.method} challenge of {self.transaction_id} ({self.state})"
