@@ -176,13 +176,21 @@ def cpu_per_message(before: dict, after: dict, n: int) -> dict:
     }
 
 
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages: how busy the shared cores were."""
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
 def render(results: dict) -> str:
     """The figures docs/BENCHMARKS.md reports, as text."""
-    lines = [f"{results['worker']}; fake Twilio {results['fake_twilio']}"]
+    lines = [f"{results['started_utc']} UTC, load average {results['load_average']['start']} at start, "
+             f"{results['load_average']['end']} at end",
+             f"{results['worker']}; fake Twilio {results['fake_twilio']}"]
     for i, rnd in enumerate(results["throughput"], 1):
         e, s = rnd["empty_task"], rnd["sms"]
         lines.append(
-            f"round {i}: empty {e['per_s']}/s, SMS {s['per_s']}/s, ratio {rnd['sms_vs_empty']}"
+            f"round {i}: empty {e['per_s']}/s, SMS {s['per_s']}/s, ratio {rnd['sms_vs_empty']}, load {rnd['load_average']}"
             f" (sent once: {s['sent_once']}, all accepted: {s['all_accepted']}, DB connections opened: {s['db_connections_opened']})"
         )
         lines.append(f"  CPU ms per empty task: {e['cpu_ms_per_message']}")
@@ -260,6 +268,8 @@ def main() -> None:
             return sms_delivery_create(issuer=issuer, to=f"+8190{10_000_000 + i % 89_999_999}", body=f"{i:06d} is your code", secret=f"{i:06d}")
 
     results = {
+        "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "load_average": {"start": load_average()},
         "machine": f"{os.cpu_count()} cores",
         "worker": f"--pool {args.pool} -c {args.concurrency}, prefetch 1, acks_late, CELERY_DB_REUSE_MAX",
         "fake_twilio": f"{'HTTP/1.0' if args.http10 else 'HTTP/1.1 keep-alive'}, "
@@ -321,7 +331,8 @@ def main() -> None:
     results["throughput"] = []
     for _ in range(args.rounds):
         empty, sms = empty_round(), sms_round()
-        results["throughput"].append({"empty_task": empty, "sms": sms, "sms_vs_empty": round(sms["per_s"] / empty["per_s"], 3)})
+        results["throughput"].append({"empty_task": empty, "sms": sms, "sms_vs_empty": round(sms["per_s"] / empty["per_s"], 3),
+                                      "load_average": load_average()})
 
     # ---- 2. latency at a fixed rate, worker already running
     worker.start()
@@ -360,6 +371,7 @@ def main() -> None:
     fake.stop()
 
     results["latency_ms"] = {"empty_task": summary(empty_latency), "sms": summary(sms_latency)}
+    results["load_average"]["end"] = load_average()
     print(json.dumps(results, indent=2))
     print(render(results), file=sys.stderr)
 
