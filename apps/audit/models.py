@@ -5,9 +5,10 @@ class AuditEvent(models.Model):
     """Append-only record of what happened, when, and by whom. Data is scrubbed before it is
     written; rows are never updated or deleted (enforced by the database on PostgreSQL)."""
 
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.PROTECT, related_name="audit_events")
+    # Covered by audit_issuer_created_idx, which starts with it.
+    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.PROTECT, related_name="audit_events", db_index=False)
     acs_trans_id = models.UUIDField(null=True, blank=True, db_index=True)
-    kind = models.CharField(max_length=64, db_index=True)
+    kind = models.CharField(max_length=64)  # never looked up alone: events are read per issuer or per transaction
     actor = models.CharField(max_length=150)
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)

@@ -236,7 +236,8 @@ def _suspicious(value) -> bool:
         if depth > MAX_NESTING:
             return True
         if isinstance(item, str):
-            if "\x00" in item or not _utf8(item):
+            # isascii() is a flag lookup: only other strings can hold a surrogate.
+            if "\x00" in item or (not item.isascii() and not _utf8(item)):
                 return True
         elif isinstance(item, dict):
             stack.extend((k, depth + 1) for k in item)

@@ -81,8 +81,10 @@ class Transaction(models.Model):
 
     acs_trans_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Null when the PAN matched no issuer of this service (the ARes still says N / 08).
-    issuer = models.ForeignKey("issuers.Issuer", null=True, on_delete=models.PROTECT, related_name="transactions")
-    card = models.ForeignKey("cards.Card", null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions")
+    # No single-column indexes on the two foreign keys: the composite indexes below start with
+    # them (every AReq writes each index; see docs/BENCHMARKS-3DS.md).
+    issuer = models.ForeignKey("issuers.Issuer", null=True, on_delete=models.PROTECT, related_name="transactions", db_index=False)
+    card = models.ForeignKey("cards.Card", null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions", db_index=False)
     three_ds_server_trans_id = models.UUIDField()
     ds_trans_id = models.UUIDField()
     sdk_trans_id = models.UUIDField(null=True, blank=True)
@@ -90,7 +92,8 @@ class Transaction(models.Model):
     device_channel = models.CharField(max_length=2)
     message_category = models.CharField(max_length=2)
     pan_last4 = models.CharField(max_length=4)
-    pan_fingerprint = models.CharField(max_length=64, db_index=True)
+    # Not indexed: nothing looks a transaction up by it (the verification API finds it by dsTransID).
+    pan_fingerprint = models.CharField(max_length=64)
     network = models.CharField(max_length=20, blank=True)
     co_badge = models.CharField(max_length=20, blank=True)
     purchase_amount = models.BigIntegerField(null=True, blank=True)
@@ -117,7 +120,7 @@ class Transaction(models.Model):
     exemption = models.CharField(max_length=20, blank=True, help_text="low_risk when a TRA/SCA exemption was granted.")
 
     # Result
-    trans_status = models.CharField(max_length=1, blank=True, db_index=True)
+    trans_status = models.CharField(max_length=1, blank=True)  # filtered per issuer: threeds_tx_status_keyset_idx
     trans_status_reason = models.CharField(max_length=2, blank=True)
     eci = models.CharField(max_length=2, blank=True)
     authentication_value = models.CharField(max_length=28, blank=True)

@@ -9,14 +9,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_event, audit_record_many
+from apps.audit.services import audit_event
 from apps.cards.models import Card, Phone
 from apps.core.crypto import pan_fingerprint
 from apps.core.logging import sensitive
+from apps.core.sql import insert_together
 from apps.core.pan import CARTES_BANCAIRES
 from apps.threeds import risk
 from apps.threeds.messages import BROWSER, THREE_RI, MessageError, erro, validate_areq
 from apps.threeds.models import Challenge, Transaction
+from apps.threeds.outbound import notification_url, transaction_finished
 from apps.threeds.results import CB_AVALGO, authentication_value, eci_for
 
 logger = logging.getLogger(__name__)
@@ -95,14 +97,6 @@ def _technical_failure(message) -> dict:
     }
 
 
-def _card_for(fingerprint: str, *, message: dict, now) -> Card | None:
-    """The card, with its issuer, the issuer's risk policy (a reverse one-to-one: NULL when the
-    issuer has none yet), its cardholder and the card's history that the risk rules need
-    (risk.with_history), in one statement."""
-    cards = Card.objects.filter(pan_fingerprint=fingerprint).select_related("issuer", "issuer__risk_policy", "cardholder")
-    return risk.with_history(cards, areq=message, now=now).first()
-
-
 def _sms_phone_for(card: Card) -> Phone | None:
     # Asked twice by a challenged AReq (the method, then the challenge's phone): one query.
     if not hasattr(card, "_areq_sms_phone"):
@@ -124,7 +118,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     in autocommit like any read-committed read; then every write in one atomic block (`_record`)."""
     now = timezone.now()
     fingerprint = pan_fingerprint(pan)
-    card = _card_for(fingerprint, message=message, now=now)
+    card = risk.card_for_areq(fingerprint=fingerprint, areq=message, now=now)
     tx = Transaction(
         issuer=card.issuer if card else None,
         card=card,
@@ -201,29 +195,31 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
 
 def _record(tx: Transaction, challenge: Challenge | None, ctx) -> None:
     """All of the AReq's writes, or none: the transaction first, so that a duplicate's INSERT
-    fails on the unique ids before anything else is written, and the rollback takes it all."""
+    fails on the unique ids before anything else is written, and nothing else is. On PostgreSQL
+    the transaction, its challenge and both audit events are one statement; when nothing else is
+    to be written (no notification), that statement is the whole database transaction."""
+    rows = [[tx], [challenge] if challenge is not None else []]
+    if tx.issuer_id:
+        # Both events in this order (ids and created_at ascend with it).
+        rows.append([
+            audit_event(
+                issuer=tx.issuer, kind="threeds.areq_received", actor="ds", acs_trans_id=tx.acs_trans_id,
+                data={"channel": ctx.channel, "category": ctx.category, "version": ctx.version, "merchant": tx.merchant_name,
+                      "amount": tx.purchase_amount, "currency": tx.purchase_currency, "last4": tx.pan_last4},
+            ),
+            audit_event(
+                issuer=tx.issuer, kind="threeds.ares_sent", actor="acs", acs_trans_id=tx.acs_trans_id,
+                data={"transStatus": tx.ares_trans_status, "transStatusReason": tx.trans_status_reason, "score": tx.risk_score,
+                      "rules": tx.risk_rules, "method": challenge.method if challenge else None},
+            ),
+        ])
+    finished = tx.ares_trans_status in ("Y", "A", "N") and tx.issuer_id
+    if not (finished and notification_url(tx)):
+        insert_together(rows)
+        return
     with transaction.atomic():
-        tx.save(force_insert=True)
-        if challenge is not None:
-            challenge.save(force_insert=True)
-        if tx.issuer_id:
-            # One INSERT for both events, in this order (ids and created_at ascend with it).
-            audit_record_many([
-                audit_event(
-                    issuer=tx.issuer, kind="threeds.areq_received", actor="ds", acs_trans_id=tx.acs_trans_id,
-                    data={"channel": ctx.channel, "category": ctx.category, "version": ctx.version, "merchant": tx.merchant_name,
-                          "amount": tx.purchase_amount, "currency": tx.purchase_currency, "last4": tx.pan_last4},
-                ),
-                audit_event(
-                    issuer=tx.issuer, kind="threeds.ares_sent", actor="acs", acs_trans_id=tx.acs_trans_id,
-                    data={"transStatus": tx.ares_trans_status, "transStatusReason": tx.trans_status_reason, "score": tx.risk_score,
-                          "rules": tx.risk_rules, "method": challenge.method if challenge else None},
-                ),
-            ])
-        if tx.ares_trans_status in ("Y", "A", "N") and tx.issuer_id:
-            from apps.threeds.outbound import transaction_finished
-
-            transaction_finished(tx)
+        insert_together(rows)
+        transaction_finished(tx)
 
 
 def _challenge_method(card: Card, policy) -> str | None:

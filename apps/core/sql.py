@@ -1,0 +1,138 @@
+"""Statements built once from the models' metadata, for the few paths where building them with the
+ORM on every call is most of the cost (the AReq: about two thirds of its Python time was the ORM
+compiling one SELECT and two INSERTs).
+
+The SQL comes from `_meta` (tables, columns, quoting), so it follows the models and their
+migrations; values go through each field's own `get_db_prep_save` and come back through the
+backend's and the field's converters, exactly as the ORM would store and read them. Portable:
+SQLite runs the same statements, except that several INSERTs are sent one by one there.
+"""
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from functools import cache
+
+from django.db import connections, transaction
+from django.db.models import Model
+
+
+def quote(name: str, *, using: str = "default") -> str:
+    return connections[using].ops.quote_name(name)
+
+
+def columns_sql(model: type[Model], alias: str, *, using: str = "default") -> str:
+    """The model's concrete columns, in field order, qualified by `alias` (a row that from_row reads)."""
+    return ", ".join(f"{alias}.{quote(f.column, using=using)}" for f in model._meta.concrete_fields)
+
+
+def _converters(model: type[Model], using: str) -> list:
+    """Per column: the converters the ORM would apply, bound to this thread's connection (the
+    backend's converters belong to its connection object, so they are kept on it)."""
+    connection = connections[using]
+    cache_ = connection.__dict__.setdefault("_core_sql_converters", {})
+    if model not in cache_:
+        table = []
+        for field in model._meta.concrete_fields:
+            # get_col gives a foreign key the type of the key it points to (a UUID stays a UUID).
+            col = field.get_col(model._meta.db_table)
+            table.append((col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)))
+        cache_[model] = table
+    return cache_[model]
+
+
+def from_row(model: type[Model], row: Sequence, *, using: str = "default") -> Model:
+    """An instance from a row of `columns_sql(model, ...)`, as the ORM would load it."""
+    connection = connections[using]
+    values = []
+    for value, (col, converters) in zip(row, _converters(model, using)):
+        for converter in converters:
+            value = converter(value, col, connection)
+        values.append(value)
+    return model.from_db(using, None, values)
+
+
+@cache
+def _insert_sql(model: type[Model], fields: tuple, rows: int, returning: str | None, using: str) -> str:
+    ops = connections[using].ops
+    columns = ", ".join(ops.quote_name(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = f"INSERT INTO {ops.quote_name(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
+    return sql + (f" RETURNING {ops.quote_name(returning)}" if returning else "")
+
+
+def _insert(objs: Sequence[Model], using: str) -> tuple[str, list, Sequence[Model]]:
+    """One multi-row INSERT of objects of one model, with the values bulk_create would send
+    (defaults, auto_now_add, each field's own preparation)."""
+    model = type(objs[0])
+    connection = connections[using]
+    pk = model._meta.pk
+    auto_pk = pk.db_returning and objs[0].pk is None
+    fields = tuple(f for f in model._meta.concrete_fields if not (auto_pk and f is pk))
+    params = []
+    for obj in objs:
+        if type(obj) is not model or (obj.pk is None) != auto_pk or not obj._state.adding:
+            raise ValueError("insert_together takes new objects of one model per group, all with or all without a primary key")
+        obj._prepare_related_fields_for_save(operation_name="insert_together")
+        params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
+    returning = pk.column if auto_pk else None
+    return _insert_sql(model, fields, len(objs), returning, using), params, (objs if auto_pk else ())
+
+
+def _insert_one_by_one(cursor, group: Sequence[Model], params: list, using: str) -> None:
+    model = type(group[0])
+    fields = tuple(f for f in model._meta.concrete_fields if f is not model._meta.pk)
+    sql = _insert_sql(model, fields, 1, None, using)
+    for i, obj in enumerate(group):
+        cursor.execute(sql, params[i * len(fields):(i + 1) * len(fields)])
+        obj.pk = cursor.lastrowid
+
+
+def _done(objs: Sequence[Model], using: str) -> None:
+    for obj in objs:
+        obj._state.adding, obj._state.db = False, using
+
+
+def insert_together(groups: Sequence[Sequence[Model]], *, using: str = "default") -> None:
+    """INSERT new objects, a group per model, all or none, in as few round trips as the database
+    allows: on PostgreSQL one statement (the groups before the last as data-modifying WITH
+    clauses, which run exactly once), atomic by itself, so outside a transaction it needs no
+    BEGIN and COMMIT; elsewhere one INSERT per group inside a transaction. Only the last group
+    may leave its primary keys to the database (they come back with RETURNING). An integrity
+    error leaves nothing written, and the caller's transaction usable (a savepoint inside one)."""
+    groups = [list(g) for g in groups if g]
+    if not groups:
+        return
+    connection = connections[using]
+    statements = [_insert(group, using) for group in groups]
+    if any(returned for _, _, returned in statements[:-1]):
+        raise ValueError("only the last group may leave its primary keys to the database")
+    if connection.vendor == "postgresql":
+        *heads, (last_sql, last_params, returned) = statements
+        sql = last_sql
+        params = []
+        if heads:
+            sql = "WITH " + ", ".join(f"_w{i} AS ({s})" for i, (s, _, _) in enumerate(heads)) + " " + last_sql
+            for _, p, _ in heads:
+                params.extend(p)
+        params.extend(last_params)
+        # In autocommit the statement is its own transaction; inside an atomic block a failure
+        # would abort the caller's transaction, so it gets a savepoint there.
+        with transaction.atomic(using=using) if connection.in_atomic_block else nullcontext():
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                ids = [row[0] for row in cursor.fetchall()] if returned else []
+        for obj, pk in zip(returned, ids):
+            obj.pk = pk
+    else:
+        with transaction.atomic(using=using):
+            with connection.cursor() as cursor:
+                for group, (sql, params, returned) in zip(groups, statements):
+                    if returned and not connection.features.can_return_rows_from_bulk_insert:
+                        _insert_one_by_one(cursor, group, params, using)  # SQLite before 3.35
+                        continue
+                    cursor.execute(sql, params)
+                    if returned:
+                        for obj, (pk,) in zip(returned, cursor.fetchall()):
+                            obj.pk = pk
+    for group in groups:
+        _done(group, using)

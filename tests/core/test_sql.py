@@ -1,0 +1,112 @@
+"""apps.core.sql: statements built once from the models must store and load exactly what the ORM
+would, write all or nothing, and refuse what bulk_create would refuse."""
+
+import uuid
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.audit.services import audit_event
+from apps.cards.models import Card, Cardholder
+from apps.core.crypto import pan_fingerprint
+from apps.core.sql import insert_together
+from apps.issuers.models import Issuer
+from apps.threeds import risk
+from apps.threeds.models import RiskPolicy, Transaction
+from tests.factories import make_card
+
+pytestmark = pytest.mark.django_db
+
+PAN = "4111111111111111"
+
+
+def values(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def new_tx(issuer, **overrides) -> Transaction:
+    fields = dict(
+        issuer=issuer, three_ds_server_trans_id=uuid.uuid4(), ds_trans_id=uuid.uuid4(), message_version="2.2.0",
+        device_channel="02", message_category="01", pan_last4="1111", pan_fingerprint="f" * 64, purchase_amount=12345,
+        purchase_currency="978", purchase_exponent=2, merchant_name="Ｍerchant ☕", areq={"nested": {"list": [1, "two", None]}},
+        ares={"transStatus": "Y"}, risk_score=12, risk_rules=[{"rule": "base", "weight": 10}], trans_status="Y",
+        finished_at=timezone.now(),
+    )
+    return Transaction(**{**fields, **overrides})
+
+
+def test_a_row_reads_back_as_the_orm_would_have_written_it(issuer):
+    ours, theirs = new_tx(issuer), new_tx(issuer)
+    insert_together([[ours]])
+    theirs.save(force_insert=True)
+    for written in (ours, theirs):
+        stored = values(Transaction.objects.get(pk=written.pk))
+        assert stored == values(written)
+    assert not ours._state.adding and ours._state.db == "default"
+
+
+def test_groups_are_written_together_and_the_database_numbers_the_last(issuer):
+    tx = new_tx(issuer)
+    events = [audit_event(issuer=issuer, kind=f"test.{i}", actor="tests", acs_trans_id=tx.acs_trans_id, data={"i": i}) for i in range(3)]
+    with CaptureQueriesContext(connection) as captured:
+        insert_together([[tx], events])
+    writes = [q for q in captured.captured_queries if q["sql"].split()[0].upper() not in ("SAVEPOINT", "RELEASE")]
+    assert len(writes) == (1 if connection.vendor == "postgresql" else 2)
+    assert [e.pk for e in events] == sorted(e.pk for e in events) and all(events)
+    stored = AuditEvent.objects.filter(acs_trans_id=tx.acs_trans_id).order_by("id")
+    assert [(e.pk, e.kind, e.data) for e in stored] == [(e.pk, e.kind, e.data) for e in events]
+    assert [e.created_at for e in stored] == sorted(e.created_at for e in stored)
+
+
+def test_a_failing_group_leaves_nothing_written_and_the_callers_transaction_usable(issuer):
+    first = new_tx(issuer)
+    insert_together([[first]])
+    twin = new_tx(issuer, three_ds_server_trans_id=first.three_ds_server_trans_id, ds_trans_id=first.ds_trans_id)
+    event = audit_event(issuer=issuer, kind="test.twin", actor="tests", acs_trans_id=twin.acs_trans_id)
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            insert_together([[twin], [event]])
+        assert Transaction.objects.count() == 1  # still usable: a savepoint took the failure
+    assert not AuditEvent.objects.filter(kind="test.twin").exists()
+    assert event.pk is None and twin._state.adding
+
+
+def test_saved_or_mixed_objects_are_refused(issuer):
+    saved = new_tx(issuer)
+    saved.save(force_insert=True)
+    with pytest.raises(ValueError):
+        insert_together([[saved]])
+    with pytest.raises(ValueError):
+        insert_together([[new_tx(issuer), audit_event(issuer=issuer, kind="x", actor="tests")]])
+    # Only the last group may leave its primary keys to the database.
+    with pytest.raises(ValueError):
+        insert_together([[audit_event(issuer=issuer, kind="x", actor="tests")], [new_tx(issuer)]])
+    assert Transaction.objects.count() == 1 and not AuditEvent.objects.filter(kind="x").exists()
+
+
+class TestTheAReqsRead:
+    def test_the_card_and_what_comes_with_it_load_as_the_orm_loads_them(self, cardholder, issuer):
+        card = make_card(cardholder=cardholder, pan=PAN)
+        policy = RiskPolicy.objects.create(issuer=issuer, amount_thresholds={"978": "250.00"})
+        found = risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq={}, now=timezone.now())
+        assert values(found) == values(Card.objects.get(pk=card.pk))
+        with CaptureQueriesContext(connection) as captured:
+            assert values(found.issuer) == values(Issuer.objects.get(pk=issuer.pk))
+            assert values(found.cardholder) == values(Cardholder.objects.get(pk=cardholder.pk))
+            assert values(found.issuer.risk_policy) == values(RiskPolicy.objects.get(pk=policy.pk))
+            assert found.issuer.risk_policy.issuer is found.issuer
+        assert len(captured.captured_queries) == 3  # only the three comparison reads: nothing lazy
+        assert found.risk_recent_count == 0 and found.risk_merchant_known_id is None
+
+    def test_an_issuer_without_a_policy_reads_as_having_none(self, cardholder):
+        make_card(cardholder=cardholder, pan=PAN)
+        found = risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq={}, now=timezone.now())
+        with pytest.raises(RiskPolicy.DoesNotExist):
+            found.issuer.risk_policy
+
+    def test_an_unknown_pan_finds_nothing(self, cardholder):
+        make_card(cardholder=cardholder, pan=PAN)
+        assert risk.card_for_areq(fingerprint=pan_fingerprint("5555555555554444"), areq={}, now=timezone.now()) is None
