@@ -13,8 +13,8 @@ from apps.audit.services import audit_event
 from apps.cards.models import Card, Phone
 from apps.core.crypto import pan_fingerprint
 from apps.core.logging import sensitive
-from apps.core.sql import insert_together
 from apps.core.pan import CARTES_BANCAIRES
+from apps.core.sql import insert_together
 from apps.threeds import risk
 from apps.threeds.messages import BROWSER, THREE_RI, MessageError, erro, validate_areq
 from apps.threeds.models import Challenge, Transaction
@@ -115,7 +115,7 @@ def _oob_available(card: Card) -> bool:
 
 def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     """Reads first (one statement: card, policy, history; a challenge also looks for a method),
-    in autocommit like any read-committed read; then every write in one atomic block (`_record`)."""
+    in autocommit like any read-committed read; then every write, all or none (`_record`)."""
     now = timezone.now()
     fingerprint = pan_fingerprint(pan)
     card = risk.card_for_areq(fingerprint=fingerprint, areq=message, now=now)
