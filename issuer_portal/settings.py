@@ -133,6 +133,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Server-side prepared statements for the few hot statements that ask for them (apps.core.sql:
+# the AReq's read and writes), parsed and planned once per connection. Off behind a pooler that
+# does not keep them per client (PgBouncer before 1.21 in transaction mode).
+DB_PREPARED_STATEMENTS = envbool("DB_PREPARED_STATEMENTS", True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PREPARED_STATEMENTS:
+    # psycopg prepares only what is executed with prepare=True (the ORM's client-side cursors
+    # never prepare); the threshold only has to be set, and never reached, for that to work.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # In-process tasks and the dev server share one file: wait for the write lock instead of
     # failing with "database is locked".

@@ -12,8 +12,46 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from functools import cache
 
+from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Model
+
+
+def cursor(*, using: str = "default"):
+    """A cursor for a hot statement: on PostgreSQL (unless DB_PREPARED_STATEMENTS is off) one that
+    binds parameters on the server and has psycopg prepare each statement once per connection,
+    so that PostgreSQL parses and plans it once instead of at every call; elsewhere the usual one.
+    Both go through Django's wrapper (errors mapped to django.db's, query logging, wrappers)."""
+    connection = connections[using]
+    if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
+        return connection.cursor()
+    # What connection.cursor() does, with another cursor class.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(_preparing_cursor_class()(connection.connection))
+
+
+@cache
+def _preparing_cursor_class():
+    import psycopg
+
+    class LoggedQuery:
+        __slots__ = ("query",)
+
+        def __init__(self, query: str):
+            self.query = query.encode()
+
+    class PreparingCursor(psycopg.Cursor):
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            try:
+                return super().execute(query, params, prepare=True, binary=binary)
+            finally:
+                # psycopg keeps no query for an executed prepared statement; Django's query log
+                # (DEBUG, tests) reads this one: the statement, placeholders and no values.
+                self._query = LoggedQuery(query)
+
+    return PreparingCursor
 
 
 def quote(name: str, *, using: str = "default") -> str:
@@ -118,21 +156,21 @@ def insert_together(groups: Sequence[Sequence[Model]], *, using: str = "default"
         # In autocommit the statement is its own transaction; inside an atomic block a failure
         # would abort the caller's transaction, so it gets a savepoint there.
         with transaction.atomic(using=using) if connection.in_atomic_block else nullcontext():
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                ids = [row[0] for row in cursor.fetchall()] if returned else []
+            with cursor(using=using) as cur:
+                cur.execute(sql, params)
+                ids = [row[0] for row in cur.fetchall()] if returned else []
         for obj, pk in zip(returned, ids):
             obj.pk = pk
     else:
         with transaction.atomic(using=using):
-            with connection.cursor() as cursor:
+            with connection.cursor() as cur:
                 for group, (sql, params, returned) in zip(groups, statements):
                     if returned and not connection.features.can_return_rows_from_bulk_insert:
-                        _insert_one_by_one(cursor, group, params, using)  # SQLite before 3.35
+                        _insert_one_by_one(cur, group, params, using)  # SQLite before 3.35
                         continue
-                    cursor.execute(sql, params)
+                    cur.execute(sql, params)
                     if returned:
-                        for obj, (pk,) in zip(returned, cursor.fetchall()):
+                        for obj, (pk,) in zip(returned, cur.fetchall()):
                             obj.pk = pk
     for group in groups:
         _done(group, using)

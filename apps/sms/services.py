@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from apps.audit import services as audit_services
 from apps.audit.services import audit_record
+from apps.core import sql as core_sql
 from apps.core.crypto import new_token
 from apps.core.exceptions import ApplicationError
 from apps.core.logging import scrub, sensitive
@@ -214,7 +215,8 @@ SELECT provider.*, (SELECT id FROM attempt) FROM provider
 
 
 def _execute(sql: str, params: dict) -> list[tuple]:
-    with connection.cursor() as cursor:
+    # Prepared once per connection (PostgreSQL parses and plans these CTEs once, not per SMS).
+    with core_sql.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
 

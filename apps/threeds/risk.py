@@ -99,7 +99,7 @@ def card_for_areq(*, fingerprint: str, areq: dict, now, using: str = "default"):
     connection = connections[using]
     merchant = _merchant(areq)
     since = DateTimeField().get_db_prep_value(now - VELOCITY_WINDOW, connection)
-    with connection.cursor() as cursor:
+    with sql.cursor(using=using) as cursor:
         cursor.execute(_card_sql(with_merchant=bool(merchant), using=using), {
             "fingerprint": fingerprint, "since": since, "merchant": merchant,
             **{f"known{i}": status for i, status in enumerate(KNOWN_MERCHANT_STATUSES)},

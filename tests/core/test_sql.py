@@ -12,6 +12,7 @@ from apps.audit.models import AuditEvent
 from apps.audit.services import audit_event
 from apps.cards.models import Card, Cardholder
 from apps.core.crypto import pan_fingerprint
+from apps.core import sql
 from apps.core.sql import insert_together
 from apps.issuers.models import Issuer
 from apps.threeds import risk
@@ -110,3 +111,38 @@ class TestTheAReqsRead:
     def test_an_unknown_pan_finds_nothing(self, cardholder):
         make_card(cardholder=cardholder, pan=PAN)
         assert risk.card_for_areq(fingerprint=pan_fingerprint("5555555555554444"), areq={}, now=timezone.now()) is None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="server-side prepared statements are PostgreSQL's")
+class TestPreparedStatements:
+    QUERY = "SELECT %(n)s::int + 41 AS prepared_probe"
+
+    def prepared(self) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%prepared_probe%"])
+            return cursor.fetchone()[0]
+
+    def test_a_hot_statement_is_prepared_once_per_connection_and_logged_without_its_values(self):
+        with CaptureQueriesContext(connection) as captured:
+            for n in (1, 2, 3):
+                with sql.cursor() as cursor:
+                    cursor.execute(self.QUERY, {"n": n})
+                    assert cursor.fetchone() == (41 + n,)
+        assert self.prepared() == 1
+        logged = [q["sql"] for q in captured.captured_queries]
+        assert logged == [self.QUERY] * 3
+
+    def test_errors_are_djangos_and_the_connection_goes_on(self, issuer):
+        first = new_tx(issuer)
+        insert_together([[first]])
+        with pytest.raises(IntegrityError), transaction.atomic():
+            with sql.cursor() as cursor:
+                cursor.execute('INSERT INTO "threeds_transaction" SELECT * FROM "threeds_transaction" WHERE acs_trans_id = %(id)s',
+                               {"id": first.acs_trans_id})
+        assert Transaction.objects.count() == 1
+
+    def test_none_is_prepared_when_the_setting_is_off(self, settings):
+        settings.DB_PREPARED_STATEMENTS = False
+        with sql.cursor() as cursor:
+            cursor.execute(self.QUERY, {"n": 1})
+        assert self.prepared() == 0
