@@ -5,7 +5,8 @@ compiling one SELECT and two INSERTs).
 The SQL comes from `_meta` (tables, columns, quoting), so it follows the models and their
 migrations; values go through each field's own `get_db_prep_save` and come back through the
 backend's and the field's converters, exactly as the ORM would store and read them. Portable:
-SQLite runs the same statements, except that several INSERTs are sent one by one there.
+SQLite runs the same statements, except that several INSERTs are sent one by one there. On
+PostgreSQL `cursor()` also has them prepared once per connection (DB_PREPARED_STATEMENTS).
 """
 
 from collections.abc import Sequence
