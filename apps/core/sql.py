@@ -9,6 +9,10 @@ SQLite runs the same statements, except that several INSERTs are sent one by one
 PostgreSQL `cursor()` also has them prepared once per connection (DB_PREPARED_STATEMENTS).
 """
 
+import datetime
+import decimal
+import json
+import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
 from functools import cache
@@ -117,6 +121,53 @@ def _insert(objs: Sequence[Model], using: str) -> tuple[str, list, Sequence[Mode
     return _insert_sql(model, fields, len(objs), returning, using), params, (objs if auto_pk else ())
 
 
+@cache
+def _insert_json_sql(model: type[Model], fields: tuple, returning: str | None, using: str) -> str:
+    ops = connections[using].ops
+    table = ops.quote_name(model._meta.db_table)
+    columns = ", ".join(ops.quote_name(f.column) for f in fields)
+    sql = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb)"
+    return sql + (f" RETURNING {ops.quote_name(returning)}" if returning else "")
+
+
+def _json_scalar(value) -> str:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (uuid.UUID, decimal.Decimal)):
+        return json.dumps(str(value))
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return json.dumps(value.isoformat())
+    raise TypeError(type(value).__name__)
+
+
+def _insert_json(objs: Sequence[Model], using: str) -> tuple[str, list, Sequence[Model]]:
+    """PostgreSQL: the same INSERT with the group's rows as one JSON document, which PostgreSQL
+    turns into rows of the table's own types (jsonb_populate_recordset). One parameter however
+    many columns: psycopg caches a statement's parse only up to 50 parameters, and the AReq's write
+    has 59. JSON values are what each field prepared (its own encoder for JSON fields); a value
+    JSON cannot carry as such (bytes) raises TypeError, and the caller uses the VALUES form."""
+    sql, params, returned = _insert(objs, using)
+    model = type(objs[0])
+    fields = tuple(f for f in model._meta.concrete_fields if not (returned and f is model._meta.pk))
+    rows, it = [], iter(params)
+    for _ in objs:
+        parts = []
+        for field in fields:
+            value = next(it)
+            text = value.dumps(value.obj) if isinstance(value, _jsonb()) else _json_scalar(value)
+            parts.append(f"{json.dumps(field.column)}:{text}")
+        rows.append("{" + ",".join(parts) + "}")
+    returning = model._meta.pk.column if returned else None
+    return _insert_json_sql(model, fields, returning, using), ["[" + ",".join(rows) + "]"], returned
+
+
+@cache
+def _jsonb():
+    from psycopg.types.json import Jsonb
+
+    return Jsonb
+
+
 def _insert_one_by_one(cursor, group: Sequence[Model], params: list, using: str) -> None:
     model = type(group[0])
     fields = tuple(f for f in model._meta.concrete_fields if f is not model._meta.pk)
@@ -142,7 +193,13 @@ def insert_together(groups: Sequence[Sequence[Model]], *, using: str = "default"
     if not groups:
         return
     connection = connections[using]
-    statements = [_insert(group, using) for group in groups]
+    if connection.vendor == "postgresql":
+        try:
+            statements = [_insert_json(group, using) for group in groups]
+        except TypeError:
+            statements = [_insert(group, using) for group in groups]
+    else:
+        statements = [_insert(group, using) for group in groups]
     if any(returned for _, _, returned in statements[:-1]):
         raise ValueError("only the last group may leave its primary keys to the database")
     if connection.vendor == "postgresql":

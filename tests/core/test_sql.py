@@ -49,6 +49,17 @@ def test_a_row_reads_back_as_the_orm_would_have_written_it(issuer):
     assert not ours._state.adding and ours._state.db == "default"
 
 
+@pytest.mark.parametrize("blob", [None, b"\x00\xffbinary"], ids=["no bytes", "bytes (not JSON: the VALUES form)"])
+def test_every_kind_of_value_reads_back_as_written(issuer, blob):
+    from apps.sms.models import SmsDelivery
+
+    delivery = SmsDelivery(issuer=issuer, to="+819012345678", masked_to="+81 ••• •••• 5678", sender_id="ACME",
+                           body_key_id="k1", body_blob=blob, next_attempt_at=timezone.now(), acs_trans_id=uuid.uuid4())
+    insert_together([[delivery]])
+    stored = SmsDelivery.objects.get(pk=delivery.pk)
+    assert values(stored) == {**values(delivery), "body_blob": blob}
+
+
 def test_groups_are_written_together_and_the_database_numbers_the_last(issuer):
     tx = new_tx(issuer)
     events = [audit_event(issuer=issuer, kind=f"test.{i}", actor="tests", acs_trans_id=tx.acs_trans_id, data={"i": i}) for i in range(3)]
