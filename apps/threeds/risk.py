@@ -7,14 +7,15 @@ with it, so the transaction explains its own decision. The same score goes out a
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-
 from functools import cache
 
 from django.db import connections
 from django.db.models import DateTimeField
 from django.utils import timezone
 
+from apps.cards.models import Card, Cardholder
 from apps.core import sql
+from apps.issuers.models import Issuer
 from apps.threeds.models import RiskPolicy, Transaction
 
 
@@ -46,13 +47,6 @@ def _merchant(areq: dict) -> str:
     return areq.get("acquirerMerchantID") or areq.get("merchantName", "")
 
 
-def _tables():
-    from apps.cards.models import Card, Cardholder
-    from apps.issuers.models import Issuer
-
-    return Card, Issuer, RiskPolicy, Cardholder
-
-
 @cache
 def _card_sql(*, with_merchant: bool, using: str) -> str:
     """The AReq's one read: the card by fingerprint, its issuer, the issuer's risk policy (NULLs
@@ -64,8 +58,6 @@ def _card_sql(*, with_merchant: bool, using: str) -> str:
     may run an EXISTS in the select list as a hashed subplan over every matching row of every
     card (seen: 17 ms on 8k rows); a scalar subquery with LIMIT 1 runs per card, on the
     (card, acquirer_merchant_id) index."""
-    Card, Issuer, Policy, Cardholder = _tables()
-
     def q(name):
         return sql.quote(name, using=using)
 
@@ -81,13 +73,13 @@ def _card_sql(*, with_merchant: bool, using: str) -> str:
     )
     return (
         f"SELECT {sql.columns_sql(Card, 'c', using=using)}, {sql.columns_sql(Issuer, 'i', using=using)},"
-        f" {sql.columns_sql(Policy, 'p', using=using)}, {sql.columns_sql(Cardholder, 'h', using=using)},"
+        f" {sql.columns_sql(RiskPolicy, 'p', using=using)}, {sql.columns_sql(Cardholder, 'h', using=using)},"
         f" (SELECT COUNT(*) FROM {tx} t WHERE t.{col(Transaction, 'card')} = c.{col(Card, 'id')}"
         f" AND t.{col(Transaction, 'created_at')} >= %(since)s), {known}"
         f" FROM {q(Card._meta.db_table)} c"
         f" INNER JOIN {q(Issuer._meta.db_table)} i ON i.{col(Issuer, 'id')} = c.{col(Card, 'issuer')}"
         f" INNER JOIN {q(Cardholder._meta.db_table)} h ON h.{col(Cardholder, 'id')} = c.{col(Card, 'cardholder')}"
-        f" LEFT OUTER JOIN {q(Policy._meta.db_table)} p ON p.{col(Policy, 'issuer')} = i.{col(Issuer, 'id')}"
+        f" LEFT OUTER JOIN {q(RiskPolicy._meta.db_table)} p ON p.{col(RiskPolicy, 'issuer')} = i.{col(Issuer, 'id')}"
         f" WHERE c.{col(Card, 'pan_fingerprint')} = %(fingerprint)s ORDER BY c.{col(Card, 'id')} LIMIT 1"
     )
 
@@ -95,7 +87,6 @@ def _card_sql(*, with_merchant: bool, using: str) -> str:
 def card_for_areq(*, fingerprint: str, areq: dict, now, using: str = "default"):
     """The card of this PAN fingerprint with its issuer, risk policy, cardholder and history (see
     _card_sql), in one statement; or None. decide() must get the same areq and now."""
-    Card, Issuer, Policy, Cardholder = _tables()
     connection = connections[using]
     merchant = _merchant(areq)
     since = DateTimeField().get_db_prep_value(now - VELOCITY_WINDOW, connection)
@@ -107,14 +98,14 @@ def card_for_areq(*, fingerprint: str, areq: dict, now, using: str = "default"):
         row = cursor.fetchone()
     if row is None:
         return None
-    widths = [len(model._meta.concrete_fields) for model in (Card, Issuer, Policy, Cardholder)]
+    widths = [len(model._meta.concrete_fields) for model in (Card, Issuer, RiskPolicy, Cardholder)]
     parts, at = [], 0
     for width in widths:
         parts.append(row[at:at + width])
         at += width
     card = sql.from_row(Card, parts[0], using=using)
     issuer = sql.from_row(Issuer, parts[1], using=using)
-    policy = sql.from_row(Policy, parts[2], using=using) if parts[2][0] is not None else None
+    policy = sql.from_row(RiskPolicy, parts[2], using=using) if parts[2][0] is not None else None
     holder = sql.from_row(Cardholder, parts[3], using=using)
     # The related objects cached as select_related would: the reverse one-to-one cached as None
     # makes issuer.risk_policy raise DoesNotExist, as without a policy row.
@@ -122,7 +113,7 @@ def card_for_areq(*, fingerprint: str, areq: dict, now, using: str = "default"):
     Card.cardholder.field.set_cached_value(card, holder)
     Issuer.risk_policy.related.set_cached_value(issuer, policy)
     if policy is not None:
-        Policy.issuer.field.set_cached_value(policy, issuer)
+        RiskPolicy.issuer.field.set_cached_value(policy, issuer)
     card.risk_recent_count, card.risk_merchant_known_id = row[at], row[at + 1]
     return card
 
