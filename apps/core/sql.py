@@ -18,7 +18,7 @@ from contextlib import nullcontext
 from functools import cache
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import Model
 
 
@@ -35,6 +35,35 @@ def cursor(*, using: str = "default"):
     connection.ensure_connection()
     with connection.wrap_database_errors:
         return connection._prepare_cursor(_preparing_cursor_class()(connection.connection))
+
+
+def read_one(sql: str, params, *, using: str = "default"):
+    """The first row of a hot read (through `cursor`), or None. When this read is the request's
+    first statement on a reused connection, it stands in for Django's health check (a `SELECT 1`
+    round trip before it, CONN_HEALTH_CHECKS): if the connection died since its last use (a
+    PostgreSQL restart, a failover), the read fails the way the check would have, and is sent
+    again once on a new connection. Only outside a transaction, where a read that failed changed
+    nothing and sending it again is safe."""
+    connection = connections[using]
+    standing_in = (
+        connection.connection is not None
+        and connection.health_check_enabled
+        and not connection.health_check_done
+        and not connection.in_atomic_block
+    )
+    if standing_in:
+        connection.health_check_done = True
+    try:
+        with cursor(using=using) as cur:
+            cur.execute(sql, params)
+            return cur.fetchone()
+    except (OperationalError, InterfaceError):
+        if not standing_in:
+            raise
+        connection.close()  # what a failed health check does; the next cursor connects anew
+    with cursor(using=using) as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()
 
 
 @cache
@@ -130,35 +159,117 @@ def _insert_json_sql(model: type[Model], fields: tuple, returning: str | None, u
     return sql + (f" RETURNING {ops.quote_name(returning)}" if returning else "")
 
 
-def _json_scalar(value) -> str:
+def _json_scalar(value):
+    """A prepared value as JSON can carry it (the document's own json.dumps writes it)."""
     if isinstance(value, (str, int, float, bool)) or value is None:
-        return json.dumps(value, ensure_ascii=False)
+        return value
     if isinstance(value, (uuid.UUID, decimal.Decimal)):
-        return json.dumps(str(value))
+        return str(value)
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
-        return json.dumps(value.isoformat())
+        return value.isoformat()
+    if isinstance(value, _jsonb()):
+        return _Raw(value.dumps(value.obj))
     raise TypeError(type(value).__name__)
+
+
+class _Raw(str):
+    """JSON text of a JSON field with an encoder of its own, spliced into the document as is."""
+
+
+def _plain_kind(field) -> str | None:
+    """How a field's own preparation treats a value of its plain Python type, when that is known
+    to change nothing JSON would see: "str", "int" or "bool" (the value is sent as it is),
+    "uuid", "datetime" (sent as text), "json" (a JSON field without an encoder: the value is
+    embedded). None for every other field, or one whose class overrides any of these steps: its
+    value then goes through get_db_prep_save as the ORM's would."""
+    from django.db.models import fields as f
+    from django.db.models.fields.json import JSONField
+
+    cls = type(field)
+    if cls.pre_save is not f.Field.pre_save and not (
+        cls.pre_save is f.DateTimeField.pre_save and not (field.auto_now or field.auto_now_add)
+    ):
+        return None
+    if isinstance(field, JSONField):
+        plain = (cls.get_db_prep_save is JSONField.get_db_prep_save and cls.get_db_prep_value is JSONField.get_db_prep_value
+                 and cls.get_prep_value is f.Field.get_prep_value and field.encoder is None)
+        return "json" if plain else None
+    if cls.get_db_prep_save is not f.Field.get_db_prep_save:
+        return None
+    if cls.get_db_prep_value is f.UUIDField.get_db_prep_value:
+        return "uuid" if cls.get_prep_value is f.UUIDField.get_prep_value else None
+    if cls.get_db_prep_value is f.DateTimeField.get_db_prep_value:
+        return "datetime" if cls.get_prep_value is f.DateTimeField.get_prep_value else None
+    if cls.get_db_prep_value not in (f.Field.get_db_prep_value, f.IntegerField.get_db_prep_value):
+        return None
+    return {
+        f.CharField.get_prep_value: "str",
+        f.TextField.get_prep_value: "str",
+        f.IntegerField.get_prep_value: "int",
+        f.BooleanField.get_prep_value: "bool",
+    }.get(cls.get_prep_value)
+
+
+_PLAIN_TYPES = {"str": str, "int": int, "bool": bool, "uuid": uuid.UUID, "datetime": datetime.datetime}
+
+
+@cache
+def _json_plan(model: type[Model], auto_pk: bool, using: str) -> tuple[str, tuple]:
+    """The INSERT, and per column: (column, attname, field, kind, the type a value must have for
+    kind to apply). Keyed by the model, not by its fields: hashing 45 fields on every call was
+    a visible part of the AReq's time."""
+    pk = model._meta.pk
+    fields = tuple(f for f in model._meta.concrete_fields if not (auto_pk and f is pk))
+    plan = tuple((fd.column, fd.attname, fd, kind, _PLAIN_TYPES.get(kind)) for fd in fields for kind in [_plain_kind(fd)])
+    return _insert_json_sql(model, fields, pk.column if auto_pk else None, using), plan
 
 
 def _insert_json(objs: Sequence[Model], using: str) -> tuple[str, list, Sequence[Model]]:
     """PostgreSQL: the same INSERT with the group's rows as one JSON document, which PostgreSQL
     turns into rows of the table's own types (jsonb_populate_recordset). One parameter however
     many columns: psycopg caches a statement's parse only up to 50 parameters, and the AReq's write
-    has 59. JSON values are what each field prepared (its own encoder for JSON fields); a value
+    has 59. A value of its field's plain type (see _plain_kind) goes into the document as it is;
+    any other goes through its field's get_db_prep_save as bulk_create would send it; a value
     JSON cannot carry as such (bytes) raises TypeError, and the caller uses the VALUES form."""
-    sql, params, returned = _insert(objs, using)
     model = type(objs[0])
-    fields = tuple(f for f in model._meta.concrete_fields if not (returned and f is model._meta.pk))
-    rows, it = [], iter(params)
-    for _ in objs:
-        parts = []
-        for field in fields:
-            value = next(it)
-            text = value.dumps(value.obj) if isinstance(value, _jsonb()) else _json_scalar(value)
-            parts.append(f"{json.dumps(field.column)}:{text}")
-        rows.append("{" + ",".join(parts) + "}")
-    returning = model._meta.pk.column if returned else None
-    return _insert_json_sql(model, fields, returning, using), ["[" + ",".join(rows) + "]"], returned
+    connection = connections[using]
+    auto_pk = model._meta.pk.db_returning and objs[0].pk is None
+    statement, plan = _json_plan(model, auto_pk, using)
+    use_tz = settings.USE_TZ
+    rows, raw = [], False
+    for obj in objs:
+        if type(obj) is not model or (obj.pk is None) != auto_pk or not obj._state.adding:
+            raise ValueError("insert_together takes new objects of one model per group, all with or all without a primary key")
+        obj._prepare_related_fields_for_save(operation_name="insert_together")
+        row = {}
+        values = obj.__dict__
+        for column, attname, field, kind, plain_type in plan:
+            value = values[attname] if attname in values else field.pre_save(obj, True)
+            if value is None and kind is not None and kind != "json":
+                row[column] = None
+            elif plain_type is not None and type(value) is plain_type:
+                if kind == "uuid":
+                    value = str(value)
+                elif kind == "datetime":
+                    if use_tz and value.tzinfo is None:
+                        value = field.get_db_prep_save(value, connection)  # warns and makes it aware, as the ORM does
+                    value = value.isoformat()
+                row[column] = value
+            elif kind == "json" and type(value) in (dict, list):
+                row[column] = value
+            else:
+                value = _json_scalar(field.get_db_prep_save(field.pre_save(obj, True), connection))
+                raw = raw or isinstance(value, _Raw)
+                row[column] = value
+        rows.append(row)
+    if raw:
+        document = "[" + ",".join(
+            "{" + ",".join(f"{json.dumps(k)}:{v if isinstance(v, _Raw) else json.dumps(v, ensure_ascii=False)}" for k, v in row.items()) + "}"
+            for row in rows
+        ) + "]"
+    else:
+        document = json.dumps(rows, ensure_ascii=False)
+    return statement, [document], (objs if auto_pk else ())
 
 
 @cache

@@ -91,8 +91,8 @@ def json_object(value, ctx) -> bool:
 def date_time_14(value, ctx) -> bool:
     if not (isinstance(value, str) and len(value) == 14 and value.isdigit()):
         return False
-    try:
-        datetime.strptime(value, "%Y%m%d%H%M%S")
+    try:  # fixed width: what strptime("%Y%m%d%H%M%S") accepts here, without its regex machinery
+        datetime(int(value[:4]), int(value[4:6]), int(value[6:8]), int(value[8:10]), int(value[10:12]), int(value[12:]))
     except ValueError:
         return False
     return True
@@ -227,13 +227,13 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _suspicious(value) -> bool:
+def _suspicious(value, *, limit: int = MAX_NESTING) -> bool:
     """NUL or a lone surrogate anywhere (never valid, and not storable) or absurd nesting. Iterative,
     so hostile depth cannot exhaust the stack."""
     stack = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if depth > MAX_NESTING:
+        if depth > limit:
             return True
         if isinstance(item, str):
             # isascii() is a flag lookup: only other strings can hold a surrogate.
@@ -268,7 +268,8 @@ def validate_areq(message: Any) -> Context:
                 missing.append(element.name)
         elif not element.check(value, ctx):
             invalid.append(element.name)
-    invalid += [name.replace("\x00", "\\0") for name, value in message.items() if name not in invalid and (_suspicious(name) or _suspicious(value))]
+    if _suspicious(message, limit=MAX_NESTING + 1):  # one pass over all; which elements only if needed
+        invalid += [name.replace("\x00", "\\0") for name, value in message.items() if name not in invalid and (_suspicious(name) or _suspicious(value))]
     if missing:
         raise MessageError("201", ",".join(missing), message=message)
     if invalid:

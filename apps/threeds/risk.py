@@ -30,6 +30,7 @@ class Decision:
 
 
 VELOCITY_WINDOW = timedelta(hours=1)
+_CREATED_AT = DateTimeField()  # prepares the window's start as the ORM would (one field, not one per AReq)
 KNOWN_MERCHANT_STATUSES = ("Y", "A")
 
 
@@ -89,13 +90,12 @@ def card_for_areq(*, fingerprint: str, areq: dict, now, using: str = "default"):
     _card_sql), in one statement; or None. decide() must get the same areq and now."""
     connection = connections[using]
     merchant = _merchant(areq)
-    since = DateTimeField().get_db_prep_value(now - VELOCITY_WINDOW, connection)
-    with sql.cursor(using=using) as cursor:
-        cursor.execute(_card_sql(with_merchant=bool(merchant), using=using), {
-            "fingerprint": fingerprint, "since": since, "merchant": merchant,
-            **{f"known{i}": status for i, status in enumerate(KNOWN_MERCHANT_STATUSES)},
-        })
-        row = cursor.fetchone()
+    since = _CREATED_AT.get_db_prep_value(now - VELOCITY_WINDOW, connection)
+    # Usually the AReq's first statement: it is also the connection's health check (read_one).
+    row = sql.read_one(_card_sql(with_merchant=bool(merchant), using=using), {
+        "fingerprint": fingerprint, "since": since, "merchant": merchant,
+        **{f"known{i}": status for i, status in enumerate(KNOWN_MERCHANT_STATUSES)},
+    }, using=using)
     if row is None:
         return None
     widths = [len(model._meta.concrete_fields) for model in (Card, Issuer, RiskPolicy, Cardholder)]

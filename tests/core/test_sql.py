@@ -157,3 +157,114 @@ class TestPreparedStatements:
         with sql.cursor() as cursor:
             cursor.execute(self.QUERY, {"n": 1})
         assert self.prepared() == 0
+
+
+class TestTheJsonDocument:
+    """On PostgreSQL the rows go as one JSON document; values of a field's plain type skip the
+    field's preparation only where that preparation is known to change nothing."""
+
+    def test_only_fields_whose_preparation_changes_nothing_are_sent_as_they_are(self):
+        from django.db import models
+        from phonenumber_field.modelfields import PhoneNumberField
+
+        from apps.cards.models import Phone
+
+        kinds = {f.name: sql._plain_kind(f) for f in Transaction._meta.concrete_fields}
+        assert kinds["merchant_name"] == "str" and kinds["notification_url"] == "str"
+        assert kinds["purchase_amount"] == "int" and kinds["interaction_counter"] == "int"
+        assert kinds["acs_trans_id"] == "uuid" and kinds["finished_at"] == "datetime" and kinds["areq"] == "json"
+        # Their own preparation: foreign keys, auto_now_add, a JSON encoder, a field class of a library.
+        assert kinds["issuer"] is None and kinds["card"] is None and kinds["created_at"] is None
+        assert sql._plain_kind(models.JSONField(encoder=models.JSONField)) is None
+        assert isinstance(Phone._meta.get_field("number"), PhoneNumberField)
+        assert sql._plain_kind(Phone._meta.get_field("number")) is None
+
+        class Shouting(models.CharField):
+            def get_prep_value(self, value):
+                return super().get_prep_value(value).upper()
+
+        assert sql._plain_kind(Shouting(max_length=3)) is None
+
+    @pytest.mark.skipif(connection.vendor != "postgresql", reason="the JSON document is PostgreSQL's form")
+    def test_values_that_are_not_of_the_plain_type_are_prepared_by_their_field(self, issuer):
+        import warnings
+
+        naive = timezone.now().replace(tzinfo=None)
+        tx = new_tx(issuer, purchase_amount="120", pan_last4=1111, finished_at=naive, 
+                    three_ds_server_trans_id=str(uuid.uuid4()))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            insert_together([[tx]])
+        assert any("naive datetime" in str(w.message) for w in caught)  # as the ORM warns
+        stored = Transaction.objects.get(pk=tx.pk)
+        assert stored.purchase_amount == 120 and stored.pan_last4 == "1111"
+        assert stored.finished_at == timezone.make_aware(naive) and isinstance(stored.three_ds_server_trans_id, uuid.UUID)
+
+    @pytest.mark.skipif(connection.vendor != "postgresql", reason="the JSON document is PostgreSQL's form")
+    def test_a_json_field_with_an_encoder_of_its_own_keeps_it(self, issuer, monkeypatch):
+        from decimal import Decimal
+
+        from django.core.serializers.json import DjangoJSONEncoder
+
+        field = AuditEvent._meta.get_field("data")
+        monkeypatch.setattr(field, "encoder", DjangoJSONEncoder)
+        sql._json_plan.cache_clear()
+        try:
+            event = audit_event(issuer=issuer, kind="test.encoder", actor="tests")
+            event.data = {"amount": Decimal("12.50"), "at": uuid.UUID(int=7)}
+            insert_together([[event]])
+        finally:
+            sql._json_plan.cache_clear()
+        assert AuditEvent.objects.get(pk=event.pk).data == {"amount": "12.50", "at": str(uuid.UUID(int=7))}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL backend to terminate")
+@pytest.mark.django_db(transaction=True)
+class TestTheReadThatIsTheHealthCheck:
+    """The AReq's read stands in for Django's `SELECT 1` health check on a reused connection: no
+    extra round trip, and a connection that died between requests is replaced, not an error."""
+
+    def backend_pid(self) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    def next_request(self, monkeypatch):
+        from django.core.signals import request_started
+
+        request_started.send(sender=None)  # what Django does when a request starts
+        assert not connection.health_check_done
+        monkeypatch.setattr(connection, "is_usable", lambda: pytest.fail("a SELECT 1 round trip was made"))
+
+    def test_a_healthy_connection_is_read_without_a_select_1(self, cardholder, monkeypatch):
+        make_card(cardholder=cardholder, pan=PAN)
+        pid = self.backend_pid()
+        self.next_request(monkeypatch)
+        assert risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq={}, now=timezone.now()) is not None
+        assert connection.health_check_done and self.backend_pid() == pid
+
+    def test_a_connection_that_died_since_the_last_request_is_replaced(self, cardholder, monkeypatch):
+        import psycopg
+
+        card = make_card(cardholder=cardholder, pan=PAN)
+        pid = self.backend_pid()
+        settings_dict = connection.settings_dict
+        with psycopg.connect(host=settings_dict["HOST"], port=settings_dict["PORT"] or 5432, user=settings_dict["USER"],
+                             dbname=settings_dict["NAME"], autocommit=True) as other:
+            assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
+        self.next_request(monkeypatch)
+        found = risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq={}, now=timezone.now())
+        assert found is not None and found.pk == card.pk
+        assert self.backend_pid() != pid
+
+    def test_inside_a_transaction_the_check_stays_djangos(self, cardholder, monkeypatch):
+        from django.core.signals import request_started
+
+        make_card(cardholder=cardholder, pan=PAN)
+        self.backend_pid()
+        request_started.send(sender=None)
+        checks = []
+        monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or True)
+        with transaction.atomic():
+            assert risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq={}, now=timezone.now()) is not None
+        assert checks == [1]  # a read that failed there could not be sent again
