@@ -9,11 +9,13 @@
 The database named by DATABASE_URL is dropped and created again (it is the benchmark's own).
 
 1. Setup: product migrations and the ceiling's table; an issuer, one cardholder, --cards enrolled
-   cards (the AReqs rotate over them), a risk policy under which an ordinary purchase is frictionless
+   cards (the AReqs rotate over them; 20,000 by default, so that a card sees a few AReqs an hour as
+   in life rather than dozens), a risk policy under which an ordinary purchase is frictionless
    (new-merchant weight 0, velocity limits out of reach). --notifications also gives the issuer a
    notification URL, so each ARes also writes a webhook delivery row and publishes a Celery task
    (to Redis; no worker consumes it here).
-2. Max throughput: for each worker count, ROUNDS × (ceiling, then product), each under gunicorn
+2. Max throughput, after one uncounted product phase (--warmup-seconds) that brings the cards into
+   PostgreSQL's buffers: for each worker count, ROUNDS × (ceiling, then product), each under gunicorn
    sync workers, loaded by wrk (closed loop, --connections, a Lua script giving every request
    unique threeDSServerTransID / dsTransID and the next PAN). Requests/s of each phase.
 3. Latency at half the product's best rate: a fixed-rate open-loop generator (Python processes,
@@ -488,6 +490,9 @@ def main() -> None:
     parser.add_argument("--latency-rate", type=float, default=0, help="default: half the product's best median rate")
     parser.add_argument("--notifications", action="store_true", help="issuer with a 3DS notification URL")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--warmup-seconds", type=float, default=12,
+                        help="one product phase before the rounds, not counted: brings the cards and their indexes "
+                             "into PostgreSQL's buffers (with many cards the first round otherwise reads them from disk)")
     parser.add_argument("--statements", type=int, default=0, metavar="N",
                         help="first, N AReqs in process: wall time and each SQL statement's time")
     parser.add_argument("--statements-only", action="store_true", help="stop after --statements")
@@ -560,6 +565,9 @@ def main() -> None:
     }
 
     # ---- 1. max throughput, alternating ceiling and product
+    if args.warmup_seconds:
+        with Server("warm-up", "issuer_portal.wsgi:application", product_env, 2, work) as server:
+            wrk(server.port, script, seconds=args.warmup_seconds, connections=args.connections)
     phases = [("ceiling", "bench.ceiling_app.wsgi:application", ceiling_env, ROOT),
               ("areq", "issuer_portal.wsgi:application", product_env, ROOT)]
     if args.compare_root:
