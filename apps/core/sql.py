@@ -42,8 +42,8 @@ def read_one(sql: str, params, *, using: str = "default"):
     first statement on a reused connection, it stands in for Django's health check (a `SELECT 1`
     round trip before it, CONN_HEALTH_CHECKS): if the connection died since its last use (a
     PostgreSQL restart, a failover), the read fails the way the check would have, and is sent
-    again once on a new connection. Only outside a transaction, where a read that failed changed
-    nothing and sending it again is safe."""
+    again once on a new connection. Only for a connection found dead, and only outside a
+    transaction, where a read that failed changed nothing and sending it again is safe."""
     connection = connections[using]
     standing_in = (
         connection.connection is not None
@@ -58,7 +58,10 @@ def read_one(sql: str, params, *, using: str = "default"):
             cur.execute(sql, params)
             return cur.fetchone()
     except (OperationalError, InterfaceError):
-        if not standing_in:
+        raw = connection.connection
+        # psycopg says closed/broken once the server is gone; any other driver's connection, or a
+        # live one (a cancelled statement, a locked SQLite file), leaves the error as the answer.
+        if not standing_in or not (raw is None or getattr(raw, "closed", False) is True or getattr(raw, "broken", False) is True):
             raise
         connection.close()  # what a failed health check does; the next cursor connects anew
     with cursor(using=using) as cur:

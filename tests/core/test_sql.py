@@ -268,3 +268,24 @@ class TestTheReadThatIsTheHealthCheck:
         with transaction.atomic():
             assert risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq={}, now=timezone.now()) is not None
         assert checks == [1]  # a read that failed there could not be sent again
+
+    def test_an_error_on_a_live_connection_is_not_sent_again(self, monkeypatch):
+        from django.db import OperationalError
+
+        pid = self.backend_pid()
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = 10")
+        self.next_request(monkeypatch)
+        sent = []
+
+        def count(execute, sql_, params, many, context):
+            sent.append(sql_)
+            return execute(sql_, params, many, context)
+
+        try:
+            with connection.execute_wrapper(count), pytest.raises(OperationalError):
+                sql.read_one("SELECT pg_sleep(1)", {})  # cancelled by the timeout; the connection lives on
+            assert len(sent) == 1 and self.backend_pid() == pid
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET statement_timeout")
