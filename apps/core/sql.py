@@ -135,6 +135,13 @@ def _insert_sql(model: type[Model], fields: tuple, rows: int, returning: str | N
     return sql + (f" RETURNING {ops.quote_name(returning)}" if returning else "")
 
 
+def _ready_to_insert(obj: Model, model: type[Model], auto_pk: bool) -> None:
+    """What bulk_create would refuse: another model, a saved object, a mix of given and missing keys."""
+    if type(obj) is not model or (obj.pk is None) != auto_pk or not obj._state.adding:
+        raise ValueError("insert_together takes new objects of one model per group, all with or all without a primary key")
+    obj._prepare_related_fields_for_save(operation_name="insert_together")
+
+
 def _insert(objs: Sequence[Model], using: str) -> tuple[str, list, Sequence[Model]]:
     """One multi-row INSERT of objects of one model, with the values bulk_create would send
     (defaults, auto_now_add, each field's own preparation)."""
@@ -145,9 +152,7 @@ def _insert(objs: Sequence[Model], using: str) -> tuple[str, list, Sequence[Mode
     fields = tuple(f for f in model._meta.concrete_fields if not (auto_pk and f is pk))
     params = []
     for obj in objs:
-        if type(obj) is not model or (obj.pk is None) != auto_pk or not obj._state.adding:
-            raise ValueError("insert_together takes new objects of one model per group, all with or all without a primary key")
-        obj._prepare_related_fields_for_save(operation_name="insert_together")
+        _ready_to_insert(obj, model, auto_pk)
         params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
     returning = pk.column if auto_pk else None
     return _insert_sql(model, fields, len(objs), returning, using), params, (objs if auto_pk else ())
@@ -171,12 +176,8 @@ def _json_scalar(value):
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, _jsonb()):
-        return _Raw(value.dumps(value.obj))
+        return json.loads(value.dumps(value.obj))  # a JSON field's own encoder has had its say
     raise TypeError(type(value).__name__)
-
-
-class _Raw(str):
-    """JSON text of a JSON field with an encoder of its own, spliced into the document as is."""
 
 
 def _plain_kind(field) -> str | None:
@@ -239,18 +240,18 @@ def _insert_json(objs: Sequence[Model], using: str) -> tuple[str, list, Sequence
     auto_pk = model._meta.pk.db_returning and objs[0].pk is None
     statement, plan = _json_plan(model, auto_pk, using)
     use_tz = settings.USE_TZ
-    rows, raw = [], False
+    rows = []
     for obj in objs:
-        if type(obj) is not model or (obj.pk is None) != auto_pk or not obj._state.adding:
-            raise ValueError("insert_together takes new objects of one model per group, all with or all without a primary key")
-        obj._prepare_related_fields_for_save(operation_name="insert_together")
+        _ready_to_insert(obj, model, auto_pk)
         row = {}
-        values = obj.__dict__
         for column, attname, field, kind, plain_type in plan:
-            value = values[attname] if attname in values else field.pre_save(obj, True)
-            if value is None and kind is not None and kind != "json":
+            if kind is None:
+                row[column] = _json_scalar(field.get_db_prep_save(field.pre_save(obj, True), connection))
+                continue
+            value = getattr(obj, attname)  # the field's pre_save (a plain kind has no other)
+            if value is None and kind != "json":
                 row[column] = None
-            elif plain_type is not None and type(value) is plain_type:
+            elif type(value) is plain_type:
                 if kind == "uuid":
                     value = str(value)
                 elif kind == "datetime":
@@ -261,17 +262,9 @@ def _insert_json(objs: Sequence[Model], using: str) -> tuple[str, list, Sequence
             elif kind == "json" and type(value) in (dict, list):
                 row[column] = value
             else:
-                value = _json_scalar(field.get_db_prep_save(field.pre_save(obj, True), connection))
-                raw = raw or isinstance(value, _Raw)
-                row[column] = value
+                row[column] = _json_scalar(field.get_db_prep_save(value, connection))
         rows.append(row)
-    if raw:
-        document = "[" + ",".join(
-            "{" + ",".join(f"{json.dumps(k)}:{v if isinstance(v, _Raw) else json.dumps(v, ensure_ascii=False)}" for k, v in row.items()) + "}"
-            for row in rows
-        ) + "]"
-    else:
-        document = json.dumps(rows, ensure_ascii=False)
+    document = json.dumps(rows, ensure_ascii=False)
     return statement, [document], (objs if auto_pk else ())
 
 
