@@ -1,13 +1,21 @@
 import copy
 
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
 
 from apps.accounts import services
 from apps.accounts.models import User
 from apps.accounts.roles import ISSUER_ADMIN
-from apps.core.admin_scoping import ServiceAdminMixin, ServiceFormMixin, admin_actor, scope_to_issuer
+from apps.core.admin_scoping import (
+    ReadOnlyAdminMixin,
+    ServiceAdminMixin,
+    ServiceFormMixin,
+    admin_actor,
+    scope_to_issuer,
+)
 
 
 class StaffUserAddForm(ServiceFormMixin, AdminUserCreationForm):
@@ -110,3 +118,13 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class RoleAdmin(ReadOnlyAdminMixin, DjangoGroupAdmin):
+    """The roles, read-only: their permissions are defined in apps.accounts.roles and set again
+    on every migrate, so an edit here would be undone silently (and would be unaudited).
+    Who holds a role is changed on the user's page, through the services."""
