@@ -534,3 +534,24 @@ def test_a_write_admin_without_a_service_form_fails_instead_of_writing(issuer):
     with pytest.raises(ImproperlyConfigured):
         model_admin.save_model(None, form.instance, form, False)
     assert not Cardholder.objects.filter(external_id="x").exists()
+
+
+def test_a_refusal_after_a_write_rolls_the_whole_page_back(issuer):
+    """A service that refuses after another already wrote (say a phone after its cardholder):
+    nothing of the page is kept, and the refusal is a form error."""
+    from apps.cards.admin import CardholderForm
+    from apps.core.exceptions import Conflict
+
+    class RefusingLast(CardholderForm):
+        request = RequestFactory().post("/admin/")
+        request.user = User.objects.create_superuser(username="refusing", password="x", email="r@example.com")
+
+        def run_service(self):
+            super().run_service()
+            raise Conflict("Refused after a write.", code="refused", fields={"name": ["Not this name."]})
+
+    form = RefusingLast({"issuer": issuer.pk, "external_id": "cust-rolled-back", "name": "x", "locale": "en"})
+    assert not form.is_valid()
+    assert form.errors["name"] == ["Not this name."]
+    assert not Cardholder.objects.filter(external_id="cust-rolled-back").exists()
+    assert not AuditEvent.objects.filter(kind="cardholder.created").exists()
