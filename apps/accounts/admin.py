@@ -1,14 +1,57 @@
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+import copy
 
+from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
+
+from apps.accounts import services
 from apps.accounts.models import User
 from apps.accounts.roles import ISSUER_ADMIN
-from apps.core.admin_scoping import scope_to_issuer
+from apps.core.admin_scoping import (
+    ReadOnlyAdminMixin,
+    ServiceAdminMixin,
+    ServiceFormMixin,
+    admin_actor,
+    scope_to_issuer,
+)
+
+
+class StaffUserAddForm(ServiceFormMixin, AdminUserCreationForm):
+    def run_service(self):
+        data = self.cleaned_data
+        return services.staff_user_create(
+            username=data["username"],
+            password=data["password1"] if data.get("set_usable_password") else None,
+            issuer=data.get("issuer"),
+            groups=data.get("groups") or [],
+            is_staff=data.get("is_staff", False),
+            actor=self.actor,
+        )
+
+
+class StaffUserChangeForm(ServiceFormMixin, UserChangeForm):
+    def run_service(self):
+        user = User.objects.select_related("issuer").get(pk=self.instance.pk)  # fresh: audited before/after
+        fields = services.USER_FIELDS + services.USER_M2M
+        return services.staff_user_update(
+            user=user, actor=self.actor, **{f: self.cleaned_data[f] for f in self.changed_data if f in fields}
+        )
+
+
+class StaffPasswordForm(ServiceFormMixin, AdminPasswordChangeForm):
+    def run_service(self):
+        password = self.cleaned_data["password1"] if self.cleaned_data.get("set_usable_password", True) else None
+        return services.staff_user_set_password(user=self.user, password=password, actor=self.actor)
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
     """Superusers manage staff users. An issuer admin may read, not change, its own issuer's users."""
+
+    add_form = StaffUserAddForm
+    form = StaffUserChangeForm
 
     list_display = ["username", "email", "issuer", "roles", "is_staff", "is_superuser", "is_active"]
     list_filter = ["is_staff", "is_superuser", "is_active", "groups", "issuer"]
@@ -55,6 +98,18 @@ class UserAdmin(DjangoUserAdmin):
             return False
         return request.user.groups.filter(name=ISSUER_ADMIN).exists()
 
+    def delete_model(self, request, obj):
+        services.staff_user_delete(user=obj, actor=admin_actor(request))
+
+    def user_change_password(self, request, id, form_url=""):
+        # The password form needs the request (who acts); a copy of this admin for this request
+        # carries it, instead of changing the shared admin.
+        admin_for_request = copy.copy(self)
+        admin_for_request.change_password_form = type(
+            StaffPasswordForm.__name__, (StaffPasswordForm,), {"request": request}
+        )
+        return super(UserAdmin, admin_for_request).user_change_password(request, id, form_url)
+
     def has_add_permission(self, request):
         return request.user.is_superuser
 
@@ -63,3 +118,13 @@ class UserAdmin(DjangoUserAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class RoleAdmin(ReadOnlyAdminMixin, DjangoGroupAdmin):
+    """The roles, read-only: their permissions are defined in apps.accounts.roles and set again
+    on every migrate, so an edit here would be undone silently (and would be unaudited).
+    Who holds a role is changed on the user's page, through the services."""

@@ -14,42 +14,62 @@ from apps.cards.models import BinRange, Card, Cardholder, CardProduct, Phone
 from apps.core.admin_scoping import (
     IssuerScopedAdmin,
     IssuerScopedTabularInline,
+    ReadOnlyAdminMixin,
     ServiceModelForm,
     admin_actor,
+    inline_service,
 )
 from apps.core.exceptions import ApplicationError
 
 # ---------------------------------------------------------------- card products
 
 
-class BinRangeFormSet(forms.BaseInlineFormSet):
-    def clean(self):
-        super().clean()
-        product = self.instance
-        if any(self.errors) or product.issuer_id is None:
-            return  # the page is shown again anyway; check overlaps once the rest is valid
-        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
-        ranges = [{"start": f.cleaned_data["start"], "end": f.cleaned_data["end"]} for f in kept]
-        try:
-            # The services' own BIN rules (format, order, no overlap within the issuer).
-            services._validate_bin_ranges(
-                issuer=product.issuer, ranges=ranges, exclude_product=None if product._state.adding else product
-            )
-        except ApplicationError as exc:
-            for key, messages in exc.fields.items():  # keys read "bin_ranges[<index in ranges>]"
-                kept[int(key.removeprefix("bin_ranges[").removesuffix("]"))].add_error(None, messages)
-
-
 class BinRangeInline(IssuerScopedTabularInline):
     model = BinRange
-    formset = BinRangeFormSet
     issuer_field = "product__issuer"
     fields = ["start", "end"]
     extra = 1
 
 
+class CardProductForm(ServiceModelForm):
+    """The product and its BIN ranges in one service call: the service checks the ranges
+    (format, overlaps, grants) and its refusals land on the rows they concern."""
+
+    class Meta:
+        model = CardProduct
+        fields = ["issuer", "name", "network", "co_badge"]
+
+    def run_service(self):
+        data = self.cleaned_data
+        formset = next(f for f in self.formsets if f.model is BinRange)
+        kept = [f for f in formset.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        ranges = [{"start": f.cleaned_data["start"], "end": f.cleaned_data["end"]} for f in kept]
+        try:
+            if self.adding:
+                return services.card_product_create(
+                    issuer=data["issuer"], name=data["name"], network=data["network"], co_badge=data["co_badge"],
+                    bin_ranges=ranges, actor=self.actor,
+                )
+            changes = {f: data[f] for f in self.changed_data if f in ("name", "network", "co_badge")}
+            if formset.has_changed():
+                changes["bin_ranges"] = ranges
+            # A fresh copy, not self.instance (already holding the new values).
+            product = CardProduct.objects.select_related("issuer").get(pk=self.instance.pk)
+            return services.card_product_update(product=product, actor=self.actor, **changes)
+        except ApplicationError as exc:
+            others = {}
+            for key, messages in exc.fields.items():  # "bin_ranges[<index in ranges>]" names a row
+                index = key.removeprefix("bin_ranges[").removesuffix("]")
+                if key.startswith("bin_ranges[") and index.isdigit() and int(index) < len(kept):
+                    kept[int(index)].add_error(None, messages)
+                else:
+                    others[key] = messages
+            raise ApplicationError(exc.message, code=exc.code, fields=others) from exc
+
+
 @admin.register(CardProduct)
 class CardProductAdmin(IssuerScopedAdmin):
+    form = CardProductForm
     list_display = ["name", "network", "co_badge", "bin_ranges_list", "created_at"]
     list_filter = ["network"]
     search_fields = ["name"]
@@ -63,14 +83,8 @@ class CardProductAdmin(IssuerScopedAdmin):
     def bin_ranges_list(self, obj) -> str:
         return ", ".join(str(r) for r in obj.bin_ranges.all())
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            # The service also moves the product's cards to a new network.
-            services.card_product_update(
-                product=obj, actor=admin_actor(request), name=obj.name, network=obj.network, co_badge=obj.co_badge
-            )
-        else:
-            super().save_model(request, obj, form, change)
+    def delete_model(self, request, obj):
+        services.card_product_delete(product=obj, actor=admin_actor(request))
 
 
 # ---------------------------------------------------------------- cardholders and phones
@@ -79,7 +93,7 @@ class CardProductAdmin(IssuerScopedAdmin):
 class PhoneInlineForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if not self.instance._state.adding:  # the pk is a UUID default, set before saving
+        if self.instance.pk is not None and self.initial.get("number"):  # an enrolled phone, not an empty row
             # OTPs go to this number: replacing it is a delete and an add, each audited.
             self.fields["number"].disabled = True
 
@@ -101,8 +115,49 @@ class PhoneInline(IssuerScopedTabularInline):
     extra = 1
 
 
+class CardholderForm(ServiceModelForm):
+    class Meta:
+        model = Cardholder
+        fields = ["issuer", "external_id", "name", "locale"]
+
+    def run_service(self):
+        data = self.cleaned_data
+        if self.adding:
+            cardholder = services.cardholder_create(
+                issuer=data["issuer"], external_id=data["external_id"], name=data["name"], locale=data["locale"],
+                actor=self.actor,
+            )
+        else:
+            cardholder = Cardholder.objects.select_related("issuer").get(pk=self.instance.pk)
+            changes = {f: data[f] for f in self.changed_data if f in ("external_id", "name", "locale")}
+            services.cardholder_update(cardholder=cardholder, actor=self.actor, **changes)
+        for formset in self.formsets:
+            if formset.model is Phone:
+                self._save_phones(formset, cardholder)
+        return cardholder
+
+    def _save_phones(self, formset, cardholder) -> None:
+        enrolled = {f.instance.pk: f for f in formset.initial_forms}
+        phones = {p.pk: p for p in Phone.objects.select_related("cardholder__issuer").filter(pk__in=enrolled)}
+        for pk, form in enrolled.items():
+            if form.cleaned_data.get("DELETE") and pk in phones:
+                inline_service(form, lambda phone=phones.pop(pk): services.phone_delete(phone=phone, actor=self.actor))
+        changed = [(phones[pk], form) for pk, form in enrolled.items() if pk in phones and form.has_changed()]
+        # Demotions before promotions, so "at most one primary" holds after every write.
+        for phone, form in sorted(changed, key=lambda pair: bool(pair[1].cleaned_data.get("is_primary"))):
+            flags = {f: form.cleaned_data[f] for f in ("is_primary", "verified")}
+            inline_service(form, lambda phone=phone, flags=flags: services.phone_update(phone=phone, actor=self.actor, **flags))
+        for form in formset.extra_forms:
+            if form.has_changed() and not form.cleaned_data.get("DELETE"):
+                inline_service(form, lambda form=form: services.phone_create(
+                    cardholder=cardholder, number=form.cleaned_data["number"].as_e164,
+                    is_primary=form.cleaned_data["is_primary"], verified=form.cleaned_data["verified"], actor=self.actor,
+                ))
+
+
 @admin.register(Cardholder)
 class CardholderAdmin(IssuerScopedAdmin):
+    form = CardholderForm
     list_display = ["external_id", "name", "locale", "phones_list", "created_at"]
     list_filter = ["locale"]
     search_fields = ["external_id", "name"]
@@ -116,42 +171,12 @@ class CardholderAdmin(IssuerScopedAdmin):
     def phones_list(self, obj) -> str:
         return ", ".join(p.masked for p in obj.phones.all())
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            changes = {f: getattr(obj, f) for f in form.changed_data if f in ("external_id", "name", "locale")}
-            services.cardholder_update(cardholder=obj, actor=admin_actor(request), **changes)
-        else:
-            super().save_model(request, obj, form, change)
-
-    def save_formset(self, request, form, formset, change):
-        if formset.model is not Phone:
-            return super().save_formset(request, form, formset, change)
-        actor = admin_actor(request)
-        formset.save(commit=False)
-        for phone in formset.deleted_objects:
-            services.phone_delete(phone=phone, actor=actor)
-        # Demotions before promotions, so "at most one primary" holds after every write.
-        for phone, _ in sorted(formset.changed_objects, key=lambda pair: pair[0].is_primary):
-            phone.save()
-        for phone in formset.new_objects:
-            services.phone_create(
-                cardholder=form.instance,
-                number=phone.number.as_e164,
-                is_primary=phone.is_primary,
-                verified=phone.verified,
-                actor=actor,
-            )
-
     def delete_model(self, request, obj):
         services.cardholder_delete(cardholder=obj, actor=admin_actor(request))
 
-    def delete_queryset(self, request, queryset):
-        for cardholder in queryset:
-            self.delete_model(request, cardholder)
-
 
 @admin.register(Phone)
-class PhoneAdmin(IssuerScopedAdmin):
+class PhoneAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
     """A searchable list; phones are added and removed on their cardholder's page."""
 
     issuer_field = "cardholder__issuer"
@@ -159,15 +184,6 @@ class PhoneAdmin(IssuerScopedAdmin):
     list_filter = ["is_primary", "verified"]
     list_select_related = ["cardholder"]
     search_fields = ["cardholder__external_id"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # ---------------------------------------------------------------- cards
@@ -255,7 +271,3 @@ class CardAdmin(IssuerScopedAdmin):
 
     def delete_model(self, request, obj):
         services.card_delete(card=obj, actor=admin_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        for card in queryset:
-            self.delete_model(request, card)

@@ -104,6 +104,29 @@ def phone_create(*, cardholder: Cardholder, number: str, is_primary: bool | None
     return phone
 
 
+def phone_update(*, phone: Phone, actor: str, **changes) -> Phone:
+    """Primary and verified flags; the number itself never changes (delete and add instead)."""
+    fields = [f for f in ("is_primary", "verified") if f in changes and changes[f] != getattr(phone, f)]
+    if not fields:
+        return phone
+    cardholder = phone.cardholder
+    with transaction.atomic():
+        # Serialise phone changes per cardholder so "one primary" holds under concurrent calls.
+        Cardholder.objects.select_for_update().filter(pk=cardholder.pk).first()
+        if changes.get("is_primary"):
+            cardholder.phones.exclude(pk=phone.pk).filter(is_primary=True).update(is_primary=False)
+        before = {f: getattr(phone, f) for f in fields}
+        for field in fields:
+            setattr(phone, field, changes[field])
+        phone.save(update_fields=fields)
+        audit_record(
+            issuer=cardholder.issuer, kind="phone.updated", actor=actor, obj=phone,
+            data={"cardholder": str(cardholder.pk), "phone": phone.masked, "before": before,
+                  "after": {f: changes[f] for f in fields}},
+        )
+    return phone
+
+
 def phone_delete(*, phone: Phone, actor: str) -> None:
     cardholder = phone.cardholder
     data = {"cardholder": str(cardholder.pk), "phone": phone.masked, "primary": phone.is_primary}
@@ -199,6 +222,18 @@ def card_product_update(*, product: CardProduct, actor: str, **changes) -> CardP
         product.cards.update(network=network, co_badge=co_badge)
     audit_record(issuer=product.issuer, kind="card_product.updated", actor=actor, obj=product, data={"fields": sorted(changes)})
     return product
+
+
+def card_product_delete(*, product: CardProduct, actor: str) -> None:
+    """Removes the product and its BIN ranges. Refused while cards use it."""
+    if product.cards.exists():
+        raise Conflict(
+            "Cards use this product.", code="product_in_use", fields={"product": ["Remove or move its cards first."]}
+        )
+    issuer, data = product.issuer, {"product": str(product.pk), "name": product.name, "network": product.network}
+    data["bin_ranges"] = [{"start": r.start, "end": r.end} for r in product.bin_ranges.all()]
+    product.delete()
+    audit_record(issuer=issuer, kind="card_product.deleted", actor=actor, data=data)
 
 
 def card_product_for_pan(*, issuer, pan: str) -> CardProduct | None:

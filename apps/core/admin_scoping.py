@@ -6,6 +6,8 @@ without an issuer (a misconfiguration) sees nothing and can add nothing.
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db import transaction
 
 from apps.core.exceptions import ApplicationError
 from apps.issuers.models import Issuer
@@ -36,36 +38,124 @@ def add_application_error(form, exc: ApplicationError) -> None:
         form.add_error(None, exc.message)
 
 
-class ServiceModelForm(forms.ModelForm):
-    """A model form whose object is written by a service instead of ModelForm.save.
+class ServiceFormMixin:
+    """For a model form whose object, and its inlines, are written by services instead of
+    ModelForm.save: the one way admin pages write, so the admin keeps the API's rules and audit.
 
-    The service runs as the last step of validation so that its ApplicationError becomes form
-    errors. Only for admins without inlines: their view saves, in the same transaction, as soon
-    as the form is valid, so nothing else can fail after the service ran.
+    The services run as the last step of the form's validation, after the page's inline
+    formsets validated, in a savepoint: a refusal (ApplicationError or ValidationError) rolls
+    back every write of the page and is shown as form errors, never as an error page. Once the
+    form is valid nothing else on the page can fail, so the admin's own saving is skipped
+    (ServiceAdminMixin.save_model and save_related).
     """
 
-    request = None  # bound by IssuerScopedMixin.get_form
+    request = None  # bound by ServiceAdminMixin.get_form
+    adding = True  # likewise: an add page, not a change page
 
     def run_service(self):
-        """Write through the service and return the saved object."""
+        """Write through the services and return the saved object."""
         raise NotImplementedError
 
     @property
     def actor(self) -> str:
         return admin_actor(self.request)
 
+    @property
+    def formsets(self) -> list:
+        """The inline formsets of this page (bound by ServiceAdminMixin.get_formsets_with_inlines)."""
+        return getattr(self.request, "admin_formsets", [])
+
     def _post_clean(self):
         super()._post_clean()
         if self.errors:
             return
+        # Inline errors first: the services may only run for a page that is valid as a whole.
+        if not all([formset.is_valid() for formset in self.formsets]):
+            return
         try:
-            self.instance = self.run_service()
+            with transaction.atomic():
+                self.instance = self.run_service()
         except ApplicationError as exc:
             add_application_error(self, exc)
+        except ValidationError as exc:
+            add_validation_error(self, exc)
 
     def save(self, commit=True):
         self.save_m2m = lambda: None
         return self.instance
+
+
+class ServiceModelForm(ServiceFormMixin, forms.ModelForm):
+    pass
+
+
+def inline_service(form, call):
+    """Runs one service call for an inline row; a refusal is shown on that row, and the page's
+    savepoint is rolled back with a note on top of the page."""
+    try:
+        return call()
+    except ApplicationError as exc:
+        add_application_error(form, exc)
+        raise ApplicationError("Correct the errors below.", code=exc.code) from exc
+
+
+def add_validation_error(form, exc: ValidationError) -> None:
+    """A model's ValidationError (from full_clean in a service) shown on the form."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc.messages)
+        return
+    for field, errors in exc.message_dict.items():
+        if field in form.fields:
+            form.add_error(field, errors)
+        else:
+            form.add_error(None, [f"{field}: {message}" for message in errors])
+
+
+class ServiceAdminMixin:
+    """A ModelAdmin whose writes all go through services: ServiceFormMixin forms for add and
+    change, delete_model for deletes (one object at a time, also for the bulk delete action).
+
+    An admin that allows adding or changing without a service form fails loudly instead of
+    writing unaudited rows; tests/audit/test_admin_audit.py checks every registered admin."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"request": request, "adding": obj is None})
+
+    def get_formsets_with_inlines(self, request, obj=None):
+        request.admin_formsets = []
+        for formset_class, inline in super().get_formsets_with_inlines(request, obj):
+            yield type(formset_class.__name__, (_RegisteredFormSet, formset_class), {"admin_request": request}), inline
+
+    def save_model(self, request, obj, form, change):
+        if not isinstance(form, ServiceFormMixin):
+            raise ImproperlyConfigured(f"{type(self).__name__}: admin writes go through a ServiceFormMixin form.")
+        # Nothing to do: the services saved it while the form was validated.
+
+    def save_related(self, request, form, formsets, change):
+        if not isinstance(form, ServiceFormMixin):
+            raise ImproperlyConfigured(f"{type(self).__name__}: admin writes go through a ServiceFormMixin form.")
+        for formset in formsets:
+            # What construct_change_message reads; the services wrote the inlines already.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def delete_model(self, request, obj):
+        raise ImproperlyConfigured(f"{type(self).__name__}: deletes go through a service; override delete_model.")
+
+    def delete_queryset(self, request, queryset):
+        # One at a time through delete_model, never QuerySet.delete: each delete is audited.
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+class _RegisteredFormSet:
+    """Makes a page's inline formsets known to its ServiceFormMixin form (through the request)."""
+
+    admin_request = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.admin_request.admin_formsets.append(self)
 
 
 class IssuerScopedMixin:
@@ -109,17 +199,6 @@ class IssuerScopedMixin:
             return [*fields, "issuer"]
         return fields
 
-    def get_form(self, request, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
-        return type(form.__name__, (form,), {"request": request})
-
-    def save_model(self, request, obj, form, change):
-        if isinstance(form, ServiceModelForm):
-            return  # the service saved it during validation
-        if not request.user.is_superuser and self.issuer_field == "issuer":
-            obj.issuer_id = request.user.issuer_id
-        super().save_model(request, obj, form, change)
-
     def get_list_display(self, request):
         columns = super().get_list_display(request)
         if request.user.is_superuser and self.issuer_field == "issuer":
@@ -133,7 +212,7 @@ class IssuerScopedMixin:
         return filters
 
 
-class IssuerScopedAdmin(IssuerScopedMixin, admin.ModelAdmin):
+class IssuerScopedAdmin(IssuerScopedMixin, ServiceAdminMixin, admin.ModelAdmin):
     pass
 
 

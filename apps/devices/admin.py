@@ -2,13 +2,24 @@
 
 from django.contrib import admin
 
-from apps.core.admin_scoping import IssuerScopedAdmin, admin_actor
+from apps.core.admin_scoping import IssuerScopedAdmin, ServiceModelForm, admin_actor
 from apps.devices import services
 from apps.devices.models import Device
 
 
+class DeviceForm(ServiceModelForm):
+    class Meta:
+        model = Device
+        fields = ["name"]
+
+    def run_service(self):
+        device = Device.objects.select_related("issuer").get(pk=self.instance.pk)
+        return services.device_rename(device=device, name=self.cleaned_data["name"], actor=self.actor)
+
+
 @admin.register(Device)
 class DeviceAdmin(IssuerScopedAdmin):
+    form = DeviceForm
     list_display = ["__str__", "cardholder", "status", "push_platform", "attestation_format", "created_at", "last_used_at"]
     list_filter = ["status", "push_platform"]
     list_select_related = ["cardholder", "issuer"]
@@ -32,6 +43,9 @@ class DeviceAdmin(IssuerScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "issuer"]
+
+    def delete_model(self, request, obj):
+        services.device_delete(device=obj, actor=admin_actor(request))
 
     @admin.action(description="Revoke selected devices", permissions=["change"])
     def revoke_devices(self, request, queryset):

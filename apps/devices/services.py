@@ -239,3 +239,19 @@ def device_touch(*, device: Device) -> None:
     """Record use, at most once a minute per device (no write on every call)."""
     now = timezone.now()
     Device.objects.filter(pk=device.pk).exclude(last_used_at__gt=now - timedelta(minutes=1)).update(last_used_at=now)
+
+
+def device_rename(*, device: Device, name: str, actor: str) -> Device:
+    if name != device.name:
+        before, device.name = device.name, name
+        device.save(update_fields=["name"])
+        audit_record(issuer=device.issuer, kind="device.renamed", actor=actor, obj=device,
+                     data={"cardholder": str(device.cardholder_id), "before": before, "after": name})
+    return device
+
+
+def device_delete(*, device: Device, actor: str) -> None:
+    """Removes the device: it can no longer sign in or approve anything."""
+    issuer, data = device.issuer, {"device": str(device.pk), "cardholder": str(device.cardholder_id), "name": device.name}
+    device.delete()
+    audit_record(issuer=issuer, kind="device.deleted", actor=actor, data=data)

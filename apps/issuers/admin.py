@@ -34,9 +34,22 @@ class IssuerAddForm(ServiceModelForm):
         fields = ISSUER_FIELDS
 
     def run_service(self):
-        issuer, webhook_secret = services.issuer_create(**{f: self.cleaned_data[f] for f in ISSUER_FIELDS})
+        issuer, webhook_secret = services.issuer_create(
+            **{f: self.cleaned_data[f] for f in ISSUER_FIELDS}, actor=self.actor
+        )
         issuer.new_webhook_secret = webhook_secret  # for response_add only, never stored in clear
         return issuer
+
+
+class IssuerChangeForm(ServiceModelForm):
+    class Meta:
+        model = Issuer
+        fields = list(services.ISSUER_UPDATABLE)
+
+    def run_service(self):
+        issuer = Issuer.objects.get(pk=self.instance.pk)  # fresh: the service audits before/after
+        changes = {f: self.cleaned_data[f] for f in self.changed_data if f in services.ISSUER_UPDATABLE}
+        return services.issuer_update(issuer=issuer, actor=self.actor, **changes)
 
 
 @admin.register(Issuer)
@@ -59,15 +72,15 @@ class IssuerAdmin(IssuerScopedAdmin):
         return request.user.is_superuser
 
     def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
+        # Its audit trail (append-only, kept) refers to it: an issuer is never removed.
+        return False
 
     def can_rotate_webhook_secret(self, request) -> bool:
         # Whoever may mint the issuer's API keys may also renew its other credential.
         return request.user.is_superuser or request.user.has_perm("issuers.add_apikey")
 
     def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = IssuerAddForm
+        kwargs["form"] = IssuerAddForm if obj is None else IssuerChangeForm
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
@@ -123,6 +136,16 @@ class ApiKeyAddForm(ServiceModelForm):
         return api_key
 
 
+class ApiKeyChangeForm(ServiceModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["name"]
+
+    def run_service(self):
+        api_key = ApiKey.objects.select_related("issuer").get(pk=self.instance.pk)
+        return services.api_key_rename(api_key=api_key, name=self.cleaned_data["name"], actor=self.actor)
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(IssuerScopedAdmin):
     list_display = ["name", "key_prefix", "created_at", "last_used_at", "revoked"]
@@ -140,8 +163,7 @@ class ApiKeyAdmin(IssuerScopedAdmin):
         return obj.revoked_at is not None
 
     def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = ApiKeyAddForm
+        kwargs["form"] = ApiKeyAddForm if obj is None else ApiKeyChangeForm
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):

@@ -25,6 +25,7 @@ def issuer_create(
     otp_delivery: str = "provider",
     webauthn_rp_id: str = "",
     webauthn_origins: list[str] | None = None,
+    actor: str = "system",
 ) -> tuple[Issuer, str]:
     """Create an issuer ready to serve; returns it and its webhook secret (shown once)."""
     issuer = Issuer(
@@ -46,8 +47,30 @@ def issuer_create(
     from apps.otp.services import otp_policy_create_default
 
     otp_policy_create_default(issuer=issuer, actor="system", delivery_mode=otp_delivery)
-    audit_record(issuer=issuer, kind="issuer.created", actor="system", data={"issuer_id": issuer_id})
+    audit_record(issuer=issuer, kind="issuer.created", actor=actor, data={"issuer_id": issuer_id})
     return issuer, webhook_secret
+
+
+# What may change after creation; issuer_id is part of the encryption context of the issuer's PANs.
+ISSUER_UPDATABLE = ("name", "country", "notification_base_url", "deliver_otp_url", "webauthn_rp_id", "webauthn_origins")
+
+
+@transaction.atomic
+def issuer_update(*, issuer: Issuer, actor: str, **changes) -> Issuer:
+    fields = [f for f in ISSUER_UPDATABLE if f in changes]
+    before = {f: getattr(issuer, f) for f in fields}
+    for field in fields:
+        setattr(issuer, field, changes[field])
+    if "country" in fields:
+        issuer.country = issuer.country.upper()
+    if fields:
+        issuer.full_clean()
+        issuer.save(update_fields=fields)
+        audit_record(
+            issuer=issuer, kind="issuer.updated", actor=actor, obj=issuer,
+            data={"fields": fields, "before": before, "after": {f: getattr(issuer, f) for f in fields}},
+        )
+    return issuer
 
 
 def issuer_rotate_webhook_secret(*, issuer: Issuer, actor: str) -> str:
@@ -75,6 +98,19 @@ def api_key_create(*, issuer: Issuer, name: str, created_by: str = "") -> tuple[
         issuer=issuer, kind="api_key.created", actor=created_by or "system", data={"prefix": prefix, "name": name}
     )
     return api_key, plaintext
+
+
+def api_key_rename(*, api_key: ApiKey, name: str, actor: str) -> ApiKey:
+    """Only the label changes; key material never does."""
+    if name != api_key.name:
+        before, api_key.name = api_key.name, name
+        api_key.full_clean(exclude=["issuer", "key_hash", "prefix"])
+        api_key.save(update_fields=["name"])
+        audit_record(
+            issuer=api_key.issuer, kind="api_key.renamed", actor=actor, obj=api_key,
+            data={"prefix": api_key.prefix, "before": before, "after": name},
+        )
+    return api_key
 
 
 def api_key_revoke(*, api_key: ApiKey, actor: str) -> None:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.core.admin_scoping import IssuerScopedAdmin, IssuerScopedTabularInline, ReadOnlyAdminMixin, admin_actor
+from apps.core.admin_scoping import IssuerScopedAdmin, IssuerScopedTabularInline, ReadOnlyAdminMixin, ServiceModelForm
 from apps.otp.models import OtpCode, OtpPolicy, OtpPolicyVersion, OtpRefusal, OtpSession
 from apps.otp.services import otp_policy_save
 
@@ -14,8 +14,20 @@ class OtpPolicyVersionInline(ReadOnlyAdminMixin, IssuerScopedTabularInline):
     ordering = ["-version"]
 
 
+class OtpPolicyForm(ServiceModelForm):
+    class Meta:
+        model = OtpPolicy
+        exclude = ["version", "updated_by"]
+
+    def run_service(self):
+        # Every change is a new frozen version; challenges keep the version they started under.
+        otp_policy_save(policy=self.instance, actor=self.actor)
+        return self.instance
+
+
 @admin.register(OtpPolicy)
 class OtpPolicyAdmin(IssuerScopedAdmin):
+    form = OtpPolicyForm
     list_display = ["__str__", "product", "delivery_mode", "code_length", "lifetime_seconds", "max_attempts", "max_resends", "version", "updated_at"]
     readonly_fields = ["version", "updated_at", "updated_by"]
     fieldsets = [
@@ -26,12 +38,6 @@ class OtpPolicyAdmin(IssuerScopedAdmin):
         ("Message", {"fields": ["sms_templates", "sender_ids"]}),
     ]
     inlines = [OtpPolicyVersionInline]
-
-    def save_model(self, request, obj, form, change):
-        if not request.user.is_superuser:
-            obj.issuer_id = request.user.issuer_id
-        # Every change is a new frozen version; challenges keep the version they started under.
-        otp_policy_save(policy=obj, actor=admin_actor(request))
 
     def has_delete_permission(self, request, obj=None):
         # Versions are referenced by past challenges; a policy is edited, never removed.

@@ -1,13 +1,18 @@
 """SMS in the admin: deliveries and their tries, read-only (never the body or the full
 number), and each issuer's provider accounts with a write-only auth token."""
 
-import re
-
 from django import forms
 from django.contrib import admin
 
-from apps.core.admin_scoping import IssuerScopedAdmin, IssuerScopedTabularInline, ReadOnlyAdminMixin
-from apps.sms.models import TWILIO, SmsAttempt, SmsDelivery, SmsProviderConfig
+from apps.core.admin_scoping import (
+    IssuerScopedAdmin,
+    IssuerScopedTabularInline,
+    ReadOnlyAdminMixin,
+    ServiceModelForm,
+    admin_actor,
+)
+from apps.sms import services
+from apps.sms.models import SmsAttempt, SmsDelivery, SmsProviderConfig
 
 
 class SmsAttemptInline(ReadOnlyAdminMixin, IssuerScopedTabularInline):
@@ -44,7 +49,7 @@ class SmsDeliveryAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
         return len(obj.attempts.all())
 
 
-class SmsProviderConfigForm(forms.ModelForm):
+class SmsProviderConfigForm(ServiceModelForm):
     auth_token = forms.CharField(
         required=False,
         strip=True,
@@ -56,31 +61,19 @@ class SmsProviderConfigForm(forms.ModelForm):
         model = SmsProviderConfig
         fields = ["issuer", "role", "backend", "is_active", "account_sid", "auth_token", "from_number", "messaging_service_sid"]
 
-    def clean(self):
-        data = super().clean()
-        if data.get("backend") != TWILIO:
-            return data
-        if not re.fullmatch(r"AC[0-9a-fA-F]{32}", data.get("account_sid") or ""):
-            self.add_error("account_sid", "A Twilio Account SID: AC followed by 32 hex digits.")
-        if not data.get("from_number") and not data.get("messaging_service_sid"):
-            self.add_error("from_number", "Set a From number or a Messaging Service SID.")
-        sid = data.get("messaging_service_sid")
-        if sid and not re.fullmatch(r"MG[0-9a-fA-F]{32}", sid):
-            self.add_error("messaging_service_sid", "A Messaging Service SID: MG followed by 32 hex digits.")
-        # The token is encrypted for this issuer and belongs to this account: either changing
-        # needs the token typed again.
-        rebound = {"account_sid", "issuer"} & set(self.changed_data)
-        if not data.get("auth_token") and (not self.instance.auth_token_blob or rebound):
-            self.add_error("auth_token", "Enter the account's auth token.")
-        return data
-
-    def save(self, commit=True):
-        obj = super().save(commit=False)
-        if self.cleaned_data.get("auth_token"):
-            obj.set_auth_token(self.cleaned_data["auth_token"])
-        if commit:
-            obj.save()
-        return obj
+    def run_service(self):
+        # The service checks the account (SIDs, sender, token); its refusals land on these fields.
+        data = self.cleaned_data
+        if self.adding:
+            return services.sms_provider_config_create(
+                issuer=data["issuer"], actor=self.actor, auth_token=data.get("auth_token") or "",
+                **{f: data[f] for f in services.SMS_PROVIDER_FIELDS},
+            )
+        config = SmsProviderConfig.objects.select_related("issuer").get(pk=self.instance.pk)
+        return services.sms_provider_config_update(
+            config=config, actor=self.actor, auth_token=data.get("auth_token") or "",
+            **{f: data[f] for f in services.SMS_PROVIDER_FIELDS},
+        )
 
 
 @admin.register(SmsProviderConfig)
@@ -88,3 +81,6 @@ class SmsProviderConfigAdmin(IssuerScopedAdmin):
     form = SmsProviderConfigForm
     list_display = ["role", "backend", "account_sid", "from_number", "is_active", "updated_at"]
     list_filter = ["backend", "role", "is_active"]
+
+    def delete_model(self, request, obj):
+        services.sms_provider_config_delete(config=obj, actor=admin_actor(request))

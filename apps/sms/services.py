@@ -8,6 +8,7 @@ delivery id as associated data, wiped once no provider will need it, never in a 
 import json
 import logging
 import random
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -567,3 +568,66 @@ def sms_deliveries_resume() -> int:
     for delivery_id in ids:
         sms_delivery_enqueue(delivery_id=str(delivery_id))
     return len(ids)
+
+
+# ---------------------------------------------------------------- provider accounts (staff)
+
+SMS_PROVIDER_FIELDS = ("role", "backend", "is_active", "account_sid", "from_number", "messaging_service_sid")
+
+
+def _sms_provider_config_validate(config: SmsProviderConfig, *, token_needed: bool) -> None:
+    errors: dict[str, list[str]] = {}
+    if config.backend == TWILIO:
+        if not re.fullmatch(r"AC[0-9a-fA-F]{32}", config.account_sid or ""):
+            errors["account_sid"] = ["A Twilio Account SID: AC followed by 32 hex digits."]
+        if not config.from_number and not config.messaging_service_sid:
+            errors["from_number"] = ["Set a From number or a Messaging Service SID."]
+        if config.messaging_service_sid and not re.fullmatch(r"MG[0-9a-fA-F]{32}", config.messaging_service_sid):
+            errors["messaging_service_sid"] = ["A Messaging Service SID: MG followed by 32 hex digits."]
+        if token_needed:
+            errors["auth_token"] = ["Enter the account's auth token."]
+    if SmsProviderConfig.objects.filter(issuer_id=config.issuer_id, role=config.role).exclude(pk=config.pk).exists():
+        errors["role"] = ["This issuer has a provider for this role already."]
+    if errors:
+        raise ApplicationError("Invalid SMS provider.", code="invalid_sms_provider", fields=errors)
+
+
+def _sms_provider_audit_data(config: SmsProviderConfig, **extra) -> dict:
+    # Never the auth token, only whether it was set.
+    return {"role": config.role, "backend": config.backend, "is_active": config.is_active,
+            "account_sid": config.account_sid, **extra}
+
+
+@transaction.atomic
+def sms_provider_config_create(*, issuer, actor: str, auth_token: str = "", **fields) -> SmsProviderConfig:
+    config = SmsProviderConfig(issuer=issuer, **{f: fields[f] for f in SMS_PROVIDER_FIELDS if f in fields})
+    _sms_provider_config_validate(config, token_needed=not auth_token)
+    if auth_token:
+        config.set_auth_token(auth_token)
+    config.save()
+    audit_record(issuer=issuer, kind="sms_provider.created", actor=actor, obj=config,
+                 data=_sms_provider_audit_data(config, auth_token_set=bool(auth_token)))
+    return config
+
+
+@transaction.atomic
+def sms_provider_config_update(*, config: SmsProviderConfig, actor: str, auth_token: str = "", **changes) -> SmsProviderConfig:
+    fields = [f for f in SMS_PROVIDER_FIELDS if f in changes and changes[f] != getattr(config, f)]
+    for field in fields:
+        setattr(config, field, changes[field])
+    # The token belongs to the account: a new account needs its token typed again.
+    token_needed = not auth_token and (not config.auth_token_blob or "account_sid" in fields)
+    _sms_provider_config_validate(config, token_needed=token_needed)
+    if auth_token:
+        config.set_auth_token(auth_token)
+    if fields or auth_token:
+        config.save()
+        audit_record(issuer=config.issuer, kind="sms_provider.updated", actor=actor, obj=config,
+                     data=_sms_provider_audit_data(config, fields=fields, auth_token_changed=bool(auth_token)))
+    return config
+
+
+def sms_provider_config_delete(*, config: SmsProviderConfig, actor: str) -> None:
+    issuer, data = config.issuer, _sms_provider_audit_data(config, provider=str(config.pk))
+    config.delete()
+    audit_record(issuer=issuer, kind="sms_provider.deleted", actor=actor, data=data)

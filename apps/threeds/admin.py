@@ -10,8 +10,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from apps.audit.services import audit_record
-from apps.core.admin_scoping import IssuerScopedAdmin, ReadOnlyAdminMixin, RetryDeliveriesMixin, admin_actor
+from apps.core.admin_scoping import IssuerScopedAdmin, ReadOnlyAdminMixin, RetryDeliveriesMixin, ServiceModelForm
+from apps.threeds.services import risk_policy_save
 from apps.threeds import rreq
 from apps.threeds.models import RiskPolicy, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.selectors import transaction_timeline
@@ -201,11 +201,21 @@ class RReqDeliveryAdmin(RetryDeliveriesMixin, IssuerScopedAdmin):
         rreq.rreq_retry(delivery=delivery, actor=actor)
 
 
+class RiskPolicyForm(ServiceModelForm):
+    class Meta:
+        model = RiskPolicy
+        fields = "__all__"
+
+    def run_service(self):
+        return risk_policy_save(policy=self.instance, actor=self.actor, fields=self.changed_data)
+
+
 @admin.register(RiskPolicy)
 class RiskPolicyAdmin(IssuerScopedAdmin):
     """The issuer's risk rules, edited by its issuer admins; every transaction records the rules
     that fired and the score, so a change shows in the decisions that follow."""
 
+    form = RiskPolicyForm
     list_display = ["__str__", "challenge_threshold", "velocity_max_per_hour", "no_method_outcome", "allow_oob", "updated_at"]
     readonly_fields = ["updated_at"]
     fieldsets = [
@@ -218,11 +228,6 @@ class RiskPolicyAdmin(IssuerScopedAdmin):
         ("Challenge", {"fields": ["no_method_outcome", "allow_oob", "allow_fallback_to_sms", "first_creq_timeout_seconds",
                                   "challenge_timeout_seconds", "oob_timeout_seconds"]}),
     ]
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit_record(issuer=obj.issuer, kind="risk_policy.saved", actor=admin_actor(request), obj=obj,
-                     data={"fields": sorted(form.changed_data)})
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_event
+from apps.audit.services import audit_event, audit_record
 from apps.cards.models import Card, Phone
 from apps.core.crypto import pan_fingerprint
 from apps.core.logging import sensitive
@@ -300,3 +300,16 @@ def _ares(tx: Transaction, message: dict, decision) -> dict:
     if extensions:
         ares["messageExtension"] = extensions
     return ares
+
+
+# ---------------------------------------------------------------- risk policy (staff)
+
+
+@transaction.atomic
+def risk_policy_save(*, policy, actor: str, fields: list[str] | None = None):
+    """Validate and save an issuer's risk policy (new or changed); `fields` names what changed."""
+    policy.full_clean()
+    policy.save()
+    audit_record(issuer=policy.issuer, kind="risk_policy.saved", actor=actor, obj=policy,
+                 data={"fields": sorted(fields or [])})
+    return policy
