@@ -159,11 +159,12 @@ class GuardedPoolManager(urllib3.PoolManager):
         u = parse_url(url)
         scheme = (u.scheme or "http").lower()
         port = u.port or DEFAULT_PORTS.get(scheme, 80)
-        address = checked_address(u.host, port)
+        name = (u.host or "").strip("[]")  # urllib3 keeps an IPv6 literal's brackets
+        address = checked_address(name, port)
         headers = dict(kw.pop("headers", None) or self.headers)
         headers = {k: v for k, v in headers.items() if k.lower() != "host"}
-        headers["Host"] = _host_header(scheme, u.host, u.port)
-        pool_kwargs = {"server_hostname": u.host, "assert_hostname": u.host} if scheme == "https" else None
+        headers["Host"] = _host_header(scheme, name, u.port)
+        pool_kwargs = {"server_hostname": name, "assert_hostname": name} if scheme == "https" else None
         conn = self.connection_from_host(address, port=port, scheme=scheme, pool_kwargs=pool_kwargs)
         kw.setdefault("assert_same_host", False)
         return conn.urlopen(method, u.request_uri, headers=headers, redirect=False, **kw)
