@@ -278,3 +278,44 @@ def test_the_deploy_check_refuses_an_empty_ds_allowlist_and_warns_about_private_
     settings.DS_URL_ALLOWLIST = ["https://ds.example/"]
     assert outbound_trust_check(None) == []
 
+
+
+# ---------------------------------------------------------------- defaults (a real settings import)
+
+PRODUCTION_KEYS = {
+    "SECRET_KEY": "a-real-secret-key-of-enough-length-0123456789abcdef",
+    "DATA_ENCRYPTION_KEYS": "k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+    "PAN_FINGERPRINT_KEY": "a-real-fingerprint-key",
+    "AUTHENTICATION_VALUE_KEYS": "av1:" + "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=",
+}
+
+
+def _run(args, env_overrides):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "DS_URL_ALLOWLIST", "OUTBOUND_ALLOW_PRIVATE", *PRODUCTION_KEYS)}
+    env.update(env_overrides, DJANGO_SETTINGS_MODULE="issuer_portal.settings")
+    return subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+SHOW = ["-c", "import django; django.setup(); from django.conf import settings as s; print(s.DS_URL_ALLOWLIST, s.OUTBOUND_ALLOW_PRIVATE)"]
+
+
+def test_development_defaults_let_the_local_simulator_be_the_ds():
+    result = _run(SHOW, {"DEBUG": "1"})
+    assert result.stdout.strip() == "['http://127.0.0.1:*/', 'http://localhost:*/'] True", result.stderr
+
+
+def test_production_defaults_allow_no_ds_and_no_private_destination():
+    result = _run(SHOW, {"DEBUG": "0", **PRODUCTION_KEYS})
+    assert result.stdout.strip() == "[] False", result.stderr
+    deploy = _run(["manage.py", "check", "--deploy"], {"DEBUG": "0", **PRODUCTION_KEYS})
+    assert deploy.returncode != 0 and "core.E001" in deploy.stderr + deploy.stdout
+    configured = _run(
+        ["manage.py", "check", "--deploy"], {"DEBUG": "0", "DS_URL_ALLOWLIST": "https://ds.example/", **PRODUCTION_KEYS}
+    )
+    assert "core.E001" not in configured.stderr + configured.stdout and "core.W001" not in configured.stderr + configured.stdout
