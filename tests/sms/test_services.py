@@ -269,7 +269,7 @@ def test_an_sms_provider_at_a_private_address_fails_at_once_and_says_why(issuer,
         delivery = run(create(issuer))
         assert delivery.status == SmsDelivery.FAILED
         # One try per provider, no retries: another try would be refused the same way.
-        assert states(delivery) == [(PRIMARY, 1, SmsAttempt.FAILED), (FALLBACK, 1, SmsAttempt.FAILED)]
+        assert states(delivery) == [(PRIMARY, 1, SmsAttempt.FAILED_PERMANENT), (FALLBACK, 1, SmsAttempt.FAILED_PERMANENT)]
         for attempt in delivery.attempts.all():
             assert attempt.error_code == "destination_not_allowed"
             assert attempt.error_message.startswith("Destination not allowed")
