@@ -62,6 +62,10 @@ BENCH_ENV = dict(
     DATA_ENCRYPTION_KEYS="b1:YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMzI=",
     PAN_FINGERPRINT_KEY="bench-fingerprint-key",
     AUTHENTICATION_VALUE_KEYS="bav1:YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMzI=",
+    # The benchmark's DS is a local server (SPEC §4: production names its DS endpoints, and
+    # outbound HTTP never reaches private addresses there).
+    DS_URL_ALLOWLIST="http://127.0.0.1:*/",
+    OUTBOUND_ALLOW_PRIVATE="1",
 )
 os.environ.update(BENCH_ENV)
 

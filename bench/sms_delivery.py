@@ -47,6 +47,7 @@ os.environ.update(
     PAN_FINGERPRINT_KEY="bench-fingerprint-key",
     AUTHENTICATION_VALUE_KEYS="bav1:YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMzI=",
     LOG_LEVEL="WARNING",
+    OUTBOUND_ALLOW_PRIVATE="1",  # the fake Twilio listens on 127.0.0.1
 )
 
 

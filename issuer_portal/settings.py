@@ -286,6 +286,13 @@ OUTBOUND_MAX_TRIES = envint("OUTBOUND_MAX_TRIES", 6)
 OUTBOUND_BACKOFF_BASE_SECONDS = float(os.environ.get("OUTBOUND_BACKOFF_BASE_SECONDS", "2"))
 OUTBOUND_BACKOFF_MAX_SECONDS = float(os.environ.get("OUTBOUND_BACKOFF_MAX_SECONDS", "300"))
 OUTBOUND_HTTP_TIMEOUT_SECONDS = float(os.environ.get("OUTBOUND_HTTP_TIMEOUT_SECONDS", "5"))
+# Trust at the edges (SPEC §4, apps.core.outbound_guard). The DS endpoints an AReq's dsURL may
+# name: URL prefixes, comma-separated, a port of `*` for any port. Empty refuses every AReq
+# (Erro 303; `check --deploy` says so); development defaults to the local simulator's address.
+DS_URL_ALLOWLIST = envlist("DS_URL_ALLOWLIST", "http://127.0.0.1:*/,http://localhost:*/" if DEBUG else "")
+# Outbound HTTP (webhooks, RReq, Twilio, FCM) to loopback, private or link-local addresses:
+# development and tests only.
+OUTBOUND_ALLOW_PRIVATE = envbool("OUTBOUND_ALLOW_PRIVATE", DEBUG)
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {

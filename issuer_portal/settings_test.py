@@ -11,6 +11,10 @@ os.environ.setdefault(
 os.environ.setdefault("PAN_FINGERPRINT_KEY", "test-pan-fingerprint-key")
 os.environ.setdefault("AUTHENTICATION_VALUE_KEYS", "tav1:dGVzdC1hdXRoZW50aWNhdGlvbi12YWx1ZS1rZXktMzI=")
 os.environ.setdefault("DEBUG", "0")
+# The tests' DS and webhook receivers are local servers; the outbound guard's own tests turn
+# OUTBOUND_ALLOW_PRIVATE off.
+os.environ.setdefault("OUTBOUND_ALLOW_PRIVATE", "1")
+os.environ.setdefault("DS_URL_ALLOWLIST", "https://ds.example/,http://127.0.0.1:*/")
 
 from .settings import *  # noqa: E402,F401,F403
 

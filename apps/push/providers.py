@@ -31,6 +31,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.logging import scrub
+from apps.core.outbound_guard import DestinationNotAllowed, guarded_session
 from apps.devices.models import PUSH_FCM
 from apps.webhooks.services import retry_after_seconds
 
@@ -228,6 +229,8 @@ def _fetch_access_token(account: ServiceAccount, token_uri: str, session: reques
         response = session.post(
             token_uri, data={"grant_type": JWT_BEARER_GRANT, "assertion": assertion}, timeout=(timeout, timeout)
         )
+    except DestinationNotAllowed as exc:
+        raise PermanentPushError(str(exc), code="destination_not_allowed") from None
     except requests.Timeout:
         raise TransientPushError("The OAuth2 token endpoint did not answer in time.", code="auth_timeout") from None
     except requests.RequestException as exc:
@@ -264,7 +267,8 @@ def _session() -> requests.Session:
     # Kept per thread (a Session is not made to be shared): connections to Google stay open.
     session = getattr(_per_thread, "session", None)
     if session is None:
-        session = _per_thread.session = requests.Session()
+        # Connects only to the checked address of the host (SPEC §4: no private destinations).
+        session = _per_thread.session = guarded_session()
     return session
 
 
@@ -324,6 +328,8 @@ class FcmProvider(PushProvider):
                 response = session.post(
                     url, json=body, headers={"Authorization": f"Bearer {access_token}"}, timeout=(timeout, timeout)
                 )
+            except DestinationNotAllowed as exc:
+                raise PermanentPushError(str(exc), code="destination_not_allowed") from None
             except requests.Timeout:
                 raise TransientPushError("FCM did not answer in time.", code="timeout") from None
             except requests.RequestException as exc:

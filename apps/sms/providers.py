@@ -32,6 +32,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from apps.core.logging import scrub
+from apps.core.outbound_guard import DestinationNotAllowed, GuardedAdapter, GuardedPoolManager
 from apps.sms.models import CONSOLE, FALLBACK, FILE, PRIMARY, TWILIO, SmsProviderConfig
 
 # Errors about the destination itself: no provider can send there, so the delivery fails at
@@ -143,6 +144,8 @@ def _new_twilio_client(account_sid: str, auth_token: str, base_url: str, timeout
         http.session.proxies = proxies
         http.session.verify = ca_bundle or True
         http.session.trust_env = False
+        http.session.mount("https://", GuardedAdapter())
+        http.session.mount("http://", GuardedAdapter())
     else:
         http = Urllib3HttpClient(timeout=timeout, ca_bundle=ca_bundle)
     client = Client(account_sid, auth_token, http_client=http)
@@ -168,7 +171,8 @@ class Urllib3HttpClient(HttpClient):
         super().__init__(logger=None, is_async=False, timeout=timeout)
         bundle = ca_bundle or requests.certs.where()
         where = {"ca_cert_dir": bundle} if os.path.isdir(bundle) else {"ca_certs": bundle}
-        self.pool = urllib3.PoolManager(num_pools=4, maxsize=1, block=False, retries=False, cert_reqs="CERT_REQUIRED", **where)
+        # Connects only to the checked address of the host (SPEC §4: no private destinations).
+        self.pool = GuardedPoolManager(num_pools=4, maxsize=1, block=False, retries=False, cert_reqs="CERT_REQUIRED", **where)
 
     def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False):
         if timeout is None:
@@ -230,6 +234,9 @@ class TwilioProvider(SmsProvider):
             message = self._client().messages.create(**kwargs)
         except TwilioRestException as exc:
             raise classify_twilio_error(exc.status, exc.code, exc.msg, to=to) from None
+        except DestinationNotAllowed as exc:
+            # The configured API address is refused: no try will reach it (the fallback may).
+            raise PermanentSmsError(str(exc), code="destination_not_allowed") from None
         except (requests.Timeout, urllib3.exceptions.TimeoutError):
             raise TransientSmsError("Twilio did not answer in time.", code="timeout") from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:

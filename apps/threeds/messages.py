@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from apps.core.outbound_guard import ds_url_allowed
+
 SUPPORTED_VERSIONS = ("2.1.0", "2.2.0")
 APP, BROWSER, THREE_RI = "01", "02", "03"
 PAYMENT, NON_PAYMENT = "01", "02"
@@ -248,7 +250,7 @@ def _suspicious(value, *, limit: int = MAX_NESTING) -> bool:
 
 
 def validate_areq(message: Any) -> Context:
-    """Raise MessageError (101, 102, 201, 203) or return the message's context."""
+    """Raise MessageError (101, 102, 201, 203, 303) or return the message's context."""
     if not isinstance(message, dict) or message.get("messageType") != "AReq":
         raise MessageError("101", "messageType", message=message)
     version = message.get("messageVersion")
@@ -274,6 +276,9 @@ def validate_areq(message: Any) -> Context:
         raise MessageError("201", ",".join(missing), message=message)
     if invalid:
         raise MessageError("203", ",".join(invalid), message=message)
+    if not ds_url_allowed(message["dsURL"]):
+        # Not a DS this ACS answers to: the RReq would go there (SSRF), so nothing is stored.
+        raise MessageError("303", "dsURL", message=message)
     return ctx
 
 

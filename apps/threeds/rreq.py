@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -22,6 +21,7 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 from apps.core.exceptions import Conflict
 from apps.core.logging import scrub
+from apps.core.outbound_guard import DestinationNotAllowed, ds_url_allowed, guarded_session
 from apps.threeds.messages import APP
 from apps.threeds.models import Challenge, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.results import eci_for
@@ -137,6 +137,7 @@ class _Try:
     results_status: str = ""
     excerpt: str = ""
     error_class: str = ""
+    permanent: bool = False  # another try cannot succeed (a refused destination)
 
 
 def _lease_seconds() -> float:
@@ -161,16 +162,22 @@ def rres_problem(rres, rreq: dict) -> str:
 
 
 def _post(delivery: RReqDelivery) -> _Try:
+    if not ds_url_allowed(delivery.url):
+        # Checked again at send time: a row written before the allowlist changed, or by other code.
+        return _refused(DestinationNotAllowed("the dsURL is not in DS_URL_ALLOWLIST"))
     body = json.dumps(delivery.message, ensure_ascii=False, separators=(",", ":")).encode()
     timeout = settings.OUTBOUND_HTTP_TIMEOUT_SECONDS
     try:
-        response = requests.post(
-            delivery.url,
-            data=body,
-            headers={"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"},
-            timeout=(timeout, timeout),
-            allow_redirects=False,
-        )
+        with guarded_session() as session:
+            response = session.post(
+                delivery.url,
+                data=body,
+                headers={"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"},
+                timeout=(timeout, timeout),
+                allow_redirects=False,
+            )
+    except DestinationNotAllowed as exc:
+        return _refused(exc)
     except Exception as exc:  # whatever happens ends on the attempt row, never as a stuck claim
         name = type(exc).__name__
         return _Try(False, error=f"{name}: {scrub(str(exc))}", error_class=name)
@@ -192,6 +199,11 @@ def _post(delivery: RReqDelivery) -> _Try:
         excerpt=excerpt,
         error_class="InvalidRRes" if problem else "",
     )
+
+
+def _refused(exc: DestinationNotAllowed) -> _Try:
+    # Nothing was sent and nothing came back: no excerpt, and no further try.
+    return _Try(False, error=str(exc), error_class="DestinationNotAllowed", permanent=True)
 
 
 def rreq_attempt(*, delivery_id: int, task_id: str = "") -> float | None:
@@ -219,7 +231,7 @@ def _record_try(delivery: RReqDelivery, result: _Try, *, started_at, duration_ms
     fields = {"last_error": result.error[:255], "results_status": result.results_status}
     if result.ok:
         fields.update(status=RReqDelivery.SUCCEEDED, finished_at=now, next_attempt_at=None)
-    elif delivery.tries < delivery.max_tries:
+    elif not result.permanent and delivery.tries < delivery.max_tries:
         delay = retry_delay(tries=delivery.tries)
         fields.update(status=RReqDelivery.PENDING, next_attempt_at=now + timedelta(seconds=delay))
     else:

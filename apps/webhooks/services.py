@@ -26,6 +26,7 @@ from apps.audit.services import audit_record
 from apps.core.crypto import Sealed, seal, unseal
 from apps.core.exceptions import Conflict
 from apps.core.logging import REDACTED, scrub, sensitive
+from apps.core.outbound_guard import DestinationNotAllowed, guarded_session
 from apps.webhooks.models import KIND_DELIVER_OTP, WebhookAttempt, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -201,15 +202,21 @@ def _post(delivery: WebhookDelivery, body: bytes) -> _Try:
         "X-Signature": webhook_sign(secret=secret, body=body, timestamp=int(time.time())),
     }
     timeout = settings.OUTBOUND_HTTP_TIMEOUT_SECONDS
+    session = guarded_session()
     try:
-        response = requests.post(
+        response = session.post(
             delivery.url, data=body, headers=headers, timeout=(timeout, timeout), allow_redirects=False, stream=True
         )
+    except DestinationNotAllowed as exc:
+        session.close()
+        # Nothing was sent; another try would be refused the same way: failed at once.
+        return _Try(PERMANENT, error=str(exc), error_class="DestinationNotAllowed")
     except Exception as exc:  # whatever happens ends on the attempt row, never as a stuck claim
+        session.close()
         outcome = TRANSIENT if isinstance(exc, TRANSIENT_ERRORS) else PERMANENT
         name = type(exc).__name__
         return _Try(outcome, error=f"{name}: {scrub(str(exc))}", error_class=name)
-    with response:
+    with session, response:
         outcome = classify_status(response.status_code)
         return _Try(
             outcome,

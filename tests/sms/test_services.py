@@ -254,3 +254,25 @@ def test_overdue_pending_deliveries_are_found_for_resuming(issuer):
     SmsDelivery.objects.filter(pk__in=[lost.pk, waiting.pk]).update(created_at=past)
     SmsDelivery.objects.filter(pk=waiting.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=30))
     assert list(selectors.sms_deliveries_overdue_ids()) == [lost.pk]
+
+
+# ---------------------------------------------------------------- refused destinations (SPEC §4)
+
+
+def test_an_sms_provider_at_a_private_address_fails_at_once_and_says_why(issuer, fake_twilio, settings):
+    from tests.core.tripwire import Tripwire
+
+    tripwire = Tripwire().start()
+    try:
+        settings.OUTBOUND_ALLOW_PRIVATE = False
+        settings.TWILIO_API_BASE_URL = tripwire.url("localhost").rstrip("/")  # both accounts
+        delivery = run(create(issuer))
+        assert delivery.status == SmsDelivery.FAILED
+        # One try per provider, no retries: another try would be refused the same way.
+        assert states(delivery) == [(PRIMARY, 1, SmsAttempt.FAILED_PERMANENT), (FALLBACK, 1, SmsAttempt.FAILED_PERMANENT)]
+        for attempt in delivery.attempts.all():
+            assert attempt.error_code == "destination_not_allowed"
+            assert attempt.error_message.startswith("Destination not allowed")
+        assert tripwire.connections == 0 and fake_twilio.requests() == []
+    finally:
+        tripwire.stop()
