@@ -107,8 +107,8 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
 
 def parse_bin_range(text: str) -> tuple[str, str]:
     """`START-END` (or one prefix): prefixes of equal length, 6 to 11 digits, START <= END."""
-    start, _, end = (text or "").strip().partition("-")
-    start, end = start.strip(), (end.strip() or start.strip())
+    start, dash, end = (text or "").strip().partition("-")
+    start, end = start.strip(), (end.strip() if dash else start.strip())
     if not (start.isascii() and end.isascii() and start.isdigit() and end.isdigit()):
         raise ApplicationError("A BIN range is START-END, digits only.", code="invalid_bin_range", fields={"bin_range": ["Digits only."]})
     if not (GRANT_MIN_DIGITS <= len(start) <= GRANT_PREFIX_DIGITS and len(start) == len(end)):
