@@ -1,7 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from tests.factories import CardholderFactory, IssuerFactory, make_api_key
+from tests.factories import TEST_BIN_RANGES, CardholderFactory, IssuerFactory, grant, make_api_key
 
 
 class JsonClient(APIClient):
@@ -10,7 +10,12 @@ class JsonClient(APIClient):
 
 @pytest.fixture
 def issuer(db):
-    return IssuerFactory()
+    """Holds the BIN grants of the well-known test card numbers (TEST_BIN_RANGES); other
+    issuers get grants only as their tests make cards (tests.factories.ensure_grant)."""
+    issuer = IssuerFactory()
+    for start, end in TEST_BIN_RANGES:
+        grant(issuer, start, end)
+    return issuer
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from django.utils import timezone
 
 from apps.cards import services as card_services
 from apps.cards.models import Cardholder, CardProduct
-from apps.issuers.models import Issuer
+from apps.issuers.models import GRANT_PREFIX_DIGITS, BinGrant, Issuer, pan_prefix_key
 from apps.issuers import services as issuer_services
 
 
@@ -21,8 +21,36 @@ _pan_seq = iter(range(10**8))
 
 
 def new_pan(prefix: str = "4111", length: int = 16) -> str:
-    body = f"{prefix}{next(_pan_seq):0{length - len(prefix) - 1}d}"
-    return luhn_complete(body)
+    """A fresh Luhn-valid PAN. The sequence number sits inside the 11-digit prefix that BIN
+    grants compare (and again at the end), so PANs made for different issuers fall under
+    different 11-digit grants (`ensure_grant`) instead of all sharing one."""
+    n = next(_pan_seq)
+    slot = max(0, GRANT_PREFIX_DIGITS - len(prefix))
+    body = prefix + (f"{n % 10**slot:0{slot}d}" if slot else "")
+    rest = length - 1 - len(body)
+    if rest > 0:
+        body += f"{n % 10**rest:0{rest}d}"
+    return luhn_complete(body[: length - 1])
+
+
+# BINs of the well-known test card numbers; the `issuer` fixture holds grants for all of them.
+TEST_BIN_RANGES = [
+    ("411110", "411119"), ("555555", "555555"), ("400000", "400000"), ("222300", "222300"),
+    ("378282", "378282"), ("353011", "353011"), ("601111", "601111"),
+]
+
+
+def grant(issuer, start: str, end: str | None = None) -> BinGrant:
+    """A BIN grant as the platform operator makes it."""
+    return issuer_services.bin_grant_create(issuer=issuer, start=start, end=end or start, actor="tests")
+
+
+def ensure_grant(issuer, pan: str) -> BinGrant:
+    """The issuer's grant holding this PAN; when none, grants the PAN's 11-digit prefix (fails
+    when another issuer's grant holds it, as it must)."""
+    key = pan_prefix_key(pan)
+    existing = BinGrant.objects.filter(issuer=issuer, low__lte=key, high__gte=key).first()
+    return existing or grant(issuer, pan[:GRANT_PREFIX_DIGITS])
 
 
 class IssuerFactory(factory.django.DjangoModelFactory):
@@ -61,11 +89,13 @@ def make_api_key(issuer, name="test key") -> str:
 
 def make_card(*, cardholder, pan=None, card_id=None, status="active", **kwargs):
     year = timezone.now().year + 3
+    pan = pan or new_pan()
+    ensure_grant(cardholder.issuer, pan)
     card = card_services.card_create(
         issuer=cardholder.issuer,
         card_id=card_id or f"card-{next(_pan_seq)}",
         cardholder=cardholder,
-        pan=pan or new_pan(),
+        pan=pan,
         expiry_month=kwargs.pop("expiry_month", 12),
         expiry_year=kwargs.pop("expiry_year", year),
         actor="tests",

@@ -18,7 +18,7 @@ from apps.cards import services as card_services
 from apps.cards.models import Card, Cardholder, CardProduct, Phone
 from apps.issuers import services as issuer_services
 from apps.issuers.models import ApiKey, Issuer
-from tests.factories import CardholderFactory, make_api_key, make_card, new_pan
+from tests.factories import CardholderFactory, grant, make_api_key, make_card, new_pan
 
 pytestmark = pytest.mark.django_db
 
@@ -34,16 +34,22 @@ def role_groups(db):
     sync_role_groups()
 
 
+# Each issuer's own BIN grant (grants never overlap), its product's range and its cards' prefix.
+BINS = {"ours": "4970", "theirs": "4980"}
+
+
 def populate(issuer, tag: str) -> dict:
     """One of everything for an issuer; `tag` makes its names recognisable in HTML."""
+    bin4 = BINS[tag]
+    grant(issuer, f"{bin4}00", f"{bin4}99")
     product = card_services.card_product_create(
-        issuer=issuer, name=f"Product {tag}", network="visa", bin_ranges=[{"start": "411100", "end": "411199"}], actor="tests"
+        issuer=issuer, name=f"Product {tag}", network="visa", bin_ranges=[{"start": f"{bin4}00", "end": f"{bin4}99"}], actor="tests"
     )
     cardholder = CardholderFactory(issuer=issuer, external_id=f"cust-{tag}")
     phone = card_services.phone_create(
         cardholder=cardholder, number="+819012345678", is_primary=None, verified=True, actor="tests"
     )
-    pan = new_pan("4111")
+    pan = new_pan(bin4)
     card = make_card(cardholder=cardholder, pan=pan, card_id=f"card-{tag}")
     make_api_key(issuer, name=f"key-{tag}")
     return {
@@ -117,7 +123,7 @@ def db_dump() -> str:
 
 def card_post(cardholder, **overrides) -> dict:
     data = {
-        "card_id": "card-new", "cardholder": str(cardholder.pk), "product": "", "pan": new_pan("4111"),
+        "card_id": "card-new", "cardholder": str(cardholder.pk), "product": "", "pan": new_pan(BINS["ours"]),
         "expiry_month": "12", "expiry_year": str(NEXT_YEAR),
     }
     return {**data, **overrides}
@@ -232,7 +238,7 @@ def test_operator_adds_a_card_and_the_pan_is_never_shown(staff, a):
 
 
 def test_a_pan_typed_in_groups_is_accepted(staff, a):
-    pan = new_pan("4111")
+    pan = new_pan(BINS["ours"])
     grouped = " ".join(pan[i : i + 4] for i in range(0, 16, 4))
     assert staff[OPERATOR].post(url(Card, "add"), card_post(a["cardholder"], pan=grouped)).status_code == 302
     assert Card.objects.get(card_id="card-new").decrypt_pan() == pan
@@ -291,8 +297,12 @@ def test_issuer_admin_adds_a_product_and_overlapping_bin_ranges_are_refused(staf
             "bin_ranges-0-start": start, "bin_ranges-0-end": end,
         })
 
-    assert post("Overlap", "411150", "411160").status_code == 200  # inside Product ours's range
+    assert post("Overlap", "497050", "497060").status_code == 200  # inside Product ours's range
     assert not CardProduct.objects.filter(name="Overlap").exists()
+    outside = post("Outside", "520000", "520099")
+    assert outside.status_code == 200 and "Outside the issuer&#x27;s BIN grants" in html(outside)
+    assert not CardProduct.objects.filter(name="Outside").exists()
+    grant(a["issuer"], "520000", "520099")
     assert post("Gold", "520000", "520099").status_code == 302
     product = CardProduct.objects.get(name="Gold")
     assert product.issuer == a["issuer"] and product.bin_ranges.get().start == "520000"

@@ -21,7 +21,7 @@ from apps.cards.models import Card, Cardholder, Phone
 from apps.core.management.commands import seed_demo
 from apps.issuers.models import ApiKey, Issuer
 from apps.issuers.services import api_key_authenticate
-from tests.factories import IssuerFactory, new_pan
+from tests.factories import IssuerFactory, grant, new_pan
 
 pytestmark = pytest.mark.django_db
 
@@ -214,6 +214,9 @@ def row(external_id, card_id, pan, *, name="Ann Lee", locale="en", phone="", mon
 @pytest.fixture
 def importer(db):
     issuer = IssuerFactory(issuer_id="IMPBANK001")
+    # The BINs of the PANs below: new_pan() (4111 + sequence), new_pan("5555"), the Gold product.
+    for start, end in (("411100", "411109"), ("555500", "555509"), ("499999", "499999")):
+        grant(issuer, start, end)
     card_services.card_product_create(
         issuer=issuer, name="Gold", network="visa", bin_ranges=[{"start": "499999", "end": "499999"}], actor="tests"
     )

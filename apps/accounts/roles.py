@@ -23,6 +23,7 @@ _CONFIG = [
 _READ_ONLY = [
     "audit.auditevent",
     "issuers.issuer",
+    "issuers.bingrant",  # granted by the platform operator (superuser) only
     "otp.otppolicyversion",
     "otp.otpsession",
     "otp.otpcode",

@@ -114,6 +114,11 @@ class Card(models.Model):
     issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="cards")
     cardholder = models.ForeignKey(Cardholder, on_delete=models.CASCADE, related_name="cards")
     product = models.ForeignKey(CardProduct, null=True, blank=True, on_delete=models.PROTECT, related_name="cards")
+    # The issuer's BIN grant that holds the PAN: the AReq finds the card only through it. NULL
+    # only for legacy cards no grant held at migration (`manage.py bin_grants attach-cards`).
+    grant = models.ForeignKey(
+        "issuers.BinGrant", null=True, blank=True, editable=False, on_delete=models.RESTRICT, related_name="cards"
+    )
     card_id = models.CharField(max_length=48, validators=[card_id_validator], help_text="The issuer's card id.")
     # The PAN: AES-GCM ciphertext with its key id, a keyed fingerprint for look-up, last 4 for people.
     pan_key_id = models.CharField(max_length=32, editable=False)

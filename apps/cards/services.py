@@ -13,6 +13,7 @@ from apps.core.crypto import pan_fingerprint, seal
 from apps.core.exceptions import ApplicationError, Conflict
 from apps.core.logging import sensitive
 from apps.core.pan import CARTES_BANCAIRES, network_from_prefix, pan_problem
+from apps.issuers.selectors import bin_grant_for_pan, bin_grants_cover
 
 # ---------------------------------------------------------------- cardholders
 
@@ -172,6 +173,13 @@ def _validate_bin_ranges(*, issuer, ranges: list[dict], exclude_product=None) ->
     if errors:
         raise ApplicationError("BIN ranges overlap.", code="overlapping_bin_range", fields=errors)
 
+    # A product holds only prefixes the platform operator granted to this issuer (SPEC §2).
+    for i, start, end in parsed:
+        if not bin_grants_cover(issuer=issuer, start=start, end=end):
+            errors[f"bin_ranges[{i}]"] = ["Outside the issuer's BIN grants."]
+    if errors:
+        raise ApplicationError("BIN ranges outside the issuer's BIN grants.", code="bin_range_outside_grants", fields=errors)
+
 
 def _validate_network(network: str, co_badge: str) -> None:
     if network == CARTES_BANCAIRES and not co_badge:
@@ -274,6 +282,15 @@ def card_create(
         problem = pan_problem(pan)
         if problem:
             raise ApplicationError("Invalid PAN.", code="invalid_pan", fields={"pan": [problem]})
+        # Only the issuer's own grants are consulted, so a PAN another issuer holds gets exactly the
+        # answer of a PAN nobody holds: no way to learn what other issuers enrolled.
+        grant = bin_grant_for_pan(issuer=issuer, pan=pan)
+        if grant is None:
+            raise ApplicationError(
+                "The PAN is outside the issuer's BIN grants.",
+                code="pan_outside_bin_grants",
+                fields={"pan": ["Not inside a BIN range granted to this issuer."]},
+            )
         _validate_expiry(expiry_month, expiry_year)
         if product is None:
             product = card_product_for_pan(issuer=issuer, pan=pan)
@@ -292,6 +309,7 @@ def card_create(
             issuer=issuer,
             cardholder=cardholder,
             product=product,
+            grant=grant,
             card_id=card_id,
             pan_key_id=sealed.key_id,
             pan_ciphertext=sealed.blob,

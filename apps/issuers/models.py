@@ -68,3 +68,60 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+# BIN grants are compared on an 11-digit PAN prefix: the longest grant length, and short enough
+# that every prefix fits a 64-bit integer (so the database can index and exclude on it).
+GRANT_PREFIX_DIGITS = 11
+GRANT_MIN_DIGITS = 6
+
+bin_validator = RegexValidator(
+    rf"^[0-9]{{{GRANT_MIN_DIGITS},{GRANT_PREFIX_DIGITS}}}$", f"{GRANT_MIN_DIGITS} to {GRANT_PREFIX_DIGITS} digits."
+)
+
+
+def prefix_interval(start: str, end: str) -> tuple[int, int]:
+    """A BIN range (prefixes of one length; any length, longer ones are cut) as the closed
+    interval of 11-digit PAN prefixes it covers."""
+    n = GRANT_PREFIX_DIGITS
+    return int(start[:n].ljust(n, "0")), int(end[:n].ljust(n, "9"))
+
+
+def pan_prefix_key(pan: str) -> int:
+    """The PAN's first 11 digits as an integer: what grants are compared against. Not the PAN."""
+    return int(pan[:GRANT_PREFIX_DIGITS])
+
+
+class BinGrant(models.Model):
+    """A range of PAN prefixes granted to one issuer by the platform operator.
+
+    Grants never overlap (any two issuers, or one issuer twice), so a PAN belongs to at most one
+    issuer. The database enforces it on `low`/`high` (migration issuers 0003: an exclusion
+    constraint on PostgreSQL, triggers on SQLite), so no code path can slip an overlap in."""
+
+    issuer = models.ForeignKey(Issuer, on_delete=models.CASCADE, related_name="bin_grants")
+    start = models.CharField(max_length=GRANT_PREFIX_DIGITS, validators=[bin_validator])
+    end = models.CharField(max_length=GRANT_PREFIX_DIGITS, validators=[bin_validator])
+    low = models.BigIntegerField(editable=False)
+    high = models.BigIntegerField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["low"]
+        verbose_name = "BIN grant"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(low__lte=models.F("high")), name="bin_grant_low_lte_high"),
+        ]
+        indexes = [models.Index(fields=["issuer", "low"], name="bin_grant_issuer_low")]
+
+    def __str__(self) -> str:
+        return f"{self.start}–{self.end}"
+
+    def save(self, *args, **kwargs):
+        # low/high always follow start/end: they are what the database compares.
+        self.low, self.high = prefix_interval(self.start, self.end)
+        super().save(*args, **kwargs)
+
+    def contains_prefix(self, key: int) -> bool:
+        return self.low <= key <= self.high

@@ -2,12 +2,13 @@ import secrets
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.crypto import hash_secret, new_token, secret_matches
-from apps.issuers.models import ApiKey, Issuer
+from apps.core.exceptions import ApplicationError, Conflict
+from apps.issuers.models import GRANT_MIN_DIGITS, GRANT_PREFIX_DIGITS, ApiKey, BinGrant, Issuer, prefix_interval
 
 API_KEY_HASH_PURPOSE = "issuer-api-key"
 # last_used_at is informational: refresh it at most this often instead of on every request.
@@ -135,3 +136,77 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
     return api_key
+
+
+# ---------------------------------------------------------------- BIN grants (platform operator only)
+
+
+def parse_bin_range(text: str) -> tuple[str, str]:
+    """`START-END` (or one prefix): prefixes of equal length, 6 to 11 digits, START <= END."""
+    start, dash, end = (text or "").strip().partition("-")
+    start, end = start.strip(), (end.strip() if dash else start.strip())
+    if not (start.isascii() and end.isascii() and start.isdigit() and end.isdigit()):
+        raise ApplicationError("A BIN range is START-END, digits only.", code="invalid_bin_range", fields={"bin_range": ["Digits only."]})
+    if not (GRANT_MIN_DIGITS <= len(start) <= GRANT_PREFIX_DIGITS and len(start) == len(end)):
+        raise ApplicationError(
+            "Invalid BIN range.", code="invalid_bin_range",
+            fields={"bin_range": [f"START and END are {GRANT_MIN_DIGITS} to {GRANT_PREFIX_DIGITS} digits, of the same length."]},
+        )
+    if int(start) > int(end):
+        raise ApplicationError("Invalid BIN range.", code="invalid_bin_range", fields={"bin_range": ["START is after END."]})
+    return start, end
+
+
+def _overlap_conflict(start: str, end: str) -> Conflict:
+    return Conflict(
+        f"{start}-{end} overlaps an existing BIN grant.", code="overlapping_bin_grant", fields={"bin_range": ["Overlaps an existing grant."]}
+    )
+
+
+def bin_grant_create(*, issuer: Issuer, start: str, end: str, actor: str) -> BinGrant:
+    """Only the platform operator calls this (superuser admin, bootstrap_issuer, bin_grants):
+    never an issuer's API key. Overlap is checked here for a clear answer and, whatever races
+    past it, refused again by the database."""
+    start, end = parse_bin_range(f"{start}-{end}")
+    low, high = prefix_interval(start, end)
+    if BinGrant.objects.filter(low__lte=high, high__gte=low).exists():
+        raise _overlap_conflict(start, end)
+    try:
+        with transaction.atomic():
+            grant = BinGrant.objects.create(issuer=issuer, start=start, end=end, created_by=actor)
+    except IntegrityError:
+        raise _overlap_conflict(start, end)
+    audit_record(issuer=issuer, kind="bin_grant.created", actor=actor, obj=grant, data={"start": start, "end": end})
+    return grant
+
+
+def bin_grant_delete(*, grant: BinGrant, actor: str) -> None:
+    """Refused while a card of the issuer or a card product range lies inside the grant."""
+    from apps.issuers.selectors import bin_grant_in_use
+
+    in_use = bin_grant_in_use(grant=grant)
+    if in_use:
+        raise Conflict(
+            "Cards or card product ranges lie inside this grant.", code="bin_grant_in_use",
+            fields={"bin_range": ["Remove or move the cards and card product ranges first."]},
+        )
+    issuer, data = grant.issuer, {"start": grant.start, "end": grant.end}
+    try:
+        with transaction.atomic():
+            grant.delete()
+    except IntegrityError:  # a card was attached meanwhile (on_delete RESTRICT)
+        raise Conflict("Cards lie inside this grant.", code="bin_grant_in_use", fields={"bin_range": ["Remove the cards first."]})
+    audit_record(issuer=issuer, kind="bin_grant.deleted", actor=actor, data=data)
+
+
+def bin_grant_attach_cards(*, issuer: Issuer | None = None, every_card: bool = False) -> dict:
+    """Attach cards without a grant (or, with every_card, all cards) to their issuer's grant
+    that holds the PAN; for data that predates grants. Returns {"attached", "unattached"}."""
+    from apps.cards.models import Card
+    from apps.issuers.grant_data import attach_cards
+
+    cards = Card.objects.all() if every_card else Card.objects.filter(grant__isnull=True)
+    if issuer is not None:
+        cards = cards.filter(issuer=issuer)
+    with transaction.atomic():
+        return attach_cards(Card=Card, BinGrant=BinGrant, cards=cards)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.cards.models import Card, Cardholder
 from apps.core import sql
-from apps.issuers.models import Issuer
+from apps.issuers.models import BinGrant, Issuer
 from apps.threeds.models import RiskPolicy, Transaction
 
 
@@ -58,7 +58,12 @@ def _card_sql(*, with_merchant: bool, using: str) -> str:
     The merchant look-up is a scalar "first matching id or NULL" rather than EXISTS: PostgreSQL
     may run an EXISTS in the select list as a hashed subplan over every matching row of every
     card (seen: 17 ms on 8k rows); a scalar subquery with LIMIT 1 runs per card, on the
-    (card, acquirer_merchant_id) index."""
+    (card, acquirer_merchant_id) index.
+
+    Routing by grant (SPEC §2, §3.1): the card is found only through its own grant, which must
+    belong to the card's issuer and hold the PAN's prefix. Grants never overlap (a database
+    constraint), so at most one issuer can answer and, a PAN being enrolled once per issuer, at
+    most one card: the ORDER BY only keeps the statement deterministic should that ever change."""
     def q(name):
         return sql.quote(name, using=using)
 
@@ -79,21 +84,25 @@ def _card_sql(*, with_merchant: bool, using: str) -> str:
         f" AND t.{col(Transaction, 'created_at')} >= %(since)s), {known}"
         f" FROM {q(Card._meta.db_table)} c"
         f" INNER JOIN {q(Issuer._meta.db_table)} i ON i.{col(Issuer, 'id')} = c.{col(Card, 'issuer')}"
+        f" INNER JOIN {q(BinGrant._meta.db_table)} g ON g.{col(BinGrant, 'id')} = c.{col(Card, 'grant')}"
+        f" AND g.{col(BinGrant, 'issuer')} = c.{col(Card, 'issuer')}"
+        f" AND g.{col(BinGrant, 'low')} <= %(prefix)s AND g.{col(BinGrant, 'high')} >= %(prefix)s"
         f" INNER JOIN {q(Cardholder._meta.db_table)} h ON h.{col(Cardholder, 'id')} = c.{col(Card, 'cardholder')}"
         f" LEFT OUTER JOIN {q(RiskPolicy._meta.db_table)} p ON p.{col(RiskPolicy, 'issuer')} = i.{col(Issuer, 'id')}"
         f" WHERE c.{col(Card, 'pan_fingerprint')} = %(fingerprint)s ORDER BY c.{col(Card, 'id')} LIMIT 1"
     )
 
 
-def card_for_areq(*, fingerprint: str, areq: dict, now, using: str = "default"):
-    """The card of this PAN fingerprint with its issuer, risk policy, cardholder and history (see
-    _card_sql), in one statement; or None. decide() must get the same areq and now."""
+def card_for_areq(*, fingerprint: str, prefix: int, areq: dict, now, using: str = "default"):
+    """The card of this PAN fingerprint, inside the grant holding the PAN's prefix key
+    (`pan_prefix_key`), with its issuer, risk policy, cardholder and history (see _card_sql), in
+    one statement; or None. decide() must get the same areq and now."""
     connection = connections[using]
     merchant = _merchant(areq)
     since = _CREATED_AT.get_db_prep_value(now - VELOCITY_WINDOW, connection)
     # Usually the AReq's first statement: it is also the connection's health check (read_one).
     row = sql.read_one(_card_sql(with_merchant=bool(merchant), using=using), {
-        "fingerprint": fingerprint, "since": since, "merchant": merchant,
+        "fingerprint": fingerprint, "prefix": prefix, "since": since, "merchant": merchant,
         **{f"known{i}": status for i, status in enumerate(KNOWN_MERCHANT_STATUSES)},
     }, using=using)
     if row is None:

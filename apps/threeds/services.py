@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.audit.services import audit_event, audit_record
 from apps.cards.models import Card, Phone
 from apps.core.crypto import pan_fingerprint
+from apps.issuers.models import pan_prefix_key
 from apps.core.logging import sensitive
 from apps.core.pan import CARTES_BANCAIRES
 from apps.core.sql import insert_together
@@ -118,7 +119,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     in autocommit like any read-committed read; then every write, all or none (`_record`)."""
     now = timezone.now()
     fingerprint = pan_fingerprint(pan)
-    card = risk.card_for_areq(fingerprint=fingerprint, areq=message, now=now)
+    card = risk.card_for_areq(fingerprint=fingerprint, prefix=pan_prefix_key(pan), areq=message, now=now)
     tx = Transaction(
         issuer=card.issuer if card else None,
         card=card,

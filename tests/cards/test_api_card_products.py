@@ -1,7 +1,7 @@
 import pytest
 
 from apps.cards.models import CardProduct
-from tests.factories import CardProductFactory, make_card, new_pan
+from tests.factories import CardProductFactory, grant, make_card, new_pan
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +65,7 @@ def test_a_duplicate_name_is_409(api):
 
 
 def test_patch_updates_ranges_and_moves_cards_to_the_new_network(api, issuer, cardholder):
+    grant(issuer, "497000", "497099")
     product = CardProductFactory(issuer=issuer, network="visa")
     card = make_card(cardholder=cardholder, pan=new_pan("4970"), product=product)
     r = api.patch(

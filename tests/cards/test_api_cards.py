@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from apps.cards.models import Card
 from apps.core.crypto import pan_fingerprint
-from tests.factories import CardProductFactory, make_card, new_pan
+from tests.factories import CardProductFactory, grant, make_card, new_pan
 
 pytestmark = pytest.mark.django_db
 
@@ -117,12 +117,17 @@ def test_a_duplicate_card_id_is_409(api, cardholder):
     assert r.status_code == 409 and r.json()["error"]["code"] == "duplicate_card_id"
 
 
-def test_the_same_pan_at_another_issuer_is_not_a_duplicate(api, other_api, cardholder, other_issuer):
+def test_a_pan_another_issuer_holds_is_outside_this_issuers_grants(api, other_api, cardholder, other_issuer):
+    """Was: the same PAN enrolled at two issuers. A PAN now belongs to the one issuer whose grant
+    holds it (SPEC §2); the full takeover scenario is in test_bin_grants.py."""
     from tests.factories import CardholderFactory
 
+    pan = new_pan("4970")
+    grant(other_issuer, pan[:11])
     theirs = CardholderFactory(issuer=other_issuer)
-    assert other_api.post("/api/v1/cards", card_body(theirs)).status_code == 201
-    assert api.post("/api/v1/cards", card_body(cardholder)).status_code == 201
+    assert other_api.post("/api/v1/cards", card_body(theirs, pan=pan)).status_code == 201
+    r = api.post("/api/v1/cards", card_body(cardholder, pan=pan))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "pan_outside_bin_grants"
 
 
 def test_an_unknown_cardholder_is_400_naming_cardholder(api):
@@ -139,12 +144,15 @@ def test_the_network_comes_from_the_pan_prefix(api, cardholder, pan, network):
     assert api.post("/api/v1/cards", card_body(cardholder, pan=pan)).json()["network"] == network
 
 
-def test_a_pan_of_no_known_network_is_400(api, cardholder):
-    r = api.post("/api/v1/cards", card_body(cardholder, pan=new_pan("9")))
+def test_a_pan_of_no_known_network_is_400(api, cardholder, issuer):
+    pan = new_pan("9")
+    grant(issuer, pan[:11])
+    r = api.post("/api/v1/cards", card_body(cardholder, pan=pan))
     assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_network"
 
 
 def test_a_pan_in_a_product_range_takes_the_product_network(api, cardholder, issuer):
+    grant(issuer, "497010", "497019")
     product = CardProductFactory(issuer=issuer, network="cartes_bancaires", co_badge="visa")
     product.bin_ranges.create(start="497010", end="497019")
     r = api.post("/api/v1/cards", card_body(cardholder, pan=new_pan("497012")))

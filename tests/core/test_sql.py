@@ -12,6 +12,7 @@ from apps.audit.models import AuditEvent
 from apps.audit.services import audit_event
 from apps.cards.models import Card, Cardholder
 from apps.core.crypto import pan_fingerprint
+from apps.issuers.models import pan_prefix_key
 from apps.core import sql
 from apps.core.sql import insert_together
 from apps.issuers.models import Issuer
@@ -103,7 +104,7 @@ class TestTheAReqsRead:
     def test_the_card_and_what_comes_with_it_load_as_the_orm_loads_them(self, cardholder, issuer):
         card = make_card(cardholder=cardholder, pan=PAN)
         policy = RiskPolicy.objects.create(issuer=issuer, amount_thresholds={"978": "250.00"})
-        found = risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq={}, now=timezone.now())
+        found = risk.card_for_areq(fingerprint=pan_fingerprint(PAN), prefix=pan_prefix_key(PAN), areq={}, now=timezone.now())
         assert values(found) == values(Card.objects.get(pk=card.pk))
         with CaptureQueriesContext(connection) as captured:
             assert values(found.issuer) == values(Issuer.objects.get(pk=issuer.pk))
@@ -115,13 +116,13 @@ class TestTheAReqsRead:
 
     def test_an_issuer_without_a_policy_reads_as_having_none(self, cardholder):
         make_card(cardholder=cardholder, pan=PAN)
-        found = risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq={}, now=timezone.now())
+        found = risk.card_for_areq(fingerprint=pan_fingerprint(PAN), prefix=pan_prefix_key(PAN), areq={}, now=timezone.now())
         with pytest.raises(RiskPolicy.DoesNotExist):
             found.issuer.risk_policy
 
     def test_an_unknown_pan_finds_nothing(self, cardholder):
         make_card(cardholder=cardholder, pan=PAN)
-        assert risk.card_for_areq(fingerprint=pan_fingerprint("5555555555554444"), areq={}, now=timezone.now()) is None
+        assert risk.card_for_areq(fingerprint=pan_fingerprint("5555555555554444"), prefix=pan_prefix_key("5555555555554444"), areq={}, now=timezone.now()) is None
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="server-side prepared statements are PostgreSQL's")
@@ -240,7 +241,7 @@ class TestTheReadThatIsTheHealthCheck:
         make_card(cardholder=cardholder, pan=PAN)
         pid = self.backend_pid()
         self.next_request(monkeypatch)
-        assert risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq={}, now=timezone.now()) is not None
+        assert risk.card_for_areq(fingerprint=pan_fingerprint(PAN), prefix=pan_prefix_key(PAN), areq={}, now=timezone.now()) is not None
         assert connection.health_check_done and self.backend_pid() == pid
 
     def test_a_connection_that_died_since_the_last_request_is_replaced(self, cardholder, monkeypatch):
@@ -253,7 +254,7 @@ class TestTheReadThatIsTheHealthCheck:
                              dbname=settings_dict["NAME"], autocommit=True) as other:
             assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
         self.next_request(monkeypatch)
-        found = risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq={}, now=timezone.now())
+        found = risk.card_for_areq(fingerprint=pan_fingerprint(PAN), prefix=pan_prefix_key(PAN), areq={}, now=timezone.now())
         assert found is not None and found.pk == card.pk
         assert self.backend_pid() != pid
 
@@ -266,7 +267,7 @@ class TestTheReadThatIsTheHealthCheck:
         checks = []
         monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or True)
         with transaction.atomic():
-            assert risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq={}, now=timezone.now()) is not None
+            assert risk.card_for_areq(fingerprint=pan_fingerprint(PAN), prefix=pan_prefix_key(PAN), areq={}, now=timezone.now()) is not None
         assert checks == [1]  # a read that failed there could not be sent again
 
     def test_an_error_on_a_live_connection_is_not_sent_again(self, monkeypatch):

@@ -13,6 +13,7 @@ from apps.accounts.roles import ISSUER_ADMIN
 from apps.audit.models import AuditEvent
 from apps.cards.models import Card, Phone
 from apps.core.crypto import pan_fingerprint
+from apps.issuers.models import pan_prefix_key
 from apps.threeds import risk
 from apps.threeds.models import Challenge, RiskPolicy, Transaction
 from apps.threeds.services import areq_process
@@ -122,7 +123,7 @@ class TestRiskPolicy:
 @pytest.mark.django_db
 class TestHistoryWithTheCard:
     def history(self, card, message, now):
-        annotated = risk.card_for_areq(fingerprint=pan_fingerprint(PAN), areq=message, now=now)
+        annotated = risk.card_for_areq(fingerprint=pan_fingerprint(PAN), prefix=pan_prefix_key(PAN), areq=message, now=now)
         plain = Card.objects.get(pk=card.pk)
         return annotated, plain
 

@@ -116,8 +116,20 @@ def test_another_issuers_transaction_is_404(other_api, authenticated):
     assert r.status_code == 404 and PAN not in r.content.decode()
 
 
-def test_the_same_card_enrolled_at_another_issuer_does_not_see_this_one(other_api, other_issuer, authenticated):
-    make_card(cardholder=CardholderFactory(issuer=other_issuer), pan=PAN)
+def test_another_issuer_can_neither_enrol_this_card_nor_see_its_authentication(other_api, other_issuer, authenticated):
+    """Was: the same PAN enrolled at another issuer. With BIN grants the other issuer cannot
+    enrol it (the PAN is in this issuer's grant), and it still sees nothing of this one."""
+    from datetime import date
+
+    from apps.cards.services import card_create
+    from apps.core.exceptions import ApplicationError
+
+    with pytest.raises(ApplicationError) as exc:
+        card_create(
+            issuer=other_issuer, card_id="theirs", cardholder=CardholderFactory(issuer=other_issuer), pan=PAN,
+            expiry_month=12, expiry_year=date.today().year + 1, actor="tests",
+        )
+    assert exc.value.code == "pan_outside_bin_grants"
     assert other_api.post(URL, body(authenticated)).status_code == 404
 
 

@@ -18,9 +18,11 @@ from apps.accounts.roles import ANALYST, ISSUER_ADMIN, OPERATOR, sync_role_group
 from apps.cards import selectors as card_selectors
 from apps.cards import services as card_services
 from apps.cards.models import Card, CardProduct
+from apps.core.exceptions import Conflict
 from apps.core.pan import CARTES_BANCAIRES, MASTERCARD, VISA
 from apps.issuers import services as issuer_services
 from apps.issuers.models import Issuer
+from apps.issuers.selectors import bin_grants_cover
 from apps.otp.models import OtpPolicy
 from apps.otp.services import otp_policy_save
 
@@ -29,6 +31,8 @@ ISSUER_ID, ISSUER_NAME, ISSUER_COUNTRY = "DEMOBANK01", "Demo Bank", "JP"
 SUPERUSER = "admin"
 STAFF = [("demo-issuer-admin", ISSUER_ADMIN), ("demo-operator", OPERATOR), ("demo-analyst", ANALYST)]
 
+# The demo issuer's BIN grants (platform operator's part): every product range and card below.
+GRANTS = [("400000", "400000"), ("411111", "411111"), ("555555", "555555")]
 # name, network, co-badge, BIN ranges. Prefixes of different lengths may sit side by side:
 # 40000000 (Visa) and 40000025 (CB) do not overlap.
 PRODUCTS = [
@@ -66,6 +70,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             issuer = self._issuer()
             self._users(issuer, password)
+            self._grants(issuer)
             self._products(issuer)
             cards = self._cards(issuer, self._cardholders(issuer))
             api_key = self._fresh_api_key(issuer)
@@ -101,6 +106,14 @@ class Command(BaseCommand):
         _staff_user(SUPERUSER, password=password, issuer=None, role=None)
         for username, role in STAFF:
             _staff_user(username, password=password, issuer=issuer, role=role)
+
+    def _grants(self, issuer: Issuer) -> None:
+        for start, end in GRANTS:
+            if not bin_grants_cover(issuer=issuer, start=start, end=end):
+                try:
+                    issuer_services.bin_grant_create(issuer=issuer, start=start, end=end, actor=ACTOR)
+                except Conflict:  # part of it already granted (e.g. derived by the migration): keep that
+                    self.stderr.write(f"BIN grant {start}-{end} overlaps an existing grant; kept the existing one.")
 
     def _products(self, issuer: Issuer) -> None:
         for name, network, co_badge, ranges in PRODUCTS:

@@ -11,8 +11,9 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError, transaction
 
+from apps.core.exceptions import ApplicationError
 from apps.issuers.models import OTP_DELIVERY_ISSUER, OTP_DELIVERY_PROVIDER
-from apps.issuers.services import api_key_create, issuer_create
+from apps.issuers.services import api_key_create, bin_grant_create, issuer_create, parse_bin_range
 
 # Model field → the option that sets it, so errors name what the operator typed.
 _OPTION_FOR_FIELD = {"webauthn_rp_id": "--rp-id", "webauthn_origins": "--origin"}
@@ -42,6 +43,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--rp-id", default="", help="WebAuthn relying-party id of the issuer's app.")
         parser.add_argument("--origin", action="append", default=[], help="Allowed WebAuthn origin; repeat for several.")
+        parser.add_argument(
+            "--bin-range", action="append", default=[], metavar="START-END",
+            help="BIN grant: PAN prefixes of equal length, 6 to 11 digits (e.g. 40000000-40009999); repeat for several. "
+            "Refused when it overlaps another grant.",
+        )
 
     def handle(self, *args, **options):
         self._check_options(options)
@@ -58,6 +64,12 @@ class Command(BaseCommand):
                     webauthn_origins=options["origin"],
                 )
                 _, api_key = api_key_create(issuer=issuer, name="bootstrap", created_by="bootstrap_issuer")
+                # All or nothing: an overlapping range leaves no half-made issuer behind.
+                for start, end in options["parsed_bin_ranges"]:
+                    try:
+                        bin_grant_create(issuer=issuer, start=start, end=end, actor="bootstrap_issuer")
+                    except ApplicationError:
+                        raise CommandError(f"--bin-range {start}-{end}: overlaps an existing BIN grant.")
                 # issuer_create made the default OTP policy (SMS to the issuer's own country);
                 # the risk policy joins it here with the 3-D Secure core.
         except ValidationError as exc:
@@ -81,6 +93,12 @@ class Command(BaseCommand):
         for origin in options["origin"]:
             if problem := _origin_problem(origin):
                 problems.append(f"--origin {origin}: {problem}.")
+        options["parsed_bin_ranges"] = []
+        for text in options["bin_range"]:
+            try:
+                options["parsed_bin_ranges"].append(parse_bin_range(text))
+            except ApplicationError as exc:
+                problems.append(f"--bin-range {text}: {' '.join(exc.fields.get('bin_range', [exc.message]))}")
         if problems:
             raise CommandError("\n".join(problems))
 
