@@ -240,7 +240,7 @@ def test_a_refused_page_writes_nothing_and_shows_why(boss, issuer):
 
 def test_card_added_changed_and_deleted_is_audited_without_its_pan(boss, issuer):
     cardholder = CardholderFactory(issuer=issuer)
-    pan = new_pan("4111")
+    pan = new_pan("41111")  # inside the issuer fixture's grant 411110-411119
     saved(boss.post(url(Card, "add"), {
         "card_id": "card-admin", "cardholder": str(cardholder.pk), "product": "", "pan": pan,
         "expiry_month": "12", "expiry_year": str(NEXT_YEAR),
@@ -264,18 +264,18 @@ def test_card_added_changed_and_deleted_is_audited_without_its_pan(boss, issuer)
 def test_card_product_added_changed_and_deleted_is_audited(boss, issuer):
     saved(boss.post(url(CardProduct, "add"), {
         "name": "Gold", "network": "visa", "co_badge": "", **management("bin_ranges", 1),
-        "bin_ranges-0-start": "411100", "bin_ranges-0-end": "411199",
+        "bin_ranges-0-start": "411110", "bin_ranges-0-end": "411119",
     }))
     product = CardProduct.objects.get(name="Gold")
     assert product.issuer == issuer
     created = event("card_product.created", BOSS, product).data
-    assert created["bin_ranges"] == [{"start": "411100", "end": "411199"}]
+    assert created["bin_ranges"] == [{"start": "411110", "end": "411119"}]
 
     data = page_form(boss, url(CardProduct, "change", product.pk), CardProduct)
-    data.update({"name": "Platinum", "bin_ranges-0-end": "411150"})
+    data.update({"name": "Platinum", "bin_ranges-0-end": "411115"})
     saved(boss.post(url(CardProduct, "change", product.pk), data))
     assert event("card_product.updated", BOSS, product).data["fields"] == ["bin_ranges", "name"]
-    assert list(product.bin_ranges.values_list("start", "end")) == [("411100", "411150")]
+    assert list(product.bin_ranges.values_list("start", "end")) == [("411110", "411115")]
 
     delete(boss, CardProduct, product)
     assert event("card_product.deleted", BOSS).data["name"] == "Platinum"
@@ -284,11 +284,11 @@ def test_card_product_added_changed_and_deleted_is_audited(boss, issuer):
 
 def test_overlapping_bin_range_is_refused_on_the_form(boss, issuer):
     card_services.card_product_create(
-        issuer=issuer, name="Classic", network="visa", bin_ranges=[{"start": "411100", "end": "411199"}], actor="tests"
+        issuer=issuer, name="Classic", network="visa", bin_ranges=[{"start": "411110", "end": "411119"}], actor="tests"
     )
     response = boss.post(url(CardProduct, "add"), {
         "name": "Gold", "network": "visa", "co_badge": "", **management("bin_ranges", 1),
-        "bin_ranges-0-start": "411150", "bin_ranges-0-end": "411160",
+        "bin_ranges-0-start": "411115", "bin_ranges-0-end": "411116",
     })
     assert response.status_code == 200
     assert "Overlaps Classic" in response.content.decode()
