@@ -282,6 +282,8 @@ class TransactionDetailOutput(TransactionOutput):
 
 
 class TransactionListApi(TransactionApiView):
+    allowed_query_params = {"get": tuple(TransactionListQuery().fields)}
+
     @extend_schema(
         operation_id="v1_transactions_list",
         parameters=[TransactionListQuery],
@@ -345,11 +347,16 @@ STRIPE_EXAMPLE = {
 
 
 class TransactionStripeImportApi(TransactionApiView):
+    allowed_query_params = {"get": ("format",)}
+
     @extend_schema(
         parameters=[StripeImportQuery],
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="`payment_method_options` for a Stripe PaymentIntent.",
-                                 examples=[OpenApiExample("Cartes Bancaires co-badged, low-risk exemption", value=STRIPE_EXAMPLE)]),
+            (200, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="`payment_method_options` for a Stripe PaymentIntent (`format=json`).",
+                examples=[OpenApiExample("Cartes Bancaires co-badged, low-risk exemption", value=STRIPE_EXAMPLE)]),
+            (200, "text/plain"): OpenApiResponse(
+                OpenApiTypes.STR, description="`format=form`: one `key=value` line per form field of the PaymentIntent."),
             409: OpenApiResponse(description="The transaction did not end Y or A; the message says how it ended."),
         },
     )
