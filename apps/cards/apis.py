@@ -7,10 +7,11 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from apps.cards import selectors, services
-from apps.cards.models import LOCALE_CHOICES, Card, CardProduct
+from apps.cards.models import LOCALE_CHOICES, Card, CardProduct, card_id_validator
 from apps.core.exceptions import ApplicationError
 from apps.core.openapi import IDEMPOTENCY_KEY
 from apps.core.serializers import (
+    PanField,
     StrictBooleanField,
     StrictCharField,
     StrictChoiceField,
@@ -239,18 +240,12 @@ class CardOutput(serializers.Serializer):
 
 
 class CardCreateInput(StrictSerializer):
-    card_id = StrictCharField(max_length=48, help_text="The issuer's card id: 1–48 of A–Z a–z 0–9 _ -; never derived from the PAN.")
+    card_id = StrictCharField(max_length=48, validators=[card_id_validator], help_text="The issuer's card id: 1–48 of A–Z a–z 0–9 _ -; never derived from the PAN.")
     cardholder = StrictCharField(help_text="Cardholder id.")
-    pan = StrictCharField(max_length=64, trim_whitespace=False, write_only=True, help_text="13–19 digits, Luhn-valid. Never echoed.")
+    pan = PanField(help_text="13–19 digits, Luhn-valid. Never echoed.")
     expiry_month = StrictIntegerField()
     expiry_year = StrictIntegerField()
     product = StrictCharField(required=False, allow_null=True, default=None, help_text="Card product id; by default the product whose BIN range holds the PAN.")
-
-    def validate_card_id(self, value):
-        from apps.cards.models import card_id_validator
-
-        card_id_validator(value)
-        return value
 
 
 class CardUpdateInput(StrictSerializer):

@@ -61,6 +61,9 @@ RETRY_AFTER = {
     }
 }
 
+# Something besides white space, and no NUL (DRF refuses NUL characters in text).
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -77,8 +80,16 @@ class ErrorResponsesAutoSchema(AutoSchema):
     def resolve_serializer(self, serializer, direction, bypass_extensions=False):
         component = super().resolve_serializer(serializer, direction, bypass_extensions)
         # A StrictSerializer refuses fields it does not know (400): the description says so.
-        if isinstance(component.schema, dict) and isinstance(serializer, StrictSerializer) and direction == "request":
+        if not isinstance(component.schema, dict) or direction != "request":
+            return component
+        if isinstance(serializer, StrictSerializer):
             component.schema["additionalProperties"] = False
+        properties = component.schema.get("properties", {})
+        for name, field in getattr(serializer, "fields", {}).items():
+            # DRF trims text and then refuses it blank: whitespace alone is not a value.
+            if (isinstance(field, serializers.CharField) and field.trim_whitespace and not field.allow_blank
+                    and name in properties and "pattern" not in properties[name]):
+                properties[name]["pattern"] = NOT_BLANK
         return component
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):

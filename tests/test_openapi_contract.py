@@ -1,0 +1,124 @@
+"""The OpenAPI description (/api/schema/) is kept true: schemathesis generates requests from it —
+valid ones and, deliberately, invalid ones — for every operation of the issuer and SDK APIs,
+sends them to the Django WSGI app with real credentials of a seeded issuer and device, and runs
+all of its checks on every answer: no 5xx; status codes, content types, headers and bodies as
+documented; invalid data refused; valid data accepted; credentials not ignored; a deleted
+resource gone, a created one there. Bounded and derandomized: a CI run is reproducible and short."""
+
+import pytest
+import schemathesis
+from django.core.wsgi import get_wsgi_application
+from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from schemathesis import GenerationMode
+from schemathesis.auths import AuthStorage
+from schemathesis.checks import positive_data_acceptance
+
+from tests.conftest import JsonClient
+from tests.devices.authenticator import SoftwareAuthenticator
+from tests.devices.conftest import ANDROID_ORIGIN, RP_ID, WEB_ORIGIN, enroll, options, register
+from tests.factories import CardholderFactory, CardProductFactory, IssuerFactory, make_api_key, make_card
+
+MAX_EXAMPLES = 25
+# Fewer and the schema (or its loading) lost operations: the test must not pass on nothing.
+MIN_OPERATIONS = 28
+
+APP = get_wsgi_application()
+SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/?format=json", APP)
+OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
+
+# Refusals of schema-valid data that no schema can express: a value of the right shape that names
+# nothing (an unknown id or enrollment token, an opaque cursor), a PAN failing Luhn, a business
+# rule. Any other 400 to a valid request means the description is missing a constraint.
+BUSINESS_CODES = {
+    "unknown_cardholder",
+    "unknown_product",
+    "invalid_pan",
+    "pan_outside_bin_grants",
+    "invalid_expiry",
+    "invalid_bin_range",
+    "overlapping_bin_range",
+    "co_badge_required",
+    "co_badge_not_allowed",
+    "invalid_enrollment_token",
+    "invalid_registration",
+}
+BUSINESS_FIELDS = {"cursor", "pan", "credential", "created_before"}
+
+
+def valid_data_accepted(ctx, response, case):
+    """schemathesis' positive_data_acceptance, but a 400 naming a business rule is an answer."""
+    if case.meta is None or not case.meta.generation.mode.is_positive or response.status_code != 400:
+        return None
+    error = response.json()["error"]
+    if error["code"] == "validation_error":
+        assert set(error["fields"]) <= BUSINESS_FIELDS, f"schema-valid request refused: {error}"
+    else:
+        assert error["code"] in BUSINESS_CODES, f"schema-valid request refused: {error}"
+    return None
+
+
+@pytest.fixture
+def credentials(db):
+    """A seeded issuer: API key, cardholder, card product, card; a device registered via the SDK."""
+    issuer = IssuerFactory(webauthn_rp_id=RP_ID, webauthn_origins=[WEB_ORIGIN, ANDROID_ORIGIN])
+    api_key = make_api_key(issuer)
+    cardholder = CardholderFactory(issuer=issuer)
+    CardProductFactory(issuer=issuer)
+    make_card(cardholder=cardholder)
+    api = JsonClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    sdk = JsonClient()
+    token = enroll(api, cardholder)
+    response = register(sdk, token, SoftwareAuthenticator().create(options(sdk, token), origin=WEB_ORIGIN))
+    assert response.status_code == 201, response.content
+    return {"/api/": f"Bearer {api_key}", "/sdk/": f"Device {response.json()['device_token']}"}
+
+
+def auth_storage(authorization: str) -> AuthStorage:
+    """Explicit credentials, so schemathesis' ignored_auth check also tries none and wrong ones."""
+    storage = AuthStorage()
+
+    @storage.auth(refresh_interval=None)
+    class Seeded:
+        def get(self, case, context):
+            return authorization
+
+        def set(self, case, data, context):
+            case.headers = {**(case.headers or {}), "Authorization": data}
+
+    return storage
+
+
+def test_schema_has_every_operation():
+    labels = {operation.label for operation in OPERATIONS}
+    assert len(OPERATIONS) >= MIN_OPERATIONS, labels
+    assert {"GET /api/v1/cardholders", "GET /api/v1/transactions/{acs_trans_id}/stripe-import", "POST /sdk/v1/registrations"} <= labels
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
+def test_operation_conforms(operation, credentials):
+    authorization = next(value for prefix, value in credentials.items() if operation.path.startswith(prefix))
+    storage = auth_storage(authorization)
+    statuses = {GenerationMode.POSITIVE: [], GenerationMode.NEGATIVE: []}
+
+    for mode in statuses:
+
+        @given(case=operation.as_strategy(generation_mode=mode, auth_storage=storage))
+        @hypothesis_settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def check(case):
+            response = case.call_and_validate(
+                excluded_checks=[positive_data_acceptance], additional_checks=[valid_data_accepted]
+            )
+            statuses[mode].append(response.status_code)
+
+        check()
+
+    # Not vacuous: cases ran, and valid ones got past authentication.
+    assert statuses[GenerationMode.POSITIVE], f"no valid case ran for {operation.label}"
+    assert any(status != 401 for status in statuses[GenerationMode.POSITIVE]), statuses
