@@ -6,6 +6,8 @@ AutoSchema adds them by rule instead of each view listing them — and the contr
 (tests/test_openapi_contract.py) checks the rules against what the views really answer.
 """
 
+import inspect
+
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
@@ -84,6 +86,9 @@ class ErrorResponsesAutoSchema(AutoSchema):
             return component
         if isinstance(serializer, StrictSerializer):
             component.schema["additionalProperties"] = False
+            # Inherited by every input without its own docstring: not a description of that input.
+            if component.schema.get("description") == inspect.getdoc(StrictSerializer):
+                del component.schema["description"]
         properties = component.schema.get("properties", {})
         for name, field in getattr(serializer, "fields", {}).items():
             # DRF trims text and then refuses it blank: whitespace alone is not a value.
