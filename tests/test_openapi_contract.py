@@ -8,7 +8,8 @@ resource gone, a created one there. Bounded and derandomized: a CI run is reprod
 import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
-from django.db import transaction
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, given, settings as hypothesis_settings
 from schemathesis import GenerationMode
 from schemathesis.auths import AuthStorage
@@ -74,7 +75,14 @@ def credentials(db):
     token = enroll(api, cardholder)
     response = register(sdk, token, SoftwareAuthenticator().create(options(sdk, token), origin=WEB_ORIGIN))
     assert response.status_code == 201, response.content
-    return {"/api/": f"Bearer {api_key}", "/sdk/": f"Device {response.json()['device_token']}"}
+    # The cases go through the real WSGI handler, whose request signals close a connection that is
+    # in a transaction: the test's own must survive (Django's test client arranges the same for
+    # itself, and reconnects the signals after each of its requests, hence here, after seeding).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield {"/api/": f"Bearer {api_key}", "/sdk/": f"Device {response.json()['device_token']}"}
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 def auth_storage(authorization: str) -> AuthStorage:

@@ -94,3 +94,12 @@ def test_the_cardholder_list_still_pages(api, issuer):
     assert len(first["results"]) == 2 and first["next"]
     second = api.get(first["next"]).json()
     assert len(second["results"]) == 1 and second["next"] is None
+
+
+def test_the_documented_406_and_415_are_real_and_carry_the_error_body(api, schema):
+    response = api.get("/api/v1/cardholders", HTTP_ACCEPT="text/html")
+    assert response.status_code == 406 and response.json()["error"]["code"] == "not_acceptable"
+    assert "406" in schema["paths"]["/api/v1/cardholders"]["get"]["responses"]
+    response = api.post("/api/v1/cardholders", "external_id=x", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415 and response.json()["error"]["code"] == "unsupported_media_type"
+    assert "415" in schema["paths"]["/api/v1/cardholders"]["post"]["responses"]
