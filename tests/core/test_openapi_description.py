@@ -62,6 +62,7 @@ def test_strict_inputs_are_documented(schema):
     "/api/v1/card-products?limit=5",
     "/api/v1/transactions?stauts=Y",
     "/api/v1/cardholders/{cardholder}?verbose=1",
+    "/api/v1/cardholders?format=xml",  # not DRF's renderer switch (a 404) here
 ])
 def test_an_unknown_query_parameter_is_a_400(api, cardholder, url):
     response = api.get(url.format(cardholder=cardholder.pk))
@@ -73,6 +74,8 @@ def test_an_unknown_query_parameter_is_a_400(api, cardholder, url):
 def test_an_unknown_query_parameter_is_a_400_on_the_sdk_api_too(db, anon_api):
     response = anon_api.post("/sdk/v1/registrations/options?debug=1", {"enrollment_token": "x"}, format="json")
     assert response.status_code == 400 and response.json()["error"]["fields"] == {"debug": ["Unknown parameter."]}
+    response = anon_api.post("/sdk/v1/registrations/options?format=xml", {"enrollment_token": "x"}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["fields"] == {"format": ["Unknown parameter."]}
 
 
 def test_authentication_comes_before_the_query_check(db, anon_api):
