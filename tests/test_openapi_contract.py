@@ -178,3 +178,40 @@ def test_workflows_conform(credentials):
     ))
     assert steps, "no workflow ran"
     assert any(status in (200, 201, 204) for _, status in steps), steps
+
+
+def test_real_answers_of_seeded_objects_conform(api_key, cardholder, client, issuer):
+    """Random ids mostly meet 404s; these are the documented success answers of real objects:
+    a transaction's detail, its Stripe import as JSON and as text/plain form lines, a card."""
+    from apps.threeds.models import RiskPolicy, Transaction
+    from schemathesis.checks import (
+        content_type_conformance, response_headers_conformance, response_schema_conformance, status_code_conformance,
+    )
+    from tests.threeds.builders import areq
+
+    RiskPolicy.objects.create(issuer=issuer, new_merchant_weight=0, tra_max_amounts={"392": "100000"})
+    card = make_card(cardholder=cardholder, pan="4111111111111111")
+    ares = client.post("/3ds/v2/areq", areq(pan="4111111111111111"), content_type="application/json").json()
+    tx = Transaction.objects.get(acs_trans_id=ares["acsTransID"])
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        checks = [status_code_conformance, content_type_conformance, response_schema_conformance, response_headers_conformance]
+        answers = []
+        for path, path_parameters, query in [
+            ("/api/v1/transactions/{acs_trans_id}", {"acs_trans_id": str(tx.acs_trans_id)}, None),
+            ("/api/v1/transactions/{acs_trans_id}/stripe-import", {"acs_trans_id": str(tx.acs_trans_id)}, {"format": "json"}),
+            ("/api/v1/transactions/{acs_trans_id}/stripe-import", {"acs_trans_id": str(tx.acs_trans_id)}, {"format": "form"}),
+            ("/api/v1/transactions", {}, {"limit": 1}),
+            ("/api/v1/cards/{card_pk}", {"card_pk": str(card.pk)}, None),
+            ("/api/v1/cardholders/{cardholder_id}/phones", {"cardholder_id": str(cardholder.pk)}, None),
+        ]:
+            case = SCHEMA[path]["GET"].Case(path_parameters=path_parameters, query=query)
+            response = case.call(headers={"Authorization": f"Bearer {api_key}"})
+            case.validate_response(response, checks=checks)
+            content_type = {k.lower(): v for k, v in response.headers.items()}["content-type"]
+            answers.append((response.status_code, (content_type[0] if isinstance(content_type, list) else content_type).split(";")[0]))
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    assert answers == [(200, "application/json")] * 2 + [(200, "text/plain")] + [(200, "application/json")] * 3
