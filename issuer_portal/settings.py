@@ -192,7 +192,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "apps.core.exceptions.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.openapi.ErrorResponsesAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_PAGINATION_CLASS": None,
 }
@@ -202,7 +202,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Issuer API (`/api/v1/`): enrollment of cardholders, phones, cards and card products. "
         "Authenticate with `Authorization: Bearer <api key>`. Every POST accepts an "
-        "`Idempotency-Key` header."
+        "`Idempotency-Key` header. Every error has the `Error` body; a query parameter an "
+        "operation does not take is a 400, never ignored. "
+        "SDK API (`/sdk/v1/`): the issuer app, `Authorization: Device <device token>`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

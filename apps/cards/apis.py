@@ -1,14 +1,17 @@
 """Issuer API: enrollment of cardholders, phones, card products and cards (SPEC §5.1)."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from apps.cards import selectors, services
-from apps.cards.models import LOCALE_CHOICES, Card, CardProduct
+from apps.cards.models import LOCALE_CHOICES, Card, CardProduct, card_id_validator
 from apps.core.exceptions import ApplicationError
+from apps.core.openapi import IDEMPOTENCY_KEY
 from apps.core.serializers import (
+    PanField,
     StrictBooleanField,
     StrictCharField,
     StrictChoiceField,
@@ -16,14 +19,6 @@ from apps.core.serializers import (
     StrictSerializer,
 )
 from apps.issuers.api import IssuerApiView
-
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Replays the first response for the same key and body; another body with the same key is 409.",
-)
 
 
 def _validate(serializer_class, data, *, partial=False) -> dict:
@@ -57,15 +52,36 @@ class CardholderInput(StrictSerializer):
     locale = StrictChoiceField(choices=LOCALE_CHOICES, required=False, default="en")
 
 
+class CardholderPageOutput(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CardholderOutput(many=True)
+
+
+class CardholderListQuery(serializers.Serializer):
+    external_id = serializers.CharField(required=False, max_length=64)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=CreatedAtCursor.max_page_size)
+    cursor = serializers.CharField(required=False, help_text="From the `next` or `previous` link.")
+
+
 class CardholderListCreateApi(IssuerApiView):
+    allowed_query_params = {"get": tuple(CardholderListQuery().fields)}
+
     @extend_schema(
-        parameters=[OpenApiParameter("external_id", str, required=False), OpenApiParameter("limit", int, required=False)],
-        responses=CardholderOutput(many=True),
+        parameters=[CardholderListQuery],
+        responses=CardholderPageOutput,
+        operation_id="v1_cardholders_list",
+        description="The issuer's cardholders, newest first, a page at a time: follow `next` and `previous`.",
     )
     def get(self, request):
+        # Validated first: DRF's paginator would quietly fall back to its default on a bad `limit`.
+        query = _validate(CardholderListQuery, request.query_params.dict())
         paginator = CreatedAtCursor()
-        qs = selectors.cardholder_list(issuer=self.issuer, external_id=request.query_params.get("external_id"))
-        page = paginator.paginate_queryset(qs, request, view=self)
+        qs = selectors.cardholder_list(issuer=self.issuer, external_id=query.get("external_id"))
+        try:
+            page = paginator.paginate_queryset(qs, request, view=self)
+        except NotFound:  # DRF says 404 for a bad cursor; it is a bad parameter
+            raise ValidationError({"cursor": ["Invalid cursor."]})
         return paginator.get_paginated_response(CardholderOutput(page, many=True).data)
 
     @extend_schema(request=CardholderInput, responses={201: CardholderOutput}, parameters=[IDEMPOTENCY_KEY])
@@ -224,18 +240,12 @@ class CardOutput(serializers.Serializer):
 
 
 class CardCreateInput(StrictSerializer):
-    card_id = StrictCharField(max_length=48, help_text="The issuer's card id: 1–48 of A–Z a–z 0–9 _ -; never derived from the PAN.")
+    card_id = StrictCharField(max_length=48, validators=[card_id_validator], help_text="The issuer's card id: 1–48 of A–Z a–z 0–9 _ -; never derived from the PAN.")
     cardholder = StrictCharField(help_text="Cardholder id.")
-    pan = StrictCharField(max_length=64, trim_whitespace=False, write_only=True, help_text="13–19 digits, Luhn-valid. Never echoed.")
+    pan = PanField(help_text="13–19 digits, Luhn-valid. Never echoed.")
     expiry_month = StrictIntegerField()
     expiry_year = StrictIntegerField()
     product = StrictCharField(required=False, allow_null=True, default=None, help_text="Card product id; by default the product whose BIN range holds the PAN.")
-
-    def validate_card_id(self, value):
-        from apps.cards.models import card_id_validator
-
-        card_id_validator(value)
-        return value
 
 
 class CardUpdateInput(StrictSerializer):

@@ -4,6 +4,7 @@ DRF by default turns 123 into "123" and "yes" into True; an issuer's backend tha
 wrong type has a bug we should report, not hide.
 """
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -62,3 +63,13 @@ class StrictSerializer(serializers.Serializer):
         if errors:
             raise serializers.ValidationError(errors)
         return value
+
+
+# The shape the API documents; the Luhn check and the BIN rules are the services' (a 400 with their code).
+@extend_schema_field({"type": "string", "pattern": "^[0-9]{13,19}$"})
+class PanField(StrictCharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("trim_whitespace", False)
+        kwargs.setdefault("write_only", True)
+        super().__init__(**kwargs)

@@ -1,7 +1,8 @@
 """Issuer API: device-enrollment tokens (§5.1). SDK API: WebAuthn device registration (§5.3)."""
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -10,6 +11,7 @@ from rest_framework.views import APIView
 from apps.cards import selectors as card_selectors
 from apps.core.crypto import Sealed, seal, unseal
 from apps.core.idempotency import Replay, idempotency_finish
+from apps.core.query import StrictQueryMixin
 from apps.core.serializers import StrictCharField, StrictChoiceField, StrictSerializer
 from apps.devices import services
 from apps.devices.models import PUSH_PLATFORMS
@@ -68,7 +70,7 @@ class DeviceEnrollmentCreateApi(IssuerApiView):
 
 
 # The issuer app's calls. Errors have the SPEC §4 shape; a failed call writes nothing.
-class SdkApiView(APIView):
+class SdkApiView(StrictQueryMixin, APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -97,6 +99,7 @@ class PushInput(StrictSerializer):
     token = StrictCharField(max_length=4096)
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
 class CredentialField(serializers.JSONField):
     default_error_messages = {"invalid": "Must be a JSON object: the PublicKeyCredential of navigator.credentials.create()."}
 

@@ -7,10 +7,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.idempotency import HEADER, Replay, idempotency_begin, idempotency_finish
+from apps.core.query import StrictQueryMixin
 from apps.issuers.authentication import ApiKeyAuthentication
 
 
-class IssuerApiView(APIView):
+class IssuerApiView(StrictQueryMixin, APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated]
 

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import error_body
+from apps.core.query import StrictQueryMixin
 from apps.core.serializers import StrictSerializer
 from apps.devices.apis import CredentialField
 from apps.devices.sdk_auth import DeviceAuthentication
@@ -23,7 +24,7 @@ def _refusal(refused) -> Response:
     return Response(error_body(refused.code, refused.message, refused.fields), status=refused.status_code)
 
 
-class DeviceApiView(APIView):
+class DeviceApiView(StrictQueryMixin, APIView):
     authentication_classes = [DeviceAuthentication]
     permission_classes = [IsAuthenticated]
 

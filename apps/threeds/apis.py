@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import datetime
 
+from django.core.validators import RegexValidator
 from django.db.models import Q
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -19,7 +20,7 @@ from rest_framework.utils.urls import replace_query_param
 
 from apps.core.logging import sensitive
 from apps.core.pan import pan_problem
-from apps.core.serializers import StrictCharField, StrictSerializer
+from apps.core.serializers import PanField, StrictCharField, StrictSerializer
 from apps.issuers.api import IssuerApiView
 from apps.threeds import selectors
 from apps.threeds.models import Challenge
@@ -282,6 +283,8 @@ class TransactionDetailOutput(TransactionOutput):
 
 
 class TransactionListApi(TransactionApiView):
+    allowed_query_params = {"get": tuple(TransactionListQuery().fields)}
+
     @extend_schema(
         operation_id="v1_transactions_list",
         parameters=[TransactionListQuery],
@@ -345,11 +348,16 @@ STRIPE_EXAMPLE = {
 
 
 class TransactionStripeImportApi(TransactionApiView):
+    allowed_query_params = {"get": ("format",)}
+
     @extend_schema(
         parameters=[StripeImportQuery],
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="`payment_method_options` for a Stripe PaymentIntent.",
-                                 examples=[OpenApiExample("Cartes Bancaires co-badged, low-risk exemption", value=STRIPE_EXAMPLE)]),
+            (200, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="`payment_method_options` for a Stripe PaymentIntent (`format=json`).",
+                examples=[OpenApiExample("Cartes Bancaires co-badged, low-risk exemption", value=STRIPE_EXAMPLE)]),
+            (200, "text/plain"): OpenApiResponse(
+                OpenApiTypes.STR, description="`format=form`: one `key=value` line per form field of the PaymentIntent."),
             409: OpenApiResponse(description="The transaction did not end Y or A; the message says how it ended."),
         },
     )
@@ -389,14 +397,18 @@ class StrictUUIDField(serializers.UUIDField):
         return super().to_internal_value(data)
 
 
+# Also checked in validate_purchase_currency; here so that the description carries the pattern.
+CURRENCY_VALIDATOR = RegexValidator(r"^[0-9]{3}$", "Must be 3 digits (ISO 4217 numeric).")
+
+
 class AuthenticationValueVerifyInput(StrictSerializer):
     """What the authorisation request carried, to check against what the ACS issued."""
 
-    pan = StrictCharField(max_length=64, trim_whitespace=False, write_only=True, help_text="13–19 digits. Never echoed.")
+    pan = PanField(help_text="13–19 digits. Never echoed.")
     ds_trans_id = StrictUUIDField(help_text="dsTransID of the authentication.")
     authentication_value = StrictCharField(max_length=64, trim_whitespace=False, help_text="28 characters, base64.")
     purchase_amount = MinorUnitsField(allow_null=True, help_text="Minor units; null for a non-payment authentication.")
-    purchase_currency = StrictCharField(max_length=3, allow_null=True, help_text="ISO 4217 numeric; null for a non-payment authentication.")
+    purchase_currency = StrictCharField(max_length=3, allow_null=True, validators=[CURRENCY_VALIDATOR], help_text="ISO 4217 numeric; null for a non-payment authentication.")
 
     def validate_pan(self, value):
         problem = pan_problem(value)

@@ -4,8 +4,9 @@ It runs in the pytest process (a ThreadingHTTPServer in a thread); the Celery wo
 reaches it through TWILIO_API_BASE_URL. Tests program what it answers, per account, and read
 back every request it received, so they can count the SMS that were really accepted.
 
-Requests and answers are checked against Twilio's own OpenAPI description of the 2010 API,
-read from ../shared/reference/ at run time; anything that breaks it lands in `violations`.
+Requests and answers are checked against Twilio's own OpenAPI description of the 2010 API (the
+Messages part of it, vendored with its licence under tests/fakes/reference/twilio/; see
+trim_twilio.py there); anything that breaks it lands in `violations`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ from urllib.parse import parse_qs, urlparse
 
 import jsonschema
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SPEC_PATH = PROJECT_ROOT / ".." / "shared" / "reference" / "twilio" / "twilio_api_v2010.json"
+SPEC_PATH = Path(__file__).resolve().parent / "reference" / "twilio" / "twilio_api_v2010_messages.json"
 MESSAGES_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 _MESSAGES_RE = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
 
@@ -197,7 +197,8 @@ class FakeTwilio:
     def __init__(self, *, accounts: dict[str, str] | None = None, hang_seconds: float = 2.5):
         self.accounts = accounts or {PRIMARY_SID: PRIMARY_TOKEN, FALLBACK_SID: FALLBACK_TOKEN}
         self.hang_seconds = hang_seconds
-        self.openapi = TwilioOpenApi() if SPEC_PATH.exists() else None
+        # Vendored with the tests: the checks never quietly switch off.
+        self.openapi = TwilioOpenApi()
         self._lock = threading.Lock()
         self._received_cond = threading.Condition(self._lock)
         self._scripts: dict[str, list] = {}
@@ -382,20 +383,18 @@ class _Handler(BaseHTTPRequestHandler):
         form = {name: values[-1] for name, values in multi.items()}
         received = fake._record(account_sid, form)
 
-        if fake.openapi is not None:
-            problems = fake.openapi.request_problems(account_sid, multi)
-            if problems:
-                for problem in problems:
-                    fake._violation(f"request: {problem}")
-                received.outcome = "rejected"
-                return self._send_json(400, {**twilio_error(21604, 400), "message": "; ".join(problems)})
+        problems = fake.openapi.request_problems(account_sid, multi)
+        if problems:
+            for problem in problems:
+                fake._violation(f"request: {problem}")
+            received.outcome = "rejected"
+            return self._send_json(400, {**twilio_error(21604, 400), "message": "; ".join(problems)})
 
         behaviour = received.behaviour
         if behaviour == "ok":
             message = fake._message(account_sid, form)
-            if fake.openapi is not None:
-                for problem in fake.openapi.response_problems(copy.deepcopy(message)):
-                    fake._violation(f"response: {problem}")
+            for problem in fake.openapi.response_problems(copy.deepcopy(message)):
+                fake._violation(f"response: {problem}")
             # Accepted the moment Twilio has it, whether or not the client reads the answer.
             received.sid, received.outcome = message["sid"], "accepted"
             self._send_json(201, message)
