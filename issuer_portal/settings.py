@@ -142,9 +142,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PREP
     # never prepare); the threshold only has to be set, and never reached, for that to work.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # In-process tasks and the dev server share one file: wait for the write lock instead of
-    # failing with "database is locked".
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # The embedded default under a handful of parallel requests. IMMEDIATE: a transaction takes
+    # the write lock when it begins, so two readers never deadlock upgrading to writers (SQLite
+    # answers that with "database is locked" at once, whatever the timeout). The timeout: wait
+    # that long for the lock instead of failing. WAL: readers outside a transaction never wait
+    # for the writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        transaction_mode="IMMEDIATE", timeout=20, init_command="PRAGMA journal_mode=WAL;"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
