@@ -5,6 +5,7 @@ Production names PostgreSQL (DATABASE_URL), a broker (CELERY_BROKER_URL) and rea
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -81,6 +82,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "phonenumber_field",
     "django_celery_beat",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.issuers",
@@ -107,6 +109,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: refuses a locked-out staff login (429, the lockout page).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "issuer_portal.urls"
@@ -202,6 +206,41 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_PAGINATION_CLASS": None,
 }
+
+# ---------------------------------------------------------------- throttling (SPEC §4)
+# Proxies in front of the service that append the client's address to X-Forwarded-For (0: the
+# connecting address is the client's). Both the API throttles and the staff lockout use it.
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+# The throttles' counters: Redis when CACHE_URL names one (shared by every process), else this
+# process's memory. If the cache is down the API throttles let requests through and log it.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "issuer_portal"),
+            # A cache that does not answer must not hold a request for long.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "issuer-portal"}}
+# Wrong API keys, device tokens and enrollment tokens per client address ("20/min": past 20 in
+# any 60 s, 429 with Retry-After); requests per API key and per device.
+FAILED_CREDENTIALS_RATE = os.environ.get("FAILED_CREDENTIALS_RATE", "20/min")
+API_KEY_RATE = os.environ.get("API_KEY_RATE", "3000/min")
+DEVICE_RATE = os.environ.get("DEVICE_RATE", "300/min")
+# Staff logins (admin and analyst workspace share the admin's login page): django-axes, per user
+# name and address; past the limit the login is refused (429, Retry-After, a page that says so)
+# until the cool-off ends, even with the right password. Attempts are kept in the database.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("STAFF_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("STAFF_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.core.throttling.client_address"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Issuer 3-D Secure back office API",

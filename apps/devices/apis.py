@@ -9,8 +9,10 @@ from rest_framework.views import APIView
 
 from apps.cards import selectors as card_selectors
 from apps.core.crypto import Sealed, seal, unseal
+from apps.core.exceptions import ApplicationError
 from apps.core.idempotency import Replay, idempotency_finish
 from apps.core.serializers import StrictCharField, StrictChoiceField, StrictSerializer
+from apps.core.throttling import DeviceRateThrottle, failed_credentials_check, failed_credentials_record
 from apps.devices import services
 from apps.devices.models import PUSH_PLATFORMS
 from apps.devices.sdk_auth import RevokedDeviceAuthentication
@@ -72,10 +74,22 @@ class SdkApiView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [DeviceRateThrottle]
 
     def dispatch(self, request, *args, **kwargs):
         with transaction.atomic():
             return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request, *args, **kwargs):
+        # The enrollment token is a credential too: an address past its failures is refused
+        # before the token is looked at, and a wrong one counts (SPEC §4).
+        failed_credentials_check(request)
+        super().initial(request, *args, **kwargs)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ApplicationError) and exc.code == "invalid_enrollment_token":
+            failed_credentials_record(self.request)
+        return super().handle_exception(exc)
 
 
 class RegistrationOptionsInput(StrictSerializer):

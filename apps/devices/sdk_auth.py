@@ -3,6 +3,7 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from apps.core.throttling import failed_credentials_check, failed_credentials_record
 from apps.devices.selectors import device_find_by_token
 from apps.devices.services import device_touch
 
@@ -29,12 +30,15 @@ class DeviceAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
+        failed_credentials_check(request)  # before the token is looked at
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "device" or not token:
+            failed_credentials_record(request)
             raise exceptions.AuthenticationFailed("Use Authorization: Device <device token>.")
         device = device_find_by_token(token=token)
         if device is None or (not device.is_active and not self.allow_revoked):
+            failed_credentials_record(request)
             raise exceptions.AuthenticationFailed("Unknown or revoked device token.")
         if device.is_active:
             device_touch(device=device)

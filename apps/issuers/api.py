@@ -7,12 +7,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.idempotency import HEADER, Replay, idempotency_begin, idempotency_finish
+from apps.core.throttling import ApiKeyRateThrottle
 from apps.issuers.authentication import ApiKeyAuthentication
 
 
 class IssuerApiView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated]
+    throttle_classes = [ApiKeyRateThrottle]
 
     _idempotency_record = None
 

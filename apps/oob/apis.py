@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from apps.core.exceptions import error_body
 from apps.core.serializers import StrictSerializer
+from apps.core.throttling import DeviceRateThrottle
 from apps.devices.apis import CredentialField
 from apps.devices.sdk_auth import DeviceAuthentication
 from apps.oob import services
@@ -26,6 +27,7 @@ def _refusal(refused) -> Response:
 class DeviceApiView(APIView):
     authentication_classes = [DeviceAuthentication]
     permission_classes = [IsAuthenticated]
+    throttle_classes = [DeviceRateThrottle]
 
     @property
     def device(self):
