@@ -23,8 +23,10 @@ class DevicePrincipal:
 
 class DeviceAuthentication(authentication.BaseAuthentication):
     keyword = "Device"
-    # Revoked devices are refused, except where a view says revoking again is fine.
-    allow_revoked = False
+
+    def __init__(self, *, allow_revoked: bool = False):
+        # Revoked devices are refused, except where a view says revoking again is fine.
+        self.allow_revoked = allow_revoked
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).decode("latin-1")
@@ -48,10 +50,10 @@ class DeviceAuthentication(authentication.BaseAuthentication):
         return 'Device realm="sdk"'
 
 
-class RevokedDeviceAuthentication(DeviceAuthentication):
-    """Also admits revoked devices: for idempotent unenrollment only."""
-
-    allow_revoked = True
+def RevokedDeviceAuthentication() -> DeviceAuthentication:  # noqa: N802 (used as a class)
+    """Also admits revoked devices: for idempotent unenrollment only. A DeviceAuthentication, not
+    a subclass: the OpenAPI description then has one DeviceToken scheme, not two that collide."""
+    return DeviceAuthentication(allow_revoked=True)
 
 
 class DeviceAuthenticationScheme(OpenApiAuthenticationExtension):
