@@ -258,6 +258,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "apps.core.throttling.client_address"
 AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
+# Masked in the attempts axes keeps (the password always is).
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Issuer 3-D Secure back office API",

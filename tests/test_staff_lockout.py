@@ -51,6 +51,11 @@ def test_the_sixth_admin_login_is_locked_out_even_with_the_right_password(admin_
     assert_locked(login(client, "root", "wrong password"))
     assert_locked(login(client, "root", PASSWORD))
     assert client.get("/admin/").status_code == 302  # still not signed in
+    # What axes keeps of the attempts: never the password.
+    from axes.models import AccessAttempt
+
+    kept = " ".join(f"{a.get_data} {a.post_data}" for a in AccessAttempt.objects.all())
+    assert "wrong password" not in kept and PASSWORD not in kept
 
 
 def test_the_analyst_login_is_locked_out_too(analyst_user):
