@@ -5,6 +5,7 @@ Production names PostgreSQL (DATABASE_URL), a broker (CELERY_BROKER_URL) and rea
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -81,6 +82,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "phonenumber_field",
     "django_celery_beat",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.issuers",
@@ -98,7 +100,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.middleware.JsonErrorsMiddleware",
     "apps.core.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -106,6 +110,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: refuses a locked-out staff login (429, the lockout page).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "issuer_portal.urls"
@@ -142,9 +148,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PREP
     # never prepare); the threshold only has to be set, and never reached, for that to work.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # In-process tasks and the dev server share one file: wait for the write lock instead of
-    # failing with "database is locked".
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # The embedded default under a handful of parallel requests. IMMEDIATE: a transaction takes
+    # the write lock when it begins, so two readers never deadlock upgrading to writers (SQLite
+    # answers that with "database is locked" at once, whatever the timeout). The timeout: wait
+    # that long for the lock instead of failing. WAL: readers outside a transaction never wait
+    # for the writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        transaction_mode="IMMEDIATE", timeout=20, init_command="PRAGMA journal_mode=WAL;"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -174,12 +185,28 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # Security headers. Pages default to no framing; the challenge page opts in for its own route.
+# Content-Security-Policy: apps.core.middleware.ContentSecurityPolicyMiddleware, per path.
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG and PUBLIC_BASE_URL.startswith("https"))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# TLS ends at the proxy. With an https PUBLIC_BASE_URL (and DEBUG off) the service trusts the
+# proxy's X-Forwarded-Proto — the proxy must set it and drop any the client sent —, redirects
+# plain http to https and sends HSTS (one year). Each can be set on its own.
+_PUBLIC_HTTPS = PUBLIC_BASE_URL.startswith("https://") and not DEBUG
+if envbool("SECURE_PROXY_SSL_HEADER", _PUBLIC_HTTPS):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", _PUBLIC_HTTPS)
+# Probes call the process directly, over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if _PUBLIC_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading commits the whole domain in browsers for good: its owner's decision, off unless set
+# (check --deploy's reminder about it, security.W021, is silenced only while it is off).
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600)
 
 # Bodies of the machine APIs are small JSON documents; anything larger is refused with 413.
@@ -196,6 +223,43 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_PAGINATION_CLASS": None,
 }
+
+# ---------------------------------------------------------------- throttling (SPEC §4)
+# Proxies in front of the service that append the client's address to X-Forwarded-For (0: the
+# connecting address is the client's). Both the API throttles and the staff lockout use it.
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+# The throttles' counters: Redis when CACHE_URL names one (shared by every process), else this
+# process's memory. If the cache is down the API throttles let requests through and log it.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "issuer_portal"),
+            # A cache that does not answer must not hold a request for long.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "issuer-portal"}}
+# Wrong API keys, device tokens and enrollment tokens per client address ("20/min": past 20 in
+# any 60 s, 429 with Retry-After); requests per API key and per device.
+FAILED_CREDENTIALS_RATE = os.environ.get("FAILED_CREDENTIALS_RATE", "20/min")
+API_KEY_RATE = os.environ.get("API_KEY_RATE", "3000/min")
+DEVICE_RATE = os.environ.get("DEVICE_RATE", "300/min")
+# Staff logins (admin and analyst workspace share the admin's login page): django-axes, per user
+# name and address; past the limit the login is refused (429, Retry-After, a page that says so)
+# until the cool-off ends, even with the right password. Attempts are kept in the database.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("STAFF_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("STAFF_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.core.throttling.client_address"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
+# Masked in the attempts axes keeps (the password always is).
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Issuer 3-D Secure back office API",

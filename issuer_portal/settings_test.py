@@ -29,3 +29,8 @@ DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_{DATABASES['default
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["TEST"]["NAME"] = None  # in memory
 CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"test{_RUN}:"}  # noqa: F405
+# The throttles' cache: this run's own key prefix (CACHE_URL may name a Redis that other runs and
+# the broker share); tests/conftest.py empties it before every test.
+CACHES["default"]["KEY_PREFIX"] = f"test{_RUN}"  # noqa: F405
+# The contract tests send thousands of requests with one key; the rate tests set their own.
+API_KEY_RATE = DEVICE_RATE = "100000/min"

@@ -8,6 +8,36 @@ class JsonClient(APIClient):
     """Sends JSON (TEST_REQUEST_DEFAULT_FORMAT); a str body with content_type is sent raw."""
 
 
+def clear_throttles() -> None:
+    """Empties this run's cache: the throttles' counters (nothing else lives there). On Redis,
+    only this run's keys (its KEY_PREFIX), never the whole database."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    config = settings.CACHES["default"]
+    if config["BACKEND"].endswith("RedisCache"):
+        import redis
+
+        client = redis.Redis.from_url(config["LOCATION"])
+        try:
+            keys = list(client.scan_iter(match=f"{config['KEY_PREFIX']}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+    else:
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles():
+    """Every test starts with no failed credentials counted: the suite sends many wrong keys.
+    Emptied after it too, so a run leaves no keys behind in a shared Redis."""
+    clear_throttles()
+    yield
+    clear_throttles()
+
+
 @pytest.fixture
 def issuer(db):
     """Holds the BIN grants of the well-known test card numbers (TEST_BIN_RANGES); other

@@ -5,8 +5,8 @@ Issuer admin all hold threeds.view_transaction), each seeing only their issuer's
 see every issuer's, with an issuer filter. Anonymous users go to the admin's login page; a staff
 user without an issuer (a misconfiguration) or without the permission gets 403.
 
-Every page carries a strict Content-Security-Policy (no inline script or style: the charts are
-SVG styled by classes from analyst.css) and is never cached.
+Every page carries the site's strict Content-Security-Policy (apps.core.middleware; no inline
+script or style: the charts are SVG styled by classes from analyst.css) and is never cached.
 """
 
 from __future__ import annotations
@@ -31,10 +31,6 @@ from apps.analyst.selectors import Cursor, InvalidCursor, Scope, TransactionFilt
 from apps.core.admin_scoping import admin_actor
 from apps.core.exceptions import NotFound
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 PERMISSION = "threeds.view_transaction"
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -56,7 +52,7 @@ def user_scope(user) -> Scope:
 
 
 def _secure(response: HttpResponse) -> HttpResponse:
-    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    # The strict Content-Security-Policy comes from ContentSecurityPolicyMiddleware (site-wide).
     add_never_cache_headers(response)
     return response
 

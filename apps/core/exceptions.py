@@ -4,6 +4,7 @@
 """
 
 import logging
+import math
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import transaction
@@ -77,7 +78,7 @@ _DRF_CODES = {
     exceptions.AuthenticationFailed: ("authentication_failed", None),
     exceptions.PermissionDenied: ("permission_denied", None),
     exceptions.NotFound: ("not_found", "Not found."),
-    exceptions.Throttled: ("rate_limited", None),
+    exceptions.Throttled: ("throttled", None),
 }
 
 
@@ -115,7 +116,7 @@ def api_exception_handler(exc, context):
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None) is not None:
-            headers["Retry-After"] = str(int(exc.wait))
+            headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))  # whole seconds, never 0
         return Response(error_body(code, message), status=exc.status_code, headers=headers)
 
     # Unexpected: log it (scrubbed), answer in the same shape, never a stack trace.

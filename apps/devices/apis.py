@@ -10,9 +10,11 @@ from rest_framework.views import APIView
 
 from apps.cards import selectors as card_selectors
 from apps.core.crypto import Sealed, seal, unseal
+from apps.core.exceptions import ApplicationError
 from apps.core.idempotency import Replay, idempotency_finish
 from apps.core.query import StrictQueryMixin
 from apps.core.serializers import StrictCharField, StrictChoiceField, StrictSerializer
+from apps.core.throttling import DeviceRateThrottle, failed_credentials_check, failed_credentials_record
 from apps.devices import services
 from apps.devices.models import PUSH_PLATFORMS
 from apps.devices.sdk_auth import RevokedDeviceAuthentication
@@ -74,10 +76,22 @@ class SdkApiView(StrictQueryMixin, APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [DeviceRateThrottle]
 
     def dispatch(self, request, *args, **kwargs):
         with transaction.atomic():
             return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request, *args, **kwargs):
+        # The enrollment token is a credential too: an address past its failures is refused
+        # before the token is looked at, and a wrong one counts (SPEC §4).
+        failed_credentials_check(request)
+        super().initial(request, *args, **kwargs)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ApplicationError) and exc.code == "invalid_enrollment_token":
+            failed_credentials_record(self.request)
+        return super().handle_exception(exc)
 
 
 class RegistrationOptionsInput(StrictSerializer):

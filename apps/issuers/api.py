@@ -8,12 +8,14 @@ from rest_framework.views import APIView
 
 from apps.core.idempotency import HEADER, Replay, idempotency_begin, idempotency_finish
 from apps.core.query import StrictQueryMixin
+from apps.core.throttling import ApiKeyRateThrottle
 from apps.issuers.authentication import ApiKeyAuthentication
 
 
 class IssuerApiView(StrictQueryMixin, APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated]
+    throttle_classes = [ApiKeyRateThrottle]
 
     _idempotency_record = None
 

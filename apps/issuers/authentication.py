@@ -1,5 +1,6 @@
 from rest_framework import authentication, exceptions
 
+from apps.core.throttling import failed_credentials_check, failed_credentials_record
 from apps.issuers.services import api_key_authenticate
 
 
@@ -23,11 +24,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
+        # An address past its failed credentials is refused before the key is even looked at.
+        failed_credentials_check(request)
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            failed_credentials_record(request)
             raise exceptions.AuthenticationFailed("Use Authorization: Bearer <api key>.")
         api_key = api_key_authenticate(raw_key=token.strip())
         if api_key is None:
+            failed_credentials_record(request)
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return IssuerPrincipal(api_key), api_key
 

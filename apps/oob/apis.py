@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from apps.core.exceptions import error_body
 from apps.core.query import StrictQueryMixin
 from apps.core.serializers import StrictSerializer
+from apps.core.throttling import DeviceRateThrottle
 from apps.devices.apis import CredentialField
 from apps.devices.sdk_auth import DeviceAuthentication
 from apps.oob import services
@@ -27,6 +28,7 @@ def _refusal(refused) -> Response:
 class DeviceApiView(StrictQueryMixin, APIView):
     authentication_classes = [DeviceAuthentication]
     permission_classes = [IsAuthenticated]
+    throttle_classes = [DeviceRateThrottle]
 
     @property
     def device(self):

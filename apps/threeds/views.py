@@ -2,10 +2,10 @@
 never HTML or a stack trace."""
 
 import json
+from functools import wraps
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from apps.threeds.messages import erro
 from apps.threeds.services import areq_process
@@ -33,8 +33,25 @@ def read_json_message(request, *, message_type: str):
         return None, JsonResponse(erro(code="101", detail="message is not valid JSON", message_type=message_type))
 
 
+def erro_unless_post(*, message_type: str):
+    """A protocol endpoint asked with another method: 405 (Allow: POST) with an Erro 101 body,
+    so a DS or SDK reads the same kind of answer as for any other unusable message."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method != "POST":
+                body = erro(code="101", detail=f"HTTP method {request.method} not allowed; use POST", message_type=message_type)
+                return JsonResponse(body, status=405, headers={"Allow": "POST"})
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
 @csrf_exempt
-@require_POST
+@erro_unless_post(message_type="AReq")
 def areq(request):
     message, error_response = read_json_message(request, message_type="AReq")
     if error_response is not None:

@@ -11,14 +11,13 @@ import uuid
 from django.db import transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from apps.core.logging import sensitive
 from apps.core.money import format_amount
 from apps.threeds import challenge as flow
 from apps.threeds.messages import APP, SUPPORTED_VERSIONS, erro, uuid36
 from apps.threeds.models import Challenge, Transaction
-from apps.threeds.views import read_json_message
+from apps.threeds.views import erro_unless_post, read_json_message
 
 TEXTS = {
     "en": {
@@ -67,7 +66,7 @@ def _erro(code: str, detail: str, message: dict, acs_trans_id=None) -> JsonRespo
 
 
 @csrf_exempt
-@require_POST
+@erro_unless_post(message_type="CReq")
 def creq(request):
     message, error_response = read_json_message(request, message_type="CReq")
     if error_response is not None:

@@ -42,6 +42,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.core.exceptions import ApplicationError
+from apps.core.middleware import content_security_policy as site_policy
 from apps.core.money import format_amount
 from apps.threeds import challenge as flow
 from apps.threeds.locale import page_locale, resend_refused_text, texts_for, wrong_code_text
@@ -364,10 +365,8 @@ def _error_page(*, status: int, locale: str | None = None, text_key: str = "erro
 
 
 def content_security_policy(*, form_action: str) -> str:
-    return (
-        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; "
-        f"form-action {form_action}; frame-ancestors *; base-uri 'none'"
-    )
+    # The site's policy (apps.core.middleware), framable by any merchant, form-action per page.
+    return site_policy(form_action=form_action, frame_ancestors="*")
 
 
 def _html(template: str, context: dict, *, status: int = 200, form_action: str) -> HttpResponse:
