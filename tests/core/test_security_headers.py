@@ -19,7 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def production_env(**overrides) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SECURE_", "DJANGO_SETTINGS"))}
-    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "TEST_RUN_ID"):
+    # The test settings' own outbound defaults (local fake servers) are not production's.
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "TEST_RUN_ID", "OUTBOUND_ALLOW_PRIVATE", "DS_URL_ALLOWLIST"):
         env.pop(name, None)
     env.update(
         DJANGO_SETTINGS_MODULE="issuer_portal.settings",
@@ -30,6 +31,7 @@ def production_env(**overrides) -> dict:
         AUTHENTICATION_VALUE_KEYS="pav1:" + base64.b64encode(os.urandom(32)).decode(),
         PUBLIC_BASE_URL="https://acs.bank.example",
         ALLOWED_HOSTS="acs.bank.example",
+        DS_URL_ALLOWLIST="https://ds.network.example/",
         LOG_LEVEL="WARNING",
     )
     env.update(overrides)
