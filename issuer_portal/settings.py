@@ -260,6 +260,9 @@ AXES_CLIENT_IP_CALLABLE = "apps.core.throttling.client_address"
 AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
 # Masked in the attempts axes keeps (the password always is).
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+# axes' own admin lets staff delete attempts (an unaudited unlock); apps/accounts/admin.py shows
+# them read-only instead, and locks are lifted with `manage.py axes_reset_username`.
+AXES_ENABLE_ADMIN = False
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Issuer 3-D Secure back office API",

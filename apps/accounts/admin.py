@@ -1,5 +1,6 @@
 import copy
 
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -128,3 +129,20 @@ class RoleAdmin(ReadOnlyAdminMixin, DjangoGroupAdmin):
     """The roles, read-only: their permissions are defined in apps.accounts.roles and set again
     on every migrate, so an edit here would be undone silently (and would be unaudited).
     Who holds a role is changed on the user's page, through the services."""
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Staff logins currently counted towards a lockout, for superusers to see who is locked out
+    and from where; lifting a lock is `manage.py axes_reset_username`, not an edit here."""
+
+    list_display = ["username", "ip_address", "failures_since_start", "attempt_time"]
+    search_fields = ["username", "ip_address"]
+    date_hierarchy = "attempt_time"
+    fields = ["username", "ip_address", "user_agent", "path_info", "failures_since_start", "attempt_time"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
