@@ -1,5 +1,8 @@
 """Idempotency-Key for POSTs of the issuer API (SPEC §4).
 
+A key is scoped by caller (issuer), method and path: the same key sent to another path is another
+request and runs for real. Within one path, the same key with another body is a 409.
+
 The record is inserted when the request starts, inside the request's transaction. A second
 request with the same key blocks on the unique index until the first commits (then it replays)
 or rolls back (then it runs). Only successful responses are kept: a failed request writes
@@ -22,8 +25,13 @@ class Replay(Exception):
         self.record = record
 
 
+def request_target(method: str, path: str) -> str:
+    """What a key is scoped to besides the caller: a fixed-length hash, so any path fits."""
+    return hashlib.sha256(method.encode() + b"\0" + path.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _request_hash(method: str, path: str, body: bytes) -> str:
-    return hashlib.sha256(method.encode() + b"\0" + path.encode() + b"\0" + body).hexdigest()
+    return hashlib.sha256(method.encode() + b"\0" + path.encode("utf-8", "surrogatepass") + b"\0" + body).hexdigest()
 
 
 def idempotency_begin(*, scope: str, key: str, method: str, path: str, body: bytes) -> IdempotencyRecord:
@@ -35,13 +43,14 @@ def idempotency_begin(*, scope: str, key: str, method: str, path: str, body: byt
             fields={"Idempotency-Key": ["Invalid value."]},
         )
     request_hash = _request_hash(method, path, body)
+    target = request_target(method, path)
     try:
         with transaction.atomic():
             return IdempotencyRecord.objects.create(
-                scope=scope, key=key, method=method, path=path, request_hash=request_hash
+                scope=scope, key=key, method=method[:8], path=path[:512], target=target, request_hash=request_hash
             )
     except IntegrityError:
-        existing = IdempotencyRecord.objects.get(scope=scope, key=key)
+        existing = IdempotencyRecord.objects.get(scope=scope, key=key, target=target)
     if existing.request_hash != request_hash:
         raise Conflict(
             "This Idempotency-Key was used with another request.", code="idempotency_key_reused"

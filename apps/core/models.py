@@ -3,19 +3,23 @@ from django.db import models
 
 class IdempotencyRecord(models.Model):
     """The first successful response to a POST carrying an Idempotency-Key, replayed for the
-    same key and body. Scoped per caller so one tenant's keys never meet another's."""
+    same key, method, path and body. Scoped per caller so one tenant's keys never meet another's,
+    and per method and path (`target`) so a key reused on another resource never answers with
+    the first resource's response (e.g. another cardholder's enrollment token)."""
 
     scope = models.CharField(max_length=64)
     key = models.CharField(max_length=255)
     method = models.CharField(max_length=8)
+    # For reading only (cut to the column); `target` is what identifies the request's resource.
     path = models.CharField(max_length=512)
+    target = models.CharField(max_length=64, default="", help_text="SHA-256 of method and full path.")
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField(null=True)
     response_body = models.JSONField(null=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_scope_key_uniq")]
+        constraints = [models.UniqueConstraint(fields=["scope", "key", "target"], name="idempotency_scope_key_target_uniq")]
 
 
 class WorkerHeartbeat(models.Model):

@@ -222,3 +222,14 @@ class OtpRefusal(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class OtpNumberLock(models.Model):
+    """One row per destination number, locked (SELECT ... FOR UPDATE) by every send to that number
+    while it counts and records the send, so the per-number daily limit holds however many
+    cardholders share the number. The key is a keyed hash: the table never holds the number."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+
+    class Meta:
+        verbose_name = "OTP number lock"

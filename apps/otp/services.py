@@ -4,7 +4,7 @@ Rules that matter for security, and where they hold:
 - codes come from `secrets` (CSPRNG) and are stored only as an HMAC keyed by a server secret and
   bound to the session, compared with `hmac.compare_digest`;
 - attempts, resends and send limits are counted in the database under row locks (session, card,
-  phone), so they hold with any number of web processes and concurrent requests;
+  destination number), so they hold with any number of web processes and concurrent requests;
 - a code dies on success, expiry, resend (superseded), lockout and cancel;
 - the code is never in a log line (`sensitive`), a task argument or an audit event: it travels
   only inside the encrypted SMS or DeliverOTP delivery row.
@@ -32,6 +32,7 @@ from apps.otp.models import (
     DEFAULT_TEMPLATES,
     ISSUER,
     OtpCode,
+    OtpNumberLock,
     OtpPolicy,
     OtpPolicyVersion,
     OtpRefusal,
@@ -151,6 +152,19 @@ def _check_send_limits(session: OtpSession, rules, *, actor: str, now) -> None:
         _refuse(session, reason="phone_daily_limit", message="Too many codes sent to this phone today.", actor=actor)
 
 
+def _number_lock_key(phone_e164: str) -> str:
+    key = hmac.new(settings.SECRET_KEY.encode(), b"otp-number-lock", hashlib.sha256).digest()
+    return hmac.new(key, phone_e164.encode(), hashlib.sha256).hexdigest()
+
+
+def _lock_number(phone_e164: str) -> None:
+    """Hold the number's lock row until the caller's transaction ends (created on first use;
+    a concurrent creator makes this wait for its commit, then both lock the same row)."""
+    key = _number_lock_key(phone_e164)
+    OtpNumberLock.objects.bulk_create([OtpNumberLock(key=key)], ignore_conflicts=True)
+    OtpNumberLock.objects.select_for_update().filter(key=key).first()
+
+
 def _render_sms(rules, *, locale: str, code: str, details: dict) -> str:
     templates = rules.sms_templates or DEFAULT_TEMPLATES
     template = templates.get(locale) or templates.get("en") or next(iter(templates.values()), DEFAULT_TEMPLATES["en"])
@@ -174,11 +188,12 @@ def _issue_code(session: OtpSession, *, actor: str) -> OtpCode:
     """Send a fresh code for a session the caller holds locked. Supersedes the previous code."""
     rules = session.policy_version.rules
     now = timezone.now()
-    # Serialise sends per card and per phone so concurrent sessions cannot both pass the limits.
+    # Serialise sends per card and per destination number (what the limits count; several
+    # cardholders may share a number) so concurrent sessions cannot both pass the limits.
+    # Always card first, then number: one lock order, no deadlock.
     if session.card_id:
         Card.objects.select_for_update().filter(pk=session.card_id).first()
-    if session.phone_id:
-        Phone.objects.select_for_update().filter(pk=session.phone_id).first()
+    _lock_number(session.phone_e164)
     _check_send_limits(session, rules, actor=actor, now=now)
 
     session.codes.filter(state=OtpCode.ACTIVE).update(state=OtpCode.SUPERSEDED)

@@ -340,7 +340,7 @@ STRIPE_EXAMPLE = {
                 "ares_trans_status": "Y",
                 "requestor_challenge_indicator": "05",
                 "exemption_indicator": "low_risk",
-                "network_options": {"cartes_bancaires": {"cb_avalgo": "A", "cb_score": 12, "cb_exemption": "BAAA"}},
+                "network_options": {"cartes_bancaires": {"cb_avalgo": "0", "cb_score": 12, "cb_exemption": "BAAA"}},
             },
         }
     }

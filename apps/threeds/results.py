@@ -20,8 +20,8 @@ from django.core.exceptions import ImproperlyConfigured
 from apps.core.pan import AMEX, CARTES_BANCAIRES, DISCOVER, JCB, MASTERCARD, VISA
 
 AV_FORMAT_VERSION = b"\x01"
-# cb_avalgo of this MAC (Cartes Bancaires "CB-AVALGO"): "A" = issuer-proprietary algorithm.
-CB_AVALGO = "A"
+# cb_avalgo of this MAC (Cartes Bancaires "CB-AVALGO"): "0" = HMAC (SPEC §3.7; Stripe's enum 0 1 2 3 4 A).
+CB_AVALGO = "0"
 
 _ECI = {
     # Visa, Amex, JCB, Discover: Y 05, A 06, else 07. Mastercard: Y 02, A 01, else 00.

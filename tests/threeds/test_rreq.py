@@ -230,7 +230,7 @@ class TestContents:
         message = ds_server.rreqs()[0].message
         assert message["eci"] == "05"  # the co-badge's table
         extensions = {e["name"]: e["data"] for e in message["messageExtension"]}
-        assert extensions == {"CB-AVALGO": {"avalgo": "A"}, "CB-SCORE": {"score": 60}}  # CB-EXEMPTION is an ARes element
+        assert extensions == {"CB-AVALGO": {"avalgo": "0"}, "CB-SCORE": {"score": 60}}  # CB-EXEMPTION is an ARes element
         assert ds_server.violations == []
 
     def test_it_carries_no_pan(self, card, ds_server, django_capture_on_commit_callbacks):
