@@ -14,6 +14,8 @@ def run_parallel(n: int, fn) -> list:
         try:
             barrier.wait()
             results[i] = fn(i)
+        except Exception as exc:  # a crash in a thread is a failure too, reported in its slot
+            results[i] = repr(exc)
         finally:
             connection.close()
 

@@ -7,7 +7,6 @@ responses were not what a cardholder should get. Used by test_sqlite_concurrency
 import json
 import os
 import sys
-import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -21,29 +20,9 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from tests.concurrency import run_parallel  # noqa: E402
 from tests.threeds.builders import areq  # noqa: E402
 from tests.threeds.harness import b64url_encode, make_bank  # noqa: E402
-
-
-def run_parallel(n: int, fn) -> list:
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def worker(i):
-        try:
-            barrier.wait()
-            results[i] = fn(i)
-        except Exception as exc:  # a crash in the client is a failure too, reported as such
-            results[i] = repr(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def main(n: int) -> None:

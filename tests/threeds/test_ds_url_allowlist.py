@@ -7,22 +7,11 @@ import pytest
 from apps.audit.models import AuditEvent
 from apps.threeds.models import Challenge, RReqAttempt, RReqDelivery, Transaction
 from tests.core.tripwire import tripwire  # noqa: F401  (fixture)
-from tests.factories import make_card
 from tests.threeds.builders import areq
+from tests.threeds.test_areq import card, post  # noqa: F401
 from tests.threeds.test_rreq import PAN, eager_tasks, fast_retries, finish, finished_challenge  # noqa: F401
 
 pytestmark = pytest.mark.django_db
-
-
-def post(client, message):
-    r = client.post("/3ds/v2/areq", message, content_type="application/json")
-    assert r.status_code == 200 and r["Content-Type"] == "application/json"
-    return r.json()
-
-
-@pytest.fixture
-def card(cardholder):
-    return make_card(cardholder=cardholder, pan=PAN)
 
 
 @pytest.fixture
