@@ -139,14 +139,15 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-# Server-side prepared statements for the few hot statements that ask for them (apps.core.sql:
-# the AReq's read and writes), parsed and planned once per connection. Off behind a pooler that
-# does not keep them per client (PgBouncer before 1.21 in transaction mode).
-DB_PREPARED_STATEMENTS = envbool("DB_PREPARED_STATEMENTS", True)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PREPARED_STATEMENTS:
-    # psycopg prepares only what is executed with prepare=True (the ORM's client-side cursors
-    # never prepare); the threshold only has to be set, and never reached, for that to work.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
+# PostgreSQL: bind parameters on the server (Django's `server_side_binding`), which lets psycopg
+# prepare a statement once per connection after it has run `prepare_threshold` times (psycopg's
+# default, 5): parsed and planned once instead of at every call (the AReq's read and write, the
+# ORM's repeated queries). Off by default: a pooler in transaction mode that does not keep
+# prepared statements per client (PgBouncer before 1.21, or without max_prepared_statements)
+# would hand them to the wrong server connection.
+DB_SERVER_SIDE_BINDING = envbool("DB_SERVER_SIDE_BINDING", False)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_SERVER_SIDE_BINDING:
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default under a handful of parallel requests. IMMEDIATE: a transaction takes
     # the write lock when it begins, so two readers never deadlock upgrading to writers (SQLite

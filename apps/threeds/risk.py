@@ -7,15 +7,10 @@ with it, so the transaction explains its own decision. The same score goes out a
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from functools import cache
 
-from django.db import connections
-from django.db.models import DateTimeField
 from django.utils import timezone
 
-from apps.cards.models import Card, Cardholder
-from apps.core import sql
-from apps.issuers.models import BinGrant, Issuer
+from apps.threeds import areq_store
 from apps.threeds.models import RiskPolicy, Transaction
 
 
@@ -30,7 +25,6 @@ class Decision:
 
 
 VELOCITY_WINDOW = timedelta(hours=1)
-_CREATED_AT = DateTimeField()  # prepares the window's start as the ORM would (one field, not one per AReq)
 KNOWN_MERCHANT_STATUSES = ("Y", "A")
 
 
@@ -48,83 +42,13 @@ def _merchant(areq: dict) -> str:
     return areq.get("acquirerMerchantID") or areq.get("merchantName", "")
 
 
-@cache
-def _card_sql(*, with_merchant: bool, using: str) -> str:
-    """The AReq's one read: the card by fingerprint, its issuer, the issuer's risk policy (NULLs
-    when it has none yet), its cardholder, and the card's history that decide() needs: the count
-    of the last hour (velocity) and whether the card has a successful authentication at this
-    merchant. Built once from the models; `card_for_areq` turns the row into instances.
-
-    The merchant look-up is a scalar "first matching id or NULL" rather than EXISTS: PostgreSQL
-    may run an EXISTS in the select list as a hashed subplan over every matching row of every
-    card (seen: 17 ms on 8k rows); a scalar subquery with LIMIT 1 runs per card, on the
-    (card, acquirer_merchant_id) index.
-
-    Routing by grant (SPEC §2, §3.1): the card is found only through its own grant, which must
-    belong to the card's issuer and hold the PAN's prefix. Grants never overlap (a database
-    constraint), so at most one issuer can answer and, a PAN being enrolled once per issuer, at
-    most one card: the ORDER BY only keeps the statement deterministic should that ever change."""
-    def q(name):
-        return sql.quote(name, using=using)
-
-    def col(model, name):
-        return q(model._meta.get_field(name).column)
-
-    tx = q(Transaction._meta.db_table)
-    statuses = ", ".join(f"%(known{i})s" for i in range(len(KNOWN_MERCHANT_STATUSES)))
-    known = (
-        f"(SELECT t.{col(Transaction, 'acs_trans_id')} FROM {tx} t WHERE t.{col(Transaction, 'card')} = c.{col(Card, 'id')}"
-        f" AND t.{col(Transaction, 'acquirer_merchant_id')} = %(merchant)s AND t.{col(Transaction, 'trans_status')} IN ({statuses}) LIMIT 1)"
-        if with_merchant else "NULL"
-    )
-    return (
-        f"SELECT {sql.columns_sql(Card, 'c', using=using)}, {sql.columns_sql(Issuer, 'i', using=using)},"
-        f" {sql.columns_sql(RiskPolicy, 'p', using=using)}, {sql.columns_sql(Cardholder, 'h', using=using)},"
-        f" (SELECT COUNT(*) FROM {tx} t WHERE t.{col(Transaction, 'card')} = c.{col(Card, 'id')}"
-        f" AND t.{col(Transaction, 'created_at')} >= %(since)s), {known}"
-        f" FROM {q(Card._meta.db_table)} c"
-        f" INNER JOIN {q(Issuer._meta.db_table)} i ON i.{col(Issuer, 'id')} = c.{col(Card, 'issuer')}"
-        f" INNER JOIN {q(BinGrant._meta.db_table)} g ON g.{col(BinGrant, 'id')} = c.{col(Card, 'grant')}"
-        f" AND g.{col(BinGrant, 'issuer')} = c.{col(Card, 'issuer')}"
-        f" AND g.{col(BinGrant, 'low')} <= %(prefix)s AND g.{col(BinGrant, 'high')} >= %(prefix)s"
-        f" INNER JOIN {q(Cardholder._meta.db_table)} h ON h.{col(Cardholder, 'id')} = c.{col(Card, 'cardholder')}"
-        f" LEFT OUTER JOIN {q(RiskPolicy._meta.db_table)} p ON p.{col(RiskPolicy, 'issuer')} = i.{col(Issuer, 'id')}"
-        f" WHERE c.{col(Card, 'pan_fingerprint')} = %(fingerprint)s ORDER BY c.{col(Card, 'id')} LIMIT 1"
-    )
-
-
 def card_for_areq(*, fingerprint: str, prefix: int, areq: dict, now, using: str = "default"):
     """The card of this PAN fingerprint, inside the grant holding the PAN's prefix key
-    (`pan_prefix_key`), with its issuer, risk policy, cardholder and history (see _card_sql), in
-    one statement; or None. decide() must get the same areq and now."""
-    connection = connections[using]
-    merchant = _merchant(areq)
-    since = _CREATED_AT.get_db_prep_value(now - VELOCITY_WINDOW, connection)
-    # Usually the AReq's first statement: it is also the connection's health check (read_one).
-    row = sql.read_one(_card_sql(with_merchant=bool(merchant), using=using), {
-        "fingerprint": fingerprint, "prefix": prefix, "since": since, "merchant": merchant,
-        **{f"known{i}": status for i, status in enumerate(KNOWN_MERCHANT_STATUSES)},
-    }, using=using)
-    if row is None:
-        return None
-    widths = [len(model._meta.concrete_fields) for model in (Card, Issuer, RiskPolicy, Cardholder)]
-    parts, at = [], 0
-    for width in widths:
-        parts.append(row[at:at + width])
-        at += width
-    card = sql.from_row(Card, parts[0], using=using)
-    issuer = sql.from_row(Issuer, parts[1], using=using)
-    policy = sql.from_row(RiskPolicy, parts[2], using=using) if parts[2][0] is not None else None
-    holder = sql.from_row(Cardholder, parts[3], using=using)
-    # The related objects cached as select_related would: the reverse one-to-one cached as None
-    # makes issuer.risk_policy raise DoesNotExist, as without a policy row.
-    Card.issuer.field.set_cached_value(card, issuer)
-    Card.cardholder.field.set_cached_value(card, holder)
-    Issuer.risk_policy.related.set_cached_value(issuer, policy)
-    if policy is not None:
-        RiskPolicy.issuer.field.set_cached_value(policy, issuer)
-    card.risk_recent_count, card.risk_merchant_known_id = row[at], row[at + 1]
-    return card
+    (`pan_prefix_key`), with its issuer, risk policy, cardholder and the history decide() reads
+    (the count of the last hour, whether the card has succeeded at this merchant), in one
+    statement (areq_store.read_card); or None. decide() must get the same areq and now."""
+    return areq_store.read_card(fingerprint=fingerprint, prefix=prefix, since=now - VELOCITY_WINDOW,
+                                merchant=_merchant(areq), statuses=KNOWN_MERCHANT_STATUSES, using=using)
 
 
 def _recent_count(card, now) -> int:

@@ -15,8 +15,7 @@ from apps.core.crypto import pan_fingerprint
 from apps.issuers.models import pan_prefix_key
 from apps.core.logging import sensitive
 from apps.core.pan import CARTES_BANCAIRES
-from apps.core.sql import insert_together
-from apps.threeds import risk
+from apps.threeds import areq_store, risk
 from apps.threeds.messages import BROWSER, THREE_RI, MessageError, erro, validate_areq
 from apps.threeds.models import Challenge, Transaction
 from apps.threeds.outbound import notification_url, transaction_finished
@@ -216,10 +215,10 @@ def _record(tx: Transaction, challenge: Challenge | None, ctx) -> None:
         ])
     finished = tx.ares_trans_status in ("Y", "A", "N") and tx.issuer_id
     if not (finished and notification_url(tx)):
-        insert_together(rows)
+        areq_store.write(rows)
         return
     with transaction.atomic():
-        insert_together(rows)
+        areq_store.write(rows)
         transaction_finished(tx)
 
 
