@@ -23,6 +23,7 @@ The database named by DATABASE_URL is dropped and created again (it is the bench
    the same rate; p50/p95/p99.
 4. Checks: every product answer counted in the database (all ARes Y, one transaction and two audit
    events per AReq), no non-2xx.
+--server-side-binding: one more product phase per round with DB_SERVER_SIDE_BINDING=1.
 --profile: one more product phase with py-spy sampling the gunicorn workers; prints the inclusive
 share of the hottest frames (where the AReq's time goes).
 
@@ -503,6 +504,9 @@ def main() -> None:
     parser.add_argument("--compare-root", type=Path, default=None, metavar="DIR",
                         help="another checkout of the product (e.g. a git worktree of an older commit, same migrations "
                              "or fewer): its phases ('areq_compare') run in every round and in the latency part too")
+    parser.add_argument("--server-side-binding", action="store_true",
+                        help="one more product phase per round ('areq_ssb') with DB_SERVER_SIDE_BINDING=1: Django's "
+                             "server-side binding, psycopg preparing each statement after its 5th run")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy")
     args = parser.parse_args()
     for name in ("DATABASE_URL", "CELERY_BROKER_URL"):
@@ -574,6 +578,8 @@ def main() -> None:
             wrk(server.port, script, seconds=args.warmup_seconds, connections=args.connections)
     phases = [("ceiling", "bench.ceiling_app.wsgi:application", ceiling_env, ROOT),
               ("areq", "issuer_portal.wsgi:application", product_env, ROOT)]
+    if args.server_side_binding:
+        phases.append(("areq_ssb", "issuer_portal.wsgi:application", {**product_env, "DB_SERVER_SIDE_BINDING": "1"}, ROOT))
     if args.compare_root:
         results["compare_root"] = str(args.compare_root)
         phases.append(("areq_compare", "issuer_portal.wsgi:application", product_env, args.compare_root.resolve()))
@@ -599,11 +605,12 @@ def main() -> None:
         summary["areq_vs_ceiling"] = round(summary["areq"]["median_rps"] / summary["ceiling"]["median_rps"], 3)
         # Each round's product phase right after its ceiling phase: the ratio least hurt by noise.
         summary["areq_vs_ceiling_per_round"] = [round(a["rps"] / c["rps"], 3) for c, a in zip(rows["ceiling"], rows["areq"], strict=True)]
-        if "areq_compare" in rows:
-            summary["areq_compare_vs_ceiling"] = round(summary["areq_compare"]["median_rps"] / summary["ceiling"]["median_rps"], 3)
-            summary["areq_compare_vs_ceiling_per_round"] = [
-                round(a["rps"] / c["rps"], 3) for c, a in zip(rows["ceiling"], rows["areq_compare"], strict=True)
-            ]
+        for other in ("areq_ssb", "areq_compare"):
+            if other in rows:
+                summary[f"{other}_vs_ceiling"] = round(summary[other]["median_rps"] / summary["ceiling"]["median_rps"], 3)
+                summary[f"{other}_vs_ceiling_per_round"] = [
+                    round(a["rps"] / c["rps"], 3) for c, a in zip(rows["ceiling"], rows[other], strict=True)
+                ]
         results["throughput"][workers] = summary
         print(json.dumps({workers: summary}), flush=True)
 
