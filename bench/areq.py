@@ -534,7 +534,7 @@ def main() -> None:
     from apps.cards.services import card_create, cardholder_create
     from apps.issuers.services import issuer_create
     from apps.threeds.models import RiskPolicy, Transaction
-    from tests.factories import luhn_complete
+    from tests.factories import ensure_grant, luhn_complete
 
     redis.Redis.from_url(os.environ["CELERY_BROKER_URL"]).flushdb()
     issuer, _ = issuer_create(
@@ -545,6 +545,8 @@ def main() -> None:
     pans = []
     for i in range(args.cards):
         pan = luhn_complete(f"411111{i:09d}")
+        if i % 10000 == 0:
+            ensure_grant(issuer, pan)  # cards are enrolled inside the issuer's BIN grants (SPEC §2)
         card_create(issuer=issuer, card_id=f"bench-{i}", cardholder=holder, pan=pan, expiry_month=12,
                     expiry_year=time.gmtime().tm_year + 3, actor="bench")
         pans.append(pan)
