@@ -321,11 +321,8 @@ CELERY_BEAT_SCHEDULE = {
     # Every outbound channel (SMS, push, webhooks, RReq): wakes deliveries whose wake-up was lost
     # or whose worker died (lease lapsed). apps.delivery.engine.
     "delivery-sweep": {"task": "delivery.sweep", "schedule": float(os.environ.get("DELIVERY_SWEEP_SECONDS", "3"))},
-    "rreq-resume-stalled": {"task": "webhooks.rreq_resume_stalled", "schedule": 60.0},
     # Wipes SMS bodies past their retention.
     "sms-maintenance": {"task": "sms.maintenance", "schedule": 300.0},
-    # Deliveries whose task was lost (broker restart, killed worker) are picked up again.
-    "webhooks-resume-stalled": {"task": "webhooks.resume_stalled", "schedule": 60.0},
     "webhooks-wipe-payloads": {"task": "webhooks.wipe_payloads", "schedule": 3600.0},
     # Pushes whose task was lost or whose worker died; undeliverable pushes not yet reported to OOB.
     "push-resume-stalled": {"task": "push.resume_stalled", "schedule": 15.0},

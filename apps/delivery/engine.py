@@ -118,7 +118,8 @@ class Channel:
     def success_fields(self, delivery, job, outcome: Outcome, now) -> dict:
         return {"status": self.succeeded_status, "finished_at": now}
 
-    def end_fields(self, delivery, status: str, error_code: str, error_message: str, now) -> dict:
+    def end_fields(self, delivery, status: str, error_code: str, error_message: str, now, outcome=None) -> dict:
+        """The delivery's fields when it ends unsent; `outcome` is the last try's, if one was made."""
         return {"status": status, "finished_at": now}
 
     def ended(self, delivery, status: str, data: dict) -> None:
@@ -264,16 +265,16 @@ def record(ch: Channel, delivery, job, attempt, outcome: Outcome, *, duration_ms
             fields = {**ch.success_fields(delivery, job, outcome, now), "next_attempt_at": None, "lease_expires_at": None}
             if pending.update(**fields, **touch):
                 _apply(delivery, fields)
-                ch.ended(delivery, fields["status"], {"tries": delivery.tries})
+                ch.ended(delivery, fields["status"], _end_data(delivery, outcome))
             return None
         step = ch.next_step(delivery, job, outcome)
         mine = pending.filter(tries=delivery.tries)
         if step == FAIL:
-            fields = {**ch.end_fields(delivery, ch.failed_status, outcome.error_code, outcome.error_message, now),
+            fields = {**ch.end_fields(delivery, ch.failed_status, outcome.error_code, outcome.error_message, now, outcome),
                       "next_attempt_at": None, "lease_expires_at": None}
             if mine.update(**fields, **touch):
                 _apply(delivery, fields)
-                ch.ended(delivery, fields["status"], {"tries": delivery.tries, "error_code": outcome.error_code})
+                ch.ended(delivery, fields["status"], _end_data(delivery, outcome))
             return None
         wait = 0.0 if step == NEXT else backoff_seconds(tries=delivery.tries, retry_after=outcome.retry_after)
         fields = {"next_attempt_at": now + timedelta(seconds=wait), "lease_expires_at": None}
@@ -294,8 +295,15 @@ def end(ch: Channel, delivery, status: str, *, error_code: str, error_message: s
         if not qs.update(**fields):
             return False
         _apply(delivery, fields)
-        ch.ended(delivery, status, {"tries": delivery.tries, "error_code": error_code})
+        ch.ended(delivery, status, {"tries": delivery.tries, "error_code": error_code, "error": error_message,
+                                    "status_code": None})
     return True
+
+
+def _end_data(delivery, outcome: Outcome) -> dict:
+    """What `Channel.ended` hears about the end: the tries and the last try's answer."""
+    return {"tries": delivery.tries, "error_code": outcome.error_code, "error": outcome.error_message,
+            "status_code": outcome.status_code, "outcome": outcome}
 
 
 def _apply(delivery, fields: dict) -> None:
@@ -334,7 +342,9 @@ def wake(ch: Channel, delivery_id) -> None:
     try:
         # No publish retries: a broker that refuses now is down for longer than an OTP can wait.
         # (Without a broker, in development, the task runs here, eagerly.)
-        ch.task().apply_async(args=[str(delivery_id)], retry=True, retry_policy={"max_retries": 0})
+        # The id only (a UUID as text): never the message, which may hold an OTP.
+        task_id = delivery_id if isinstance(delivery_id, int) else str(delivery_id)
+        ch.task().apply_async(args=[task_id], retry=True, retry_policy={"max_retries": 0})
         return
     except Exception as exc:
         logger.warning("%s %s: the broker refused the wake-up (%s); sending in process", ch.name, delivery_id,

@@ -185,7 +185,7 @@ class SmsChannel(engine.Channel):
             fields["finished_at"] = now
         return fields
 
-    def end_fields(self, delivery, status: str, error_code: str, error_message: str, now) -> dict:
+    def end_fields(self, delivery, status: str, error_code: str, error_message: str, now, outcome=None) -> dict:
         # No provider will send it: final status, body wiped, and the reason on the record.
         return {"status": status, "error_code": (error_code or status)[:32], "finished_at": now,
                 "body_key_id": "", "body_blob": None}

@@ -61,13 +61,20 @@ def web_broker(url: str, prefix: str | None = None):
     the connection pool built for the old address."""
     from issuer_portal.celery import app
 
+    app.loader.import_default_modules()  # every task registered before the app is closed
     before = (app.conf.broker_write_url, app.conf.broker_transport_options)
     app.conf.broker_write_url = url
     if prefix is not None:
         app.conf.broker_transport_options = {**before[1], "global_keyprefix": prefix}
-    app.close()
+    _drop_connections(app)
     try:
         yield app
     finally:
         app.conf.broker_write_url, app.conf.broker_transport_options = before
-        app.close()
+        _drop_connections(app)
+
+
+def _drop_connections(app) -> None:
+    # The connection pool and the producer pool (cached on app.amqp) both hold the old address.
+    app.close()
+    del app.amqp  # a cached property: built again, with new pools, on next use
