@@ -174,9 +174,10 @@ SELECT acs_trans_id, issuer_id, ds_url, jsonb_build_object('messageType', 'RReq'
 FROM threeds_transaction WHERE ares_trans_status = 'C' AND trans_status <> ''
 """),
     ("rreq attempts", """
-INSERT INTO threeds_rreqattempt (delivery_id, number, started_at, duration_ms, status_code, results_status, error,
-                                 error_class, response_excerpt, task_id)
-SELECT id, 1, created_at, (20 + random() * 200)::int, 200, '01', '', '', '', '' FROM threeds_rreqdelivery
+INSERT INTO threeds_rreqattempt (delivery_id, number, state, started_at, finished_at, duration_ms, status_code,
+                                 results_status, error_code, error_message, error_class, response_excerpt, task_id)
+SELECT id, 1, 'succeeded', created_at, finished_at, (20 + random() * 200)::int, 200, '01', '', '', '', '', ''
+FROM threeds_rreqdelivery
 """),
     ("audit events", """
 INSERT INTO audit_auditevent (issuer_id, acs_trans_id, kind, actor, object_type, object_id, data, created_at)
