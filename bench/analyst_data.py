@@ -130,9 +130,10 @@ FROM (
     ("sms deliveries", """
 INSERT INTO sms_smsdelivery (
     id, issuer_id, otp_code_id, acs_trans_id, purpose, "to", masked_to, sender_id, status, body_key_id, body_blob,
-    next_attempt_at, claims, provider, provider_message_id, error_code, created_at, accepted_at, finished_at, updated_at)
+    next_attempt_at, tries, max_tries, provider, provider_message_id, error_code, created_at, accepted_at, finished_at,
+    updated_at)
 SELECT gen_random_uuid(), t.issuer_id, NULL, t.acs_trans_id, 'otp', '+819012345678', '+81 ••• •••• 5678', '',
-       d.status, '', NULL, NULL, d.tries, CASE WHEN d.status = 'failed' THEN '' ELSE d.provider END,
+       d.status, '', NULL, NULL, d.tries, 12, CASE WHEN d.status = 'failed' THEN '' ELSE d.provider END,
        CASE WHEN d.status = 'failed' THEN '' ELSE 'SM' || md5(random()::text) END,
        CASE WHEN d.status IN ('failed', 'undelivered') THEN '30003' ELSE '' END,
        d.created_at, CASE WHEN d.status = 'failed' THEN NULL ELSE d.created_at + d.latency END,
@@ -151,17 +152,17 @@ WHERE c.method = 'sms_otp'
 """),
     ("sms attempts", """
 INSERT INTO sms_smsattempt (
-    delivery_id, provider_role, provider, account_sid, try_number, state, provider_message_id, provider_status,
-    error_code, error_message, started_at, finished_at, duration_ms, celery_task_id, callback_token)
-SELECT d.id, split_part(d.provider_or_primary, ':', 1), 'twilio', 'AC' || repeat('0', 32), n,
-       CASE WHEN n < d.claims THEN 'failed_transient' WHEN d.status = 'failed' THEN 'failed_permanent' ELSE 'succeeded' END,
-       CASE WHEN n < d.claims OR d.status = 'failed' THEN '' ELSE d.provider_message_id END,
-       CASE WHEN n < d.claims OR d.status = 'failed' THEN '' ELSE d.status END,
-       CASE WHEN n < d.claims THEN '20500' WHEN d.status = 'failed' THEN '21614' ELSE '' END, '',
+    delivery_id, number, provider_role, provider, account_sid, try_number, state, provider_message_id, provider_status,
+    error_code, error_message, started_at, finished_at, duration_ms, task_id, callback_token, response_excerpt)
+SELECT d.id, n, split_part(d.provider_or_primary, ':', 1), 'twilio', 'AC' || repeat('0', 32), n,
+       CASE WHEN n < d.tries THEN 'failed_transient' WHEN d.status = 'failed' THEN 'failed_permanent' ELSE 'succeeded' END,
+       CASE WHEN n < d.tries OR d.status = 'failed' THEN '' ELSE d.provider_message_id END,
+       CASE WHEN n < d.tries OR d.status = 'failed' THEN '' ELSE d.status END,
+       CASE WHEN n < d.tries THEN '20500' WHEN d.status = 'failed' THEN '21614' ELSE '' END, '',
        d.created_at + (n - 1) * interval '2 seconds', d.created_at + (n - 1) * interval '2 seconds' + dur,
-       (extract(epoch FROM dur) * 1000)::int, '', md5(d.id::text || n::text)
+       (extract(epoch FROM dur) * 1000)::int, '', md5(d.id::text || n::text), ''
 FROM (SELECT *, CASE WHEN provider = '' THEN 'primary:twilio' ELSE provider END AS provider_or_primary FROM sms_smsdelivery) d
-CROSS JOIN LATERAL generate_series(1, d.claims) n
+CROSS JOIN LATERAL generate_series(1, d.tries) n
 -- "+ 0 * n" correlates the subquery with the row: without it random() is drawn once for all rows.
 CROSS JOIN LATERAL (SELECT (120 + power(random(), 3) * 2500 + 0 * n) * interval '1 millisecond' AS dur) x
 """),
@@ -173,9 +174,10 @@ SELECT acs_trans_id, issuer_id, ds_url, jsonb_build_object('messageType', 'RReq'
 FROM threeds_transaction WHERE ares_trans_status = 'C' AND trans_status <> ''
 """),
     ("rreq attempts", """
-INSERT INTO threeds_rreqattempt (delivery_id, number, started_at, duration_ms, status_code, results_status, error,
-                                 error_class, response_excerpt, task_id)
-SELECT id, 1, created_at, (20 + random() * 200)::int, 200, '01', '', '', '', '' FROM threeds_rreqdelivery
+INSERT INTO threeds_rreqattempt (delivery_id, number, state, started_at, finished_at, duration_ms, status_code,
+                                 results_status, error_code, error_message, error_class, response_excerpt, task_id)
+SELECT id, 1, 'succeeded', created_at, finished_at, (20 + random() * 200)::int, 200, '01', '', '', '', '', ''
+FROM threeds_rreqdelivery
 """),
     ("audit events", """
 INSERT INTO audit_auditevent (issuer_id, acs_trans_id, kind, actor, object_type, object_id, data, created_at)

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "apps.cards",
     "apps.audit",
     "apps.otp",
+    "apps.delivery",
     "apps.sms",
     "apps.webhooks",
     "apps.threeds",
@@ -302,6 +303,9 @@ CELERY_TASK_ROUTES = {
     "webhooks.*": {"queue": "webhooks"},
     "timeouts.*": {"queue": "timeouts"},
     "push.*": {"queue": "push"},
+    "rreq.*": {"queue": "rreq"},
+    # The delivery sweep beside the challenge timeouts: short, frequent, never behind a backlog.
+    "delivery.*": {"queue": "timeouts"},
 }
 # Redis redelivers an unacknowledged task after this long; every retry delay stays below it.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
@@ -315,11 +319,11 @@ CELERY_BEAT_SCHEDULE = {
     "otp-expire-codes": {"task": "timeouts.otp_expire_codes", "schedule": 15.0},
     # First-CReq (30 s) and whole-challenge (600 s) deadlines: checked every 5 s.
     "challenge-timeouts": {"task": "timeouts.challenges", "schedule": 5.0},
-    "rreq-resume-stalled": {"task": "webhooks.rreq_resume_stalled", "schedule": 60.0},
-    # Re-queues SMS whose task was lost and wipes bodies past their retention.
+    # Every outbound channel (SMS, push, webhooks, RReq): wakes deliveries whose wake-up was lost
+    # or whose worker died (lease lapsed). apps.delivery.engine.
+    "delivery-sweep": {"task": "delivery.sweep", "schedule": float(os.environ.get("DELIVERY_SWEEP_SECONDS", "3"))},
+    # Wipes SMS bodies past their retention.
     "sms-maintenance": {"task": "sms.maintenance", "schedule": 300.0},
-    # Deliveries whose task was lost (broker restart, killed worker) are picked up again.
-    "webhooks-resume-stalled": {"task": "webhooks.resume_stalled", "schedule": 60.0},
     "webhooks-wipe-payloads": {"task": "webhooks.wipe_payloads", "schedule": 3600.0},
     # Pushes whose task was lost or whose worker died; undeliverable pushes not yet reported to OOB.
     "push-resume-stalled": {"task": "push.resume_stalled", "schedule": 15.0},
@@ -356,6 +360,9 @@ OUTBOUND_MAX_TRIES = envint("OUTBOUND_MAX_TRIES", 6)
 OUTBOUND_BACKOFF_BASE_SECONDS = float(os.environ.get("OUTBOUND_BACKOFF_BASE_SECONDS", "2"))
 OUTBOUND_BACKOFF_MAX_SECONDS = float(os.environ.get("OUTBOUND_BACKOFF_MAX_SECONDS", "300"))
 OUTBOUND_HTTP_TIMEOUT_SECONDS = float(os.environ.get("OUTBOUND_HTTP_TIMEOUT_SECONDS", "5"))
+# The delivery sweep wakes a pending delivery only this long after it was due, so that a wake-up
+# on its way is not doubled (a doubled one would be harmless, only wasted).
+DELIVERY_SWEEP_GRACE_SECONDS = float(os.environ.get("DELIVERY_SWEEP_GRACE_SECONDS", "2"))
 # Trust at the edges (SPEC §4, apps.core.outbound_guard). The DS endpoints an AReq's dsURL may
 # name: URL prefixes, comma-separated, a port of `*` for any port. Empty refuses every AReq
 # (Erro 303; `check --deploy` says so); development defaults to the local simulator's address.

@@ -171,7 +171,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, twilio_s
     log = open(log_path, "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "issuer_portal", "worker", "-n", node,
-         "-Q", "default,sms,webhooks,timeouts,push", "-c", "2", "--pool", "prefork",
+         "-Q", "default,sms,webhooks,rreq,timeouts,push", "-c", "2", "--pool", "prefork",
          "--without-gossip", "--without-mingle", "-l", "INFO"],
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )

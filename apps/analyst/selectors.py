@@ -396,7 +396,7 @@ def transaction_timeline(*, tx: Transaction) -> list[TimelineEntry]:
             entries.append(TimelineEntry(
                 a.started_at, "rreq try", f"RReq try {a.number} — HTTP {a.status_code or 'no answer'}"
                 + (f", RRes resultsStatus {a.results_status}" if a.results_status else ""),
-                _details(error=a.error or a.error_class, duration=_ms(a.duration_ms)), "ok" if ok else "fail", 2,
+                _details(error=a.error_message or a.error_class, duration=_ms(a.duration_ms)), "ok" if ok else "fail", 2,
             ))
 
     entries.sort(key=lambda e: (e.at, e.order))

@@ -28,6 +28,7 @@ from apps.devices.models import Device
 from apps.push.models import PushAttempt, PushDelivery
 from apps.push.providers import PermanentPushError, PushError, PushResult, TransientPushError, push_provider
 from apps.push.selectors import push_deliveries_due_ids
+from apps.push.signals import push_undeliverable
 
 logger = logging.getLogger(__name__)
 
@@ -286,9 +287,8 @@ def _record_try(
 
 def _report_undeliverable(delivery_id) -> None:
     """Tell the OOB flow, once, that this device cannot be reached (it decides about the SMS
-    fallback). The report and its record commit together; if the report fails, beat retries."""
-    from apps.oob.services import oob_push_undeliverable
-
+    fallback) through the push_undeliverable signal. The report and its record commit together;
+    if the report fails, beat retries."""
     with transaction.atomic():
         delivery = (
             PushDelivery.objects.select_for_update()
@@ -297,7 +297,8 @@ def _report_undeliverable(delivery_id) -> None:
         )
         if delivery is None:
             return
-        oob_push_undeliverable(
+        push_undeliverable.send(
+            sender=PushDelivery,
             acs_trans_id=delivery.acs_trans_id,
             device_id=delivery.device_id,
             reason="push_rate_limited" if delivery.status == PushDelivery.REFUSED else "push_failed",

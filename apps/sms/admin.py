@@ -20,7 +20,7 @@ class SmsAttemptInline(ReadOnlyAdminMixin, IssuerScopedTabularInline):
     issuer_field = "delivery__issuer"
     fields = [
         "provider_role", "provider", "try_number", "state", "provider_message_id", "provider_status",
-        "error_code", "error_message", "started_at", "finished_at", "duration_ms", "celery_task_id",
+        "error_code", "error_message", "started_at", "finished_at", "duration_ms", "task_id",
     ]
     readonly_fields = fields
     extra = 0
@@ -35,7 +35,8 @@ class SmsDeliveryAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
     search_help_text = "Delivery id, acsTransID or provider message id."
     fields = [
         "id", "issuer", "masked_to", "sender_id", "purpose", "acs_trans_id", "otp_code", "status", "provider",
-        "provider_message_id", "error_code", "created_at", "accepted_at", "finished_at", "next_attempt_at",
+        "provider_message_id", "error_code", "tries", "max_tries", "created_at", "accepted_at", "finished_at",
+        "next_attempt_at", "lease_expires_at",
     ]
     readonly_fields = fields
     inlines = [SmsAttemptInline]
@@ -43,10 +44,6 @@ class SmsDeliveryAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("attempts")
-
-    @admin.display(description="Tries")
-    def tries(self, obj) -> int:
-        return len(obj.attempts.all())
 
 
 class SmsProviderConfigForm(ServiceModelForm):

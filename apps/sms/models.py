@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.core.crypto import Sealed, seal, unseal
+from apps.delivery.models import OutboundAttempt, OutboundDelivery
 
 TWILIO, CONSOLE, FILE = "twilio", "console", "file"
 BACKENDS = [(TWILIO, "Twilio"), (CONSOLE, "Console (development)"), (FILE, "File (JSON lines, demos and tests)")]
@@ -49,8 +50,10 @@ class SmsProviderConfig(models.Model):
         return unseal(Sealed(self.auth_token_key_id, bytes(self.auth_token_blob)), context=self._token_context())
 
 
-class SmsDelivery(models.Model):
-    """One logical SMS. A resend is a new delivery; each try to a provider is an SmsAttempt."""
+class SmsDelivery(OutboundDelivery):
+    """One logical SMS on the delivery engine (apps.delivery): a resend is a new delivery; each
+    try to a provider is an SmsAttempt. `tries` counts the claims over both providers; each
+    provider gets OUTBOUND_MAX_TRIES of them."""
 
     PENDING, CANCELLED = "pending", "cancelled"
     # Provider statuses (Twilio's words), in the order they can happen.
@@ -78,11 +81,6 @@ class SmsDelivery(models.Model):
     # Encrypted {"body", "secret"}; NULL once no provider will need it again.
     body_key_id = models.CharField(max_length=32, blank=True, editable=False)
     body_blob = models.BinaryField(null=True, editable=False)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    # Tries claimed so far. Every claim adds one while it holds the row, so "claims = 0" in a
-    # claim's own UPDATE means "first try", checked on the newest row version: the first try
-    # needs no read beforehand.
-    claims = models.PositiveIntegerField(default=0, editable=False)
     provider = models.CharField(max_length=20, blank=True, help_text="role:backend that accepted the message")
     # Found by equality only (sms_delivery_message_id_idx): no LIKE twin index.
     provider_message_id = models.CharField(max_length=64, blank=True)
@@ -101,6 +99,8 @@ class SmsDelivery(models.Model):
             models.Index(fields=["provider_message_id"], name="sms_delivery_message_id_idx"),
             # The clean-up scans only rows that still hold a body.
             models.Index(fields=["created_at"], condition=Q(body_blob__isnull=False), name="sms_delivery_with_body_idx"),
+            # The delivery sweep reads only pending rows.
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="sms_delivery_due_idx"),
         ]
 
     def __str__(self) -> str:
@@ -119,12 +119,8 @@ class SmsDelivery(models.Model):
         return unseal(Sealed(self.body_key_id, bytes(self.body_blob)), context=self.body_context())
 
 
-class SmsAttempt(models.Model):
+class SmsAttempt(OutboundAttempt):
     """One try with one provider, recorded before the call (claimed) and after it."""
-
-    CLAIMED, SUCCEEDED = "claimed", "succeeded"
-    FAILED_TRANSIENT, FAILED_PERMANENT, INTERRUPTED = "failed_transient", "failed_permanent", "interrupted"
-    STATES = [(s, s) for s in (CLAIMED, SUCCEEDED, FAILED_TRANSIENT, FAILED_PERMANENT, INTERRUPTED)]
 
     # Indexed by sms_attempt_try_uniq, which starts with it.
     delivery = models.ForeignKey(SmsDelivery, on_delete=models.CASCADE, related_name="attempts", db_index=False)
@@ -132,17 +128,10 @@ class SmsAttempt(models.Model):
     provider = models.CharField(max_length=10, choices=BACKENDS)
     account_sid = models.CharField(max_length=34, blank=True)
     try_number = models.PositiveSmallIntegerField(help_text="1, 2, … per provider role")
-    state = models.CharField(max_length=20, choices=STATES, default=CLAIMED)
     # Not indexed: a try is found by its callback token; the delivery carries the accepted id.
     # Without an index on it, recording the outcome can update the row in place (HOT).
     provider_message_id = models.CharField(max_length=64, blank=True)
     provider_status = models.CharField(max_length=20, blank=True)
-    error_code = models.CharField(max_length=32, blank=True)
-    error_message = models.CharField(max_length=255, blank=True, help_text="Scrubbed.")
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    celery_task_id = models.CharField(max_length=64, blank=True)
     # In the status-callback URL: only the provider that got this try knows it. Unique through a
     # constraint, not unique=True, which on PostgreSQL adds a LIKE twin index nothing uses.
     callback_token = models.CharField(max_length=64, editable=False)

@@ -7,44 +7,27 @@ delivery id as associated data, wiped once no provider will need it, never in a 
 
 import json
 import logging
-import random
 import re
-import time
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 import phonenumbers
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.audit import services as audit_services
 from apps.audit.services import audit_record
-from apps.core import sql as core_sql
 from apps.core.crypto import new_token
 from apps.core.exceptions import ApplicationError
-from apps.core.logging import scrub, sensitive
-from apps.otp.models import OtpCode
-from apps.sms.models import BACKENDS, PRIMARY, TWILIO, SmsAttempt, SmsDelivery, SmsProviderConfig
-from apps.sms.selectors import sms_deliveries_overdue_ids
-from apps.sms.providers import (
-    PermanentSmsError,
-    SendResult,
-    SmsError,
-    SmsProvider,
-    TransientSmsError,
-    provider_for,
-    provider_from_config,
-    provider_from_settings,
-    providers_for,
-)
+from apps.core.logging import scrub
+from apps.delivery import engine
+from apps.sms.models import TWILIO, SmsAttempt, SmsDelivery, SmsProviderConfig
+from apps.sms.providers import PermanentSmsError, SmsError, SmsProvider, provider_for, providers_for
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "system:sms"
-BACKEND_NAMES = tuple(name for name, _ in BACKENDS)
 # An OTP lives at most 10 minutes: a body older than this is never worth sending.
 BODY_RETENTION = timedelta(hours=1)
 
@@ -76,7 +59,8 @@ def sms_delivery_create(
     acs_trans_id=None,
     purpose: str = "otp",
 ) -> SmsDelivery:
-    """Record an SMS to send and enqueue `sms.send` once the caller's transaction commits.
+    """Record an SMS to send (one INSERT, in the caller's transaction: the outbox) and wake the
+    `sms.send` task once that transaction commits.
 
     `secret` (the OTP) is kept with the body so the worker can keep it out of every log line."""
     if not body:
@@ -90,236 +74,145 @@ def sms_delivery_create(
         purpose=purpose,
         otp_code=otp_code,
         acs_trans_id=acs_trans_id,
+        next_attempt_at=timezone.now(),
+        # Each provider (primary, fallback) gets OUTBOUND_MAX_TRIES tries.
+        max_tries=2 * settings.OUTBOUND_MAX_TRIES,
     )
     delivery.seal_body(json.dumps({"body": body, "secret": secret}))
     delivery.save()
-    delivery_id = str(delivery.pk)
+    delivery_id = delivery.pk
     transaction.on_commit(lambda: sms_delivery_enqueue(delivery_id=delivery_id))
     return delivery
 
 
-def sms_delivery_enqueue(*, delivery_id: str) -> None:
-    from apps.sms.tasks import sms_send
-
-    try:
-        sms_send.delay(delivery_id)  # the id only: never the body, code or number
-    except Exception:
-        # Committed already: the caller must not fail now. The row stays pending and
-        # sms_deliveries_resume enqueues it again.
-        logger.exception("Could not enqueue SMS delivery %s; it will be resumed", delivery_id)
+def sms_delivery_enqueue(*, delivery_id) -> None:
+    """Wake the sender for this delivery (the id only: never the body, code or number)."""
+    engine.wake(SMS_CHANNEL, delivery_id)
 
 
-# ---------------------------------------------------------------- sending
-
-
-def claim_lease_seconds() -> float:
-    """How long a claimed try may still be in flight: one connect and one read timeout, plus margin.
-    Past that, whoever claimed it is gone."""
-    return settings.OUTBOUND_HTTP_TIMEOUT_SECONDS * 2 + 5
-
-
-def _below_visibility_timeout(seconds: float) -> float:
-    # Redis hands a task with a countdown to a worker at once and redelivers it if it is not
-    # acknowledged within the visibility timeout: every wait stays well below it.
-    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
-    return max(0.0, min(seconds, visibility / 2))
-
-
-def backoff_seconds(tries_done: int) -> float:
-    """Exponential backoff with jitter (half fixed, half random), capped."""
-    ceiling = min(settings.OUTBOUND_BACKOFF_MAX_SECONDS, settings.OUTBOUND_BACKOFF_BASE_SECONDS * 2 ** max(0, tries_done - 1))
-    return _below_visibility_timeout(random.uniform(ceiling / 2, ceiling))
+# ---------------------------------------------------------------- the SMS channel
 
 
 @dataclass(frozen=True)
-class _Claim:
-    """A claimed try and everything sending and recording it needs, read once."""
+class _Job:
+    """One claimed try: the provider, its role and try number, and the decrypted message."""
 
-    delivery_id: uuid.UUID
-    to: str
-    sender_id: str
-    masked_to: str
-    purpose: str
-    attempt_id: int
     role: str
+    provider: SmsProvider
     try_number: int
     callback_token: str
-    provider: SmsProvider
     message: dict
+    has_next_provider: bool
 
 
-# Returned by the fast path for anything but the common case: the general path decides.
-_GENERAL = object()
+class SmsChannel(engine.Channel):
+    """SMS on the delivery engine: the primary provider OUTBOUND_MAX_TRIES times, then the
+    fallback. Twilio's errors are classified in apps.sms.providers (5xx and 429 transient, any
+    other 4xx permanent; an invalid number permanent for every provider)."""
 
+    name = "sms"
+    delivery_model = SmsDelivery
+    attempt_model = SmsAttempt
+    related = ("otp_code", "issuer")
+    succeeded_status = SmsDelivery.QUEUED
+    failed_status = SmsDelivery.FAILED
 
-def sms_delivery_send(*, delivery_id, task_id: str = "") -> float | None:
-    """Make the next try of a delivery. Returns the seconds to wait before calling again, or None
-    when nothing is left to do. Safe to call again after a crash or twice at once: a try is
-    claimed in the database first, and a delivery a provider accepted is never sent again."""
-    claim = _claim_first_try(delivery_id, task_id) if _fast_sql() else _GENERAL
-    if claim is _GENERAL:
-        claim = _claim_next_try(delivery_id, task_id)
-    if not isinstance(claim, _Claim):
-        return claim
-    with sensitive(claim.message["body"], claim.message.get("secret")):
-        return _make_try(claim)
+    def task(self):
+        from apps.sms.tasks import sms_send
 
+        return sms_send
 
-def _fast_sql() -> bool:
-    # The fast path's statements (UPDATE inside WITH, FOR UPDATE in a CTE) are PostgreSQL's;
-    # elsewhere (SQLite in development and tests) the general path does everything.
-    return connection.vendor == "postgresql"
-
-
-# ---------------------------------------------------------------- fast path: the first try
-#
-# Nearly every SMS goes out at its first try. On PostgreSQL that case is one statement claiming
-# the try (in autocommit), the provider call, then one statement recording the outcome, instead
-# of two ORM transactions of seven round trips each. The general path below keeps every rule in
-# plain ORM code and handles everything else: retries, interrupted tries, dead codes, expired
-# bodies, the fallback provider, and any claim that lost a race.
-
-# One statement: the delivery row is locked and counted as claimed only if this is its first
-# claim (claims = 0) and it still needs one (pending, no retry scheduled, body kept, code alive);
-# READ COMMITTED re-checks that on the newest row version once the lock is free, so a claim,
-# cancel or purge committed meanwhile makes it match nothing. Then the primary provider's try 1
-# is inserted, with the issuer's active primary row if there is one, else the settings'
-# provider (passed in). The answer is the delivery, the provider row and the try's id; no row,
-# or no try id, means the general path decides.
-_FIRST_TRY_CLAIM = """
-WITH delivery AS (
-    UPDATE sms_smsdelivery d SET claims = d.claims + 1, updated_at = %(now)s
-    WHERE d.id = %(delivery_id)s AND d.claims = 0 AND d.status = %(pending)s AND d.next_attempt_at IS NULL
-      AND d.body_blob IS NOT NULL
-      AND (d.otp_code_id IS NULL OR EXISTS (
-          SELECT 1 FROM otp_otpcode c WHERE c.id = d.otp_code_id AND c.state = %(code_active)s AND c.expires_at > %(now)s))
-    RETURNING d.id, d.issuer_id, d."to", d.sender_id, d.masked_to, d.purpose, d.body_key_id, d.body_blob
-), provider AS (
-    SELECT delivery.*, p.id AS config_id, p.backend, p.account_sid, p.auth_token_key_id, p.auth_token_blob,
-           p.from_number, p.messaging_service_sid
-    FROM delivery
-    LEFT JOIN sms_smsproviderconfig p ON p.issuer_id = delivery.issuer_id AND p.role = %(primary)s AND p.is_active
-), attempt AS (
-    INSERT INTO sms_smsattempt (delivery_id, provider_role, provider, account_sid, try_number, state,
-                                provider_message_id, provider_status, error_code, error_message, started_at,
-                                celery_task_id, callback_token)
-    SELECT id, %(primary)s, COALESCE(backend, %(default_backend)s),
-           CASE WHEN config_id IS NULL THEN %(default_account_sid)s WHEN backend = %(twilio)s THEN account_sid ELSE '' END,
-           1, %(claimed)s, '', '', '', '', %(now)s, %(task_id)s, %(token)s
-    FROM provider
-    WHERE CASE WHEN config_id IS NULL THEN %(default_backend)s <> '' ELSE backend = ANY(%(backends)s) END
-    ON CONFLICT DO NOTHING
-    RETURNING id
-)
-SELECT provider.*, (SELECT id FROM attempt) FROM provider
-"""
-
-
-def _execute(sql: str, params: dict) -> list[tuple]:
-    # Prepared once per connection (PostgreSQL parses and plans these CTEs once, not per SMS).
-    with core_sql.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _claim_first_try(delivery_id, task_id: str) -> "_Claim | object":
-    """Claim the first try of a pending delivery, or say that the general path must decide."""
-    try:
-        delivery_id = uuid.UUID(str(delivery_id))
-    except ValueError:
-        return _GENERAL  # not an id: the ORM refuses it as it always did (not a database error to retry)
-    default = provider_from_settings(PRIMARY)
-    token = new_token(24)
-    rows = _execute(_FIRST_TRY_CLAIM, {
-        "delivery_id": delivery_id, "pending": SmsDelivery.PENDING, "code_active": OtpCode.ACTIVE,
-        "now": timezone.now(), "primary": PRIMARY, "twilio": TWILIO, "backends": list(BACKEND_NAMES),
-        "default_backend": default.name if default is not None else "",
-        "default_account_sid": default.account_sid if default is not None else "",
-        "claimed": SmsAttempt.CLAIMED, "task_id": task_id or "", "token": token,
-    })
-    if not rows or rows[0][-1] is None:
-        # Not pending, not a first try, or no primary provider: nothing was sent or claimed
-        # (at most the claim count went up, which only keeps this path away from the row).
-        return _GENERAL
-    (pk, issuer_id, to, sender_id, masked_to, purpose, body_key_id, body_blob,
-     config_id, backend, account_sid, key_id, blob, from_number, service_sid, attempt_id) = rows[0]
-    if config_id is None:
-        provider = default
-    else:
-        provider = provider_from_config(SmsProviderConfig(
-            issuer_id=issuer_id, role=PRIMARY, backend=backend, account_sid=account_sid, auth_token_key_id=key_id,
-            auth_token_blob=blob, from_number=from_number, messaging_service_sid=service_sid,
-        ))
-    message = json.loads(SmsDelivery(id=pk, body_key_id=body_key_id, body_blob=body_blob).unseal_body())
-    return _Claim(
-        delivery_id=pk, to=to, sender_id=sender_id, masked_to=masked_to, purpose=purpose,
-        attempt_id=attempt_id, role=PRIMARY, try_number=1, callback_token=token, provider=provider, message=message,
-    )
-
-
-# ---------------------------------------------------------------- general path
-
-
-def _claim_next_try(delivery_id, task_id: str) -> "_Claim | float | None":
-    now = timezone.now()
-    with transaction.atomic():
-        delivery = SmsDelivery.objects.select_for_update(of=("self",)).select_related("otp_code", "issuer").filter(pk=delivery_id).first()
-        if delivery is None or delivery.status != SmsDelivery.PENDING:
-            return None  # done already (e.g. a redelivered task after success)
-        if delivery.next_attempt_at and delivery.next_attempt_at > now:
-            return _below_visibility_timeout((delivery.next_attempt_at - now).total_seconds())
-
-        attempts = list(delivery.attempts.all())
-        for attempt in attempts:
-            if attempt.state != SmsAttempt.CLAIMED:
-                continue
-            age = (now - attempt.started_at).total_seconds()
-            if age < claim_lease_seconds():
-                return _below_visibility_timeout(claim_lease_seconds() - age + 0.1)  # maybe still in flight
-            attempt.state, attempt.finished_at = SmsAttempt.INTERRUPTED, now
-            attempt.error_code, attempt.error_message = "interrupted", "The worker stopped before the provider answered."
-            attempt.save(update_fields=["state", "finished_at", "error_code", "error_message"])
-
+    def prepare(self, delivery: SmsDelivery, number: int):
+        now = timezone.now()
         if _otp_is_dead(delivery, now):
-            _finish(delivery, SmsDelivery.CANCELLED, error_code="otp_inactive", attempts=attempts)
-            return None
+            return engine.End(SmsDelivery.CANCELLED, "otp_inactive")
         sealed = delivery.unseal_body()
         if sealed is None:
-            _finish(delivery, SmsDelivery.FAILED, error_code="expired", attempts=attempts)
-            return None
-
-        for role, provider in providers_for(issuer_id=delivery.issuer_id):
+            return engine.End(SmsDelivery.FAILED, "expired")
+        # The first try needs no look at earlier ones: there are none.
+        attempts = list(delivery.attempts.all()) if number > 1 else []
+        chain = providers_for(issuer_id=delivery.issuer_id)
+        for index, (role, provider) in enumerate(chain):
             tries = [a for a in attempts if a.provider_role == role]
             if len(tries) >= settings.OUTBOUND_MAX_TRIES or any(a.state == SmsAttempt.FAILED_PERMANENT for a in tries):
                 continue  # this provider gave up
-            try:
-                with transaction.atomic():
-                    attempt = SmsAttempt.objects.create(
-                        delivery=delivery,
-                        provider_role=role,
-                        provider=provider.name,
-                        account_sid=provider.account_sid,
-                        try_number=len(tries) + 1,
-                        state=SmsAttempt.CLAIMED,
-                        started_at=now,
-                        celery_task_id=task_id or "",
-                        callback_token=new_token(24),
-                    )
-            except IntegrityError:
-                return _below_visibility_timeout(claim_lease_seconds())  # claimed by someone else just now
-            # Every claim counts itself on the delivery row (locked above): the first-try claim
-            # then finds claims > 0 and gives way.
-            delivery.claims += 1
-            delivery.save(update_fields=["claims", "updated_at"])
-            return _Claim(
-                delivery_id=delivery.pk, to=delivery.to, sender_id=delivery.sender_id, masked_to=delivery.masked_to,
-                purpose=delivery.purpose, attempt_id=attempt.pk, role=role, try_number=attempt.try_number,
-                callback_token=attempt.callback_token, provider=provider, message=json.loads(sealed),
-            )
-
+            return _Job(role=role, provider=provider, try_number=len(tries) + 1, callback_token=new_token(24),
+                        message=json.loads(sealed), has_next_provider=index + 1 < len(chain))
         last_error = next((a.error_code for a in reversed(attempts) if a.error_code), "") or "no_provider"
-        _finish(delivery, SmsDelivery.FAILED, error_code=last_error, attempts=attempts)
-        return None
+        return engine.End(SmsDelivery.FAILED, last_error)
+
+    def attempt_fields(self, delivery, job: _Job) -> dict:
+        return {"provider_role": job.role, "provider": job.provider.name, "account_sid": job.provider.account_sid,
+                "try_number": job.try_number, "callback_token": job.callback_token}
+
+    def sensitive_values(self, job: _Job) -> tuple:
+        return (job.message["body"], job.message.get("secret"))
+
+    def send(self, delivery: SmsDelivery, job: _Job) -> engine.Outcome:
+        provider = job.provider
+        try:
+            result = provider.send(
+                to=delivery.to,
+                body=job.message["body"],
+                sender=delivery.sender_id,
+                status_callback=_callback_url(job.callback_token) if provider.name == TWILIO else "",
+                reference=str(delivery.pk),
+            )
+        except SmsError as error:
+            permanent = isinstance(error, PermanentSmsError)
+            return engine.Outcome(
+                engine.PERMANENT if permanent else engine.TRANSIENT, error_code=error.code,
+                error_message=scrub(error.message), final=permanent and error.recipient,
+            )
+        return engine.Outcome(engine.SUCCESS, attempt_fields={"provider_message_id": result.message_id,
+                                                              "provider_status": result.status})
+
+    def next_step(self, delivery, job: _Job, outcome: engine.Outcome) -> str:
+        if outcome.final:
+            return engine.FAIL  # the number itself is refused: no provider will do better
+        if outcome.kind == engine.TRANSIENT and job.try_number < settings.OUTBOUND_MAX_TRIES:
+            return engine.RETRY
+        # This provider gave up: straight on to the fallback, if there is one.
+        return engine.NEXT if job.has_next_provider else engine.FAIL
+
+    def success_fields(self, delivery, job: _Job, outcome: engine.Outcome, now) -> dict:
+        message_id, status = outcome.attempt_fields["provider_message_id"], outcome.attempt_fields["provider_status"]
+        status = _normalise_status(status)
+        status = status if _rank(status) > 0 else SmsDelivery.QUEUED
+        fields = {"status": status, "provider": f"{job.role}:{job.provider.name}", "provider_message_id": message_id,
+                  "accepted_at": now, "error_code": "", "body_key_id": "", "body_blob": None}
+        if status in SmsDelivery.FINAL:
+            fields["finished_at"] = now
+        return fields
+
+    def end_fields(self, delivery, status: str, error_code: str, error_message: str, now, outcome=None) -> dict:
+        # No provider will send it: final status, body wiped, and the reason on the record.
+        return {"status": status, "error_code": (error_code or status)[:32], "finished_at": now,
+                "body_key_id": "", "body_blob": None}
+
+    def ended(self, delivery: SmsDelivery, status: str, data: dict) -> None:
+        audit = _audit_data(delivery)
+        if status in (SmsDelivery.FAILED, SmsDelivery.CANCELLED):
+            audit.update(error_code=delivery.error_code, tries=data["tries"])
+            kind = f"sms.{status}"
+        else:
+            audit.update({"provider": delivery.provider, "message_id": delivery.provider_message_id, "try": data["tries"]})
+            kind = "sms.sent"
+        audit_record(issuer=delivery.issuer, kind=kind, actor=ACTOR, acs_trans_id=delivery.acs_trans_id,
+                     obj=delivery, data=audit)
+
+    def lease_seconds(self) -> float:
+        # One connect and one read timeout of the Twilio client, plus margin.
+        return 2 * settings.OUTBOUND_HTTP_TIMEOUT_SECONDS + 2
+
+
+SMS_CHANNEL = SmsChannel()
+
+
+def sms_delivery_send(*, delivery_id, task_id: str = "") -> float | None:
+    """Make the next try of a delivery (apps.delivery.engine.deliver). Returns the seconds to wait
+    before calling again, or None when nothing is left to do."""
+    return engine.deliver(SMS_CHANNEL, delivery_id, task_id=task_id)
 
 
 def _otp_is_dead(delivery: SmsDelivery, now) -> bool:
@@ -332,152 +225,8 @@ def _callback_url(token: str) -> str:
     return settings.PUBLIC_BASE_URL + reverse("sms:twilio-status", args=[token])
 
 
-def _make_try(claim: _Claim) -> float | None:
-    provider = claim.provider
-    started = time.monotonic()
-    error: SmsError | None = None
-    result = None
-    try:
-        result = provider.send(
-            to=claim.to,
-            body=claim.message["body"],
-            sender=claim.sender_id,
-            status_callback=_callback_url(claim.callback_token) if provider.name == TWILIO else "",
-            reference=str(claim.delivery_id),
-        )
-    except SmsError as exc:
-        error = exc
-    except Exception as exc:  # an adapter bug counts as a failed try, bounded like any other
-        logger.exception("SMS provider %s crashed", provider.name)
-        error = TransientSmsError(f"Internal error: {exc.__class__.__name__}", code="internal")
-    duration_ms = int((time.monotonic() - started) * 1000)
-    logger.info(
-        "SMS delivery %s %s try %d via %s: %s",
-        claim.delivery_id, claim.role, claim.try_number, provider.name,
-        "accepted" if error is None else f"{error.__class__.__name__} {error.code}",
-    )
-    if error is None:
-        return _record_success(claim, result, duration_ms)
-    return _record_failure(claim, error, duration_ms)
-
-
-# One statement: the delivery row locked first, then the attempt (every writer of both takes
-# them in this order), the delivery accepted if still pending, and the audit event written only
-# if it was. The attempt is recorded even if the try was meanwhile declared interrupted: the
-# provider accepted it.
-_RECORD_SUCCESS = """
-WITH delivery AS (
-    SELECT id FROM sms_smsdelivery WHERE id = %(delivery_id)s FOR UPDATE
-), attempt AS (
-    UPDATE sms_smsattempt SET state = %(succeeded)s, provider_message_id = %(message_id)s,
-        provider_status = %(provider_status)s, finished_at = %(now)s, duration_ms = %(duration_ms)s,
-        error_code = '', error_message = ''
-    FROM delivery WHERE sms_smsattempt.id = %(attempt_id)s
-), accepted AS (
-    UPDATE sms_smsdelivery d SET status = %(status)s, provider = %(provider)s, provider_message_id = %(message_id)s,
-        accepted_at = %(now)s, next_attempt_at = NULL, error_code = '',
-        finished_at = COALESCE(%(finished_at)s, d.finished_at), body_key_id = '', body_blob = NULL,
-        updated_at = %(now)s
-    FROM delivery WHERE d.id = delivery.id AND d.status = %(pending)s
-    RETURNING d.issuer_id, d.acs_trans_id
-)
-INSERT INTO audit_auditevent (issuer_id, acs_trans_id, kind, actor, object_type, object_id, data, created_at)
-SELECT issuer_id, acs_trans_id, %(kind)s, %(actor)s, %(object_type)s, %(object_id)s, %(data)s::jsonb, %(now)s
-FROM accepted
-"""
-
-
-def _record_success(claim: _Claim, result: SendResult, duration_ms: int) -> None:
-    now = timezone.now()
-    status = _normalise_status(result.status)
-    status = status if _rank(status) > 0 else SmsDelivery.QUEUED
-    finished_at = now if status in SmsDelivery.FINAL else None
-    provider = f"{claim.role}:{claim.provider.name}"
-    audit_data = {
-        "delivery": str(claim.delivery_id), "to": claim.masked_to, "purpose": claim.purpose, "status": status,
-        "provider": provider, "message_id": result.message_id, "try": claim.try_number,
-    }
-    if _fast_sql():
-        _execute(_RECORD_SUCCESS, {
-            "delivery_id": claim.delivery_id, "attempt_id": claim.attempt_id, "now": now,
-            "succeeded": SmsAttempt.SUCCEEDED, "message_id": result.message_id,
-            "provider_status": result.status, "duration_ms": duration_ms,
-            "pending": SmsDelivery.PENDING, "status": status, "provider": provider, "finished_at": finished_at,
-            "kind": "sms.sent", "actor": ACTOR, "object_type": SmsDelivery._meta.label_lower,
-            "object_id": str(claim.delivery_id), "data": json.dumps(_audit_clean(audit_data)),
-        })
-        return None
-
-    with transaction.atomic():
-        delivery = SmsDelivery.objects.select_for_update(of=("self",)).select_related("issuer").get(pk=claim.delivery_id)
-        SmsAttempt.objects.filter(pk=claim.attempt_id).update(
-            state=SmsAttempt.SUCCEEDED, provider_message_id=result.message_id, provider_status=result.status,
-            finished_at=now, duration_ms=duration_ms, error_code="", error_message="",
-        )
-        if delivery.status != SmsDelivery.PENDING:
-            return None
-        delivery.status, delivery.provider, delivery.provider_message_id = status, provider, result.message_id
-        delivery.accepted_at, delivery.next_attempt_at, delivery.error_code = now, None, ""
-        delivery.finished_at = finished_at or delivery.finished_at
-        _wipe_body(delivery)
-        delivery.save(update_fields=["status", "provider", "provider_message_id", "accepted_at", "next_attempt_at",
-                                     "error_code", "finished_at", "body_key_id", "body_blob", "updated_at"])
-        audit_record(issuer=delivery.issuer, kind="sms.sent", actor=ACTOR, acs_trans_id=delivery.acs_trans_id,
-                     obj=delivery, data=audit_data)
-    return None
-
-
-def _record_failure(claim: _Claim, error: SmsError, duration_ms: int) -> float | None:
-    now = timezone.now()
-    permanent = isinstance(error, PermanentSmsError)
-    with transaction.atomic():
-        delivery = SmsDelivery.objects.select_for_update(of=("self",)).select_related("issuer").get(pk=claim.delivery_id)
-        SmsAttempt.objects.filter(pk=claim.attempt_id, state=SmsAttempt.CLAIMED).update(
-            state=SmsAttempt.FAILED_PERMANENT if permanent else SmsAttempt.FAILED_TRANSIENT,
-            error_code=error.code[:32], error_message=scrub(error.message)[:255],
-            finished_at=now, duration_ms=duration_ms,
-        )
-        if delivery.status != SmsDelivery.PENDING:
-            return None
-        if permanent and error.recipient:
-            _finish(delivery, SmsDelivery.FAILED, error_code=error.code, attempts=list(delivery.attempts.all()))
-            return None
-        if not permanent and claim.try_number < settings.OUTBOUND_MAX_TRIES:
-            wait = backoff_seconds(claim.try_number)
-            delivery.next_attempt_at = now + timedelta(seconds=wait)
-            delivery.save(update_fields=["next_attempt_at", "updated_at"])
-            return wait
-        # This provider gave up: the next step goes straight to the fallback, or fails.
-        delivery.next_attempt_at = None
-        delivery.save(update_fields=["next_attempt_at", "updated_at"])
-        return 0.0
-
-
-def _audit_clean(data: dict) -> dict:
-    # What audit_record would store (its own cleaning), for the event written by SQL above.
-    # apps.audit has no public name for it yet.
-    return audit_services._clean(json.loads(json.dumps(data, default=str)))
-
-
-def _wipe_body(delivery: SmsDelivery) -> None:
-    delivery.body_key_id, delivery.body_blob = "", None
-
-
 def _audit_data(delivery: SmsDelivery) -> dict:
     return {"delivery": str(delivery.pk), "to": delivery.masked_to, "purpose": delivery.purpose, "status": delivery.status}
-
-
-def _finish(delivery: SmsDelivery, status: str, *, error_code: str, attempts: list[SmsAttempt]) -> None:
-    """No provider will send it: final status, body wiped, and the reason on the record."""
-    now = timezone.now()
-    delivery.status, delivery.error_code = status, error_code[:32]
-    delivery.finished_at, delivery.next_attempt_at = now, None
-    _wipe_body(delivery)
-    delivery.save()
-    audit_record(
-        issuer=delivery.issuer, kind=f"sms.{status}", actor=ACTOR, acs_trans_id=delivery.acs_trans_id, obj=delivery,
-        data={**_audit_data(delivery), "error_code": delivery.error_code, "tries": len(attempts)},
-    )
 
 
 # ---------------------------------------------------------------- status callbacks
@@ -553,21 +302,9 @@ def sms_bodies_purge(*, older_than: timedelta = BODY_RETENTION) -> int:
     """Wipe every body older than `older_than`; a delivery still pending by then fails as expired."""
     cutoff = timezone.now() - older_than
     stale = SmsDelivery.objects.filter(body_blob__isnull=False, created_at__lt=cutoff)
-    for delivery_id in list(stale.filter(status=SmsDelivery.PENDING).values_list("pk", flat=True)[:1000]):
-        with transaction.atomic():
-            delivery = SmsDelivery.objects.select_for_update().filter(pk=delivery_id, status=SmsDelivery.PENDING).first()
-            if delivery is not None:
-                _finish(delivery, SmsDelivery.FAILED, error_code="expired", attempts=list(delivery.attempts.all()))
+    for delivery in stale.filter(status=SmsDelivery.PENDING).select_related("issuer")[:1000]:
+        engine.end(SMS_CHANNEL, delivery, SmsDelivery.FAILED, error_code="expired")
     return stale.update(body_blob=None, body_key_id="")
-
-
-def sms_deliveries_resume() -> int:
-    """Enqueue again pending deliveries whose task was lost (broker down at commit, queue
-    purged). A duplicate task is harmless: the claim lets only one try through."""
-    ids = sms_deliveries_overdue_ids(grace_seconds=max(60.0, claim_lease_seconds() * 2))
-    for delivery_id in ids:
-        sms_delivery_enqueue(delivery_id=str(delivery_id))
-    return len(ids)
 
 
 # ---------------------------------------------------------------- provider accounts (staff)

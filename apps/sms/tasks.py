@@ -1,10 +1,9 @@
-import time
-
 from celery import shared_task
 from celery.signals import worker_init
 from django.db import DatabaseError
 from django.urls import reverse
 
+from apps.delivery import engine
 from apps.sms import services
 
 
@@ -13,7 +12,7 @@ from apps.sms import services
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    max_retries=None,  # tries are bounded per provider by the service, not by Celery
+    max_retries=None,  # tries are bounded by the delivery's max_tries, not by Celery
     # The database went away: keep the delivery, come back later (the claim makes it safe).
     autoretry_for=(DatabaseError,),
     retry_backoff=2,
@@ -22,19 +21,13 @@ from apps.sms import services
     ignore_result=True,
 )
 def sms_send(self, delivery_id: str) -> None:
-    while (wait := services.sms_delivery_send(delivery_id=delivery_id, task_id=self.request.id or "")) is not None:
-        if wait <= 0:
-            continue  # straight on to the next provider
-        if not self.request.is_eager:
-            raise self.retry(countdown=wait)
-        # No broker to hold the retry (development, in-process tests): wait here.
-        time.sleep(wait)
+    engine.run_task(self, services.SMS_CHANNEL, delivery_id)
 
 
 @shared_task(name="sms.maintenance", ignore_result=True)
 def sms_maintenance() -> dict:
-    """Every few minutes (beat): wipe old bodies, and resume deliveries whose task was lost."""
-    return {"purged": services.sms_bodies_purge(), "resumed": services.sms_deliveries_resume()}
+    """Every few minutes (beat): wipe old bodies. Lost deliveries are the delivery sweep's."""
+    return {"purged": services.sms_bodies_purge()}
 
 
 @worker_init.connect

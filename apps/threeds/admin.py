@@ -152,7 +152,10 @@ class TransactionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
 
 class RReqAttemptInline(admin.TabularInline):
     model = RReqAttempt
-    fields = ["number", "started_at", "duration_ms", "status_code", "results_status", "error", "error_class", "response_excerpt", "task_id"]
+    fields = [
+        "number", "state", "started_at", "finished_at", "duration_ms", "status_code", "results_status", "error_code",
+        "error_message", "error_class", "response_excerpt", "task_id",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -6,6 +6,8 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from apps.delivery.models import OutboundAttempt, OutboundDelivery
+
 NO_METHOD_OUTCOMES = [("N", "Decline (N / 13)"), ("A", "Attempt (A)")]
 
 
@@ -218,13 +220,14 @@ class Challenge(models.Model):
 # ---- RReq delivery (outbound to the DS)
 
 
-class RReqDelivery(models.Model):
-    """The RReq of one challenged transaction to the DS (SPEC §3.6): one row per transaction, one
-    RReqAttempt per try. The message is built once, when the result is recorded, and every try
-    sends exactly it. It carries no PAN."""
+class RReqDelivery(OutboundDelivery):
+    """The RReq of one challenged transaction to the DS (SPEC §3.6), on the delivery engine
+    (apps.delivery): one row per transaction, one RReqAttempt per try; a try in flight is a pending
+    delivery holding a lease. The message is built once, when the result is recorded, and every
+    try sends exactly it. It carries no PAN."""
 
-    PENDING, SENDING, SUCCEEDED, FAILED = "pending", "sending", "succeeded", "failed"
-    STATUSES = [(PENDING, "Pending"), (SENDING, "Sending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
+    PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+    STATUSES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
     TERMINAL = (SUCCEEDED, FAILED)
 
     transaction = models.OneToOneField(Transaction, on_delete=models.CASCADE, related_name="rreq_delivery")
@@ -232,15 +235,8 @@ class RReqDelivery(models.Model):
     url = models.CharField(max_length=2048)
     message = models.JSONField(help_text="The RReq as sent.")
     status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
-    tries = models.PositiveSmallIntegerField(default=0)
-    # A manual retry grants another round, so the bound lives on the row.
-    max_tries = models.PositiveSmallIntegerField()
-    # Pending: when the next try is due. Sending: when the claim lapses (the worker died).
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
     results_status = models.CharField(max_length=2, blank=True, help_text="resultsStatus of the last RRes.")
     last_error = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -248,6 +244,7 @@ class RReqDelivery(models.Model):
         verbose_name_plural = "RReq deliveries"
         indexes = [
             models.Index(fields=["issuer", "-created_at"], name="threeds_rreq_issuer_idx"),
+            # The delivery sweep: pending and due.
             models.Index(fields=["status", "next_attempt_at"], name="threeds_rreq_status_due_idx"),
         ]
 
@@ -255,17 +252,10 @@ class RReqDelivery(models.Model):
         return f"RReq of {self.transaction_id} ({self.status})"
 
 
-class RReqAttempt(models.Model):
+class RReqAttempt(OutboundAttempt):
     delivery = models.ForeignKey(RReqDelivery, on_delete=models.CASCADE, related_name="attempts")
-    number = models.PositiveSmallIntegerField()
-    started_at = models.DateTimeField()
-    duration_ms = models.PositiveIntegerField()
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     results_status = models.CharField(max_length=2, blank=True)
-    error = models.CharField(max_length=255, blank=True)
     error_class = models.CharField(max_length=100, blank=True)
-    response_excerpt = models.CharField(max_length=500, blank=True)
-    task_id = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["delivery_id", "number"]

@@ -1,39 +1,36 @@
 """RReq to the DS after every challenge (SPEC §3.6, §5.2): built once when the result is recorded,
 POSTed to the AReq's dsURL, and retried until an RRes with resultsStatus "01" acknowledges it.
 
-A delivery row is written in the caller's transaction; a task carrying only its id is enqueued
-after commit. Each try is claimed with a conditional UPDATE, so a redelivered or duplicated task
-never sends again after success and two workers never send the same RReq at once. Every try is
-an RReqAttempt row; the end (RRes received, or given up) is an audit event on the transaction.
+A channel on the delivery engine (apps.delivery.engine): the delivery row is written in the
+caller's transaction, a task carrying only its id wakes the sender after commit (queue `rreq`),
+each try is claimed by the engine and is an RReqAttempt row; this module posts the RReq and
+decides whether the answer acknowledges it. The end (RRes received, or given up) is an audit
+event on the transaction.
 """
 
 import json
 import logging
-import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.exceptions import Conflict
 from apps.core.logging import scrub
 from apps.core.outbound_guard import DestinationNotAllowed, ds_url_allowed, guarded_session
+from apps.delivery import engine
 from apps.threeds.messages import APP
 from apps.threeds.models import Challenge, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.results import eci_for
 from apps.threeds.services import cb_message_extensions
-from apps.webhooks.services import retry_delay
 
 logger = logging.getLogger(__name__)
 
 RESULTS_STATUS_RECEIVED = "01"
 EXCERPT_CHARS = 500
-# A pending RReq this late was lost (broker restart, worker killed): it is enqueued again.
-OVERDUE_SECONDS = 120
 # Cartes Bancaires elements that the RReq carries (CB-EXEMPTION is an ARes element only).
 RREQ_CB_EXTENSIONS = ("CB-AVALGO", "CB-SCORE")
 # EMV authenticationMethod (2.2.0): how the cardholder was authenticated.
@@ -87,9 +84,7 @@ def rreq_message(tx: Transaction, challenge: Challenge | None = None) -> dict:
 
 
 def _enqueue(delivery_id: int) -> None:
-    from apps.threeds.tasks import rreq_send  # tasks imports this module
-
-    transaction.on_commit(lambda: rreq_send.delay(delivery_id))
+    transaction.on_commit(lambda: engine.wake(RREQ_CHANNEL, delivery_id))
 
 
 @transaction.atomic
@@ -116,7 +111,7 @@ def rreq_enqueue(tx: Transaction) -> RReqDelivery | None:
         error = "The AReq named no dsURL."
         RReqDelivery.objects.filter(pk=delivery.pk).update(
             status=RReqDelivery.FAILED, finished_at=now, next_attempt_at=None, last_error=error
-        )
+        )  # never pending: the sweep never sees it
         audit_record(
             issuer=tx.issuer, kind="threeds.rreq_failed", actor="acs", acs_trans_id=tx.acs_trans_id, obj=delivery,
             data={"tries": 0, "error": error},
@@ -138,11 +133,6 @@ class _Try:
     excerpt: str = ""
     error_class: str = ""
     permanent: bool = False  # another try cannot succeed (a refused destination)
-
-
-def _lease_seconds() -> float:
-    # Outlasts a try's connect and read timeouts; after it, a try whose worker died is taken over.
-    return 2 * settings.OUTBOUND_HTTP_TIMEOUT_SECONDS + 60
 
 
 def rres_problem(rres, rreq: dict) -> str:
@@ -206,72 +196,68 @@ def _refused(exc: DestinationNotAllowed) -> _Try:
     return _Try(False, error=str(exc), error_class="DestinationNotAllowed", permanent=True)
 
 
-def rreq_attempt(*, delivery_id: int, task_id: str = "") -> float | None:
-    """Make one try if the RReq still needs one. Returns the seconds to wait before the next try,
-    or None when no further try is to be scheduled (by this caller)."""
-    now = timezone.now()
-    claimed = RReqDelivery.objects.filter(
-        Q(status=RReqDelivery.PENDING) | Q(status=RReqDelivery.SENDING, next_attempt_at__lte=now),
-        pk=delivery_id,
-        tries__lt=F("max_tries"),
-    ).update(status=RReqDelivery.SENDING, tries=F("tries") + 1, next_attempt_at=now + timedelta(seconds=_lease_seconds()))
-    if not claimed:
-        logger.info("rreq %s: nothing to send (finished, or a try is in progress)", delivery_id)
-        return None
-    delivery = RReqDelivery.objects.select_related("issuer").get(pk=delivery_id)
-    started_at, t0 = timezone.now(), time.monotonic()
-    result = _post(delivery)
-    duration_ms = int((time.monotonic() - t0) * 1000)
-    return _record_try(delivery, result, started_at=started_at, duration_ms=duration_ms, task_id=task_id)
+class RReqChannel(engine.Channel):
+    """RReq on the delivery engine. Only an RRes with resultsStatus "01" that echoes the RReq's ids
+    acknowledges it; any other answer, or none, is worth another try, except a dsURL the
+    allowlist refuses (no try would pass)."""
 
+    name = "rreq"
+    delivery_model = RReqDelivery
+    attempt_model = RReqAttempt
+    related = ("issuer",)
 
-def _record_try(delivery: RReqDelivery, result: _Try, *, started_at, duration_ms: int, task_id: str) -> float | None:
-    now = timezone.now()
-    delay = None
-    fields = {"last_error": result.error[:255], "results_status": result.results_status}
-    if result.ok:
-        fields.update(status=RReqDelivery.SUCCEEDED, finished_at=now, next_attempt_at=None)
-    elif not result.permanent and delivery.tries < delivery.max_tries:
-        delay = retry_delay(tries=delivery.tries)
-        fields.update(status=RReqDelivery.PENDING, next_attempt_at=now + timedelta(seconds=delay))
-    else:
-        fields.update(status=RReqDelivery.FAILED, finished_at=now, next_attempt_at=None)
-    with transaction.atomic():
-        RReqAttempt.objects.create(
-            delivery=delivery,
-            number=delivery.tries,
-            started_at=started_at,
-            duration_ms=duration_ms,
-            status_code=result.status_code,
-            results_status=result.results_status,
-            error=result.error[:255],
-            error_class=result.error_class,
-            response_excerpt=result.excerpt,
-            task_id=task_id or "",
+    def task(self):
+        from apps.threeds.tasks import rreq_send
+
+        return rreq_send
+
+    def prepare(self, delivery: RReqDelivery, number: int):
+        return delivery.message
+
+    def send(self, delivery: RReqDelivery, message) -> engine.Outcome:
+        result = _post(delivery)
+        kind = engine.SUCCESS if result.ok else engine.PERMANENT if result.permanent else engine.TRANSIENT
+        return engine.Outcome(
+            kind, error_code=result.error_class[:32] or ("" if result.ok else "no_rres"), error_message=result.error,
+            status_code=result.status_code, excerpt=result.excerpt,
+            attempt_fields={"results_status": result.results_status, "error_class": result.error_class},
         )
-        # If this try outlived its claim and another worker took over, the newer try decides.
-        updated = RReqDelivery.objects.filter(pk=delivery.pk, status=RReqDelivery.SENDING, tries=delivery.tries).update(**fields)
-        if updated and fields["status"] in RReqDelivery.TERMINAL:
-            audit_record(
-                issuer=delivery.issuer,
-                kind="threeds.rres_received" if result.ok else "threeds.rreq_failed",
-                actor="ds" if result.ok else "acs",
-                acs_trans_id=delivery.transaction_id,
-                obj=delivery,
-                data={
-                    "tries": delivery.tries, "status_code": result.status_code,
-                    "resultsStatus": result.results_status or None, "error": result.error,
-                },
-            )
-    level = logging.INFO if result.ok or delay is not None else logging.WARNING
-    logger.log(
-        level, "rreq %s of %s try %s/%s: %s -> %s", delivery.pk, delivery.transaction_id, delivery.tries,
-        delivery.max_tries, result.error or f"HTTP {result.status_code}", fields["status"] if updated else "superseded",
-    )
-    return delay if updated else None
+
+    def success_fields(self, delivery, message, outcome, now) -> dict:
+        return {"status": RReqDelivery.SUCCEEDED, "finished_at": now, "last_error": "",
+                "results_status": outcome.attempt_fields["results_status"]}
+
+    def end_fields(self, delivery, status, error_code, error_message, now, outcome=None) -> dict:
+        fields = {"status": status, "finished_at": now, "last_error": (error_message or error_code)[:255]}
+        if outcome is not None:
+            fields["results_status"] = outcome.attempt_fields["results_status"]
+        return fields
+
+    def ended(self, delivery: RReqDelivery, status: str, data: dict) -> None:
+        ok = status == RReqDelivery.SUCCEEDED
+        outcome = data.get("outcome")
+        results_status = outcome.attempt_fields["results_status"] if outcome is not None else ""
+        audit_record(
+            issuer=delivery.issuer,
+            kind="threeds.rres_received" if ok else "threeds.rreq_failed",
+            actor="ds" if ok else "acs",
+            acs_trans_id=delivery.transaction_id,
+            obj=delivery,
+            data={"tries": data["tries"], "status_code": data["status_code"],
+                  "resultsStatus": results_status or None, "error": data["error"]},
+        )
 
 
-# ---------------------------------------------------------------- staff and beat
+RREQ_CHANNEL = RReqChannel()
+
+
+def rreq_attempt(*, delivery_id, task_id: str = "") -> float | None:
+    """Make the next try if one is due (apps.delivery.engine.deliver). Returns the seconds to wait
+    before the next call, or None when this caller has nothing more to do."""
+    return engine.deliver(RREQ_CHANNEL, delivery_id, task_id=task_id)
+
+
+# ---------------------------------------------------------------- staff
 
 
 def rreq_retry(*, delivery: RReqDelivery, actor: str) -> None:
@@ -285,6 +271,7 @@ def rreq_retry(*, delivery: RReqDelivery, actor: str) -> None:
             status=RReqDelivery.PENDING,
             finished_at=None,
             next_attempt_at=timezone.now(),
+            lease_expires_at=None,
             max_tries=F("tries") + settings.OUTBOUND_MAX_TRIES,
         )
         if not updated:
@@ -294,38 +281,3 @@ def rreq_retry(*, delivery: RReqDelivery, actor: str) -> None:
             obj=delivery, data={},
         )
         _enqueue(delivery.pk)
-
-
-def rreq_resume_stalled(*, overdue_seconds: int = OVERDUE_SECONDS) -> int:
-    """Beat: enqueue again the RReqs whose task was lost, so a broker restart or a killed worker
-    only delays an RReq. A duplicate task is harmless: only one claim succeeds."""
-    from apps.threeds.tasks import rreq_send
-
-    now = timezone.now()
-    stalled = RReqDelivery.objects.filter(tries__lt=F("max_tries")).filter(
-        Q(status=RReqDelivery.PENDING, next_attempt_at__lt=now - timedelta(seconds=overdue_seconds))
-        | Q(status=RReqDelivery.SENDING, next_attempt_at__lt=now)
-    )
-    ids = list(stalled.values_list("pk", flat=True)[:1000])
-    for delivery_id in ids:
-        rreq_send.delay(delivery_id)
-    return len(ids) + _rreq_fail_abandoned(now=now)
-
-
-def _rreq_fail_abandoned(*, now) -> int:
-    """A last try whose worker died leaves a claim that no task may take over (no tries left):
-    it ends failed, visibly, instead of sending forever."""
-    failed = 0
-    abandoned = RReqDelivery.objects.filter(status=RReqDelivery.SENDING, next_attempt_at__lt=now, tries__gte=F("max_tries"))
-    for delivery in abandoned.select_related("issuer")[:1000]:
-        error = "The last try was lost (worker stopped) and no tries are left."
-        with transaction.atomic():
-            if RReqDelivery.objects.filter(pk=delivery.pk, status=RReqDelivery.SENDING, tries=delivery.tries).update(
-                status=RReqDelivery.FAILED, finished_at=now, next_attempt_at=None, last_error=error
-            ):
-                failed += 1
-                audit_record(
-                    issuer=delivery.issuer, kind="threeds.rreq_failed", actor="acs", acs_trans_id=delivery.transaction_id,
-                    obj=delivery, data={"tries": delivery.tries, "error": error},
-                )
-    return failed

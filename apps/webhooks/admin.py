@@ -13,7 +13,10 @@ from apps.webhooks.models import WebhookAttempt, WebhookDelivery
 
 class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
-    fields = ["number", "started_at", "duration_ms", "status_code", "error_class", "response_excerpt", "task_id"]
+    fields = [
+        "number", "state", "started_at", "finished_at", "duration_ms", "status_code", "error_code", "error_message",
+        "error_class", "response_excerpt", "task_id",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -36,7 +39,7 @@ class WebhookDeliveryAdmin(RetryDeliveriesMixin, IssuerScopedAdmin):
     search_fields = ["=id", "=acs_trans_id"]
     search_help_text = "Delivery id (X-Webhook-Id) or acsTransID."
     fields = [
-        "kind", "url", "acs_trans_id", "status", "tries", "max_tries", "next_attempt_at", "created_at",
+        "kind", "url", "acs_trans_id", "status", "tries", "max_tries", "next_attempt_at", "lease_expires_at", "created_at",
         "finished_at", "last_error", "payload_kept", "payload_pretty",
     ]
     readonly_fields = fields

@@ -1,15 +1,14 @@
 """Outbound webhooks to an issuer's backend (SPEC §5.4): signed, retried, every try recorded.
 
-A delivery row is written in the caller's transaction; a task carrying only its id is enqueued
-after commit. Each try is claimed with a conditional UPDATE, so a redelivered or duplicated task
-never sends after success and two workers never send the same delivery at once.
+A channel on the delivery engine (apps.delivery.engine): the delivery row is written in the
+caller's transaction, a task carrying only its id wakes the sender after commit, each try is
+claimed by the engine; this module signs, posts and classifies the answer.
 """
 
 import hashlib
 import hmac
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,8 +24,9 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 from apps.core.crypto import Sealed, seal, unseal
 from apps.core.exceptions import Conflict
-from apps.core.logging import REDACTED, scrub, sensitive
+from apps.core.logging import REDACTED, scrub
 from apps.core.outbound_guard import DestinationNotAllowed, guarded_session
+from apps.delivery import engine
 from apps.webhooks.models import KIND_DELIVER_OTP, WebhookAttempt, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,6 @@ REDACTED_KEYS = {"otp", "pan", "acctnumber"}
 EXCERPT_CHARS = 500
 # A failed delivery without secrets keeps its payload this long, for a manual retry.
 PAYLOAD_RETENTION_DAYS = 7
-# A pending delivery this late was lost (broker restart, worker killed): it is enqueued again.
-OVERDUE_SECONDS = 600
 
 OK, TRANSIENT, PERMANENT = "ok", "transient", "permanent"
 # The receiver may answer next time. Anything else (bad URL, refused TLS, ...) will not change.
@@ -96,9 +94,7 @@ def _redacted(value, secret_values: list[str]):
 
 
 def _enqueue(delivery_id: int) -> None:
-    from apps.webhooks.tasks import deliver  # tasks imports this module
-
-    transaction.on_commit(lambda: deliver.delay(delivery_id))
+    transaction.on_commit(lambda: engine.wake(WEBHOOK_CHANNEL, delivery_id))
 
 
 @transaction.atomic
@@ -158,22 +154,6 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - timezone.now()).total_seconds())
 
 
-def retry_delay(*, tries: int, retry_after: float | None = None) -> float:
-    """Seconds to wait after the `tries`-th try: exponential backoff with jitter, so many
-    deliveries failing together do not retry together; a Retry-After is honoured up to the max."""
-    cap = settings.OUTBOUND_BACKOFF_MAX_SECONDS
-    backoff = min(cap, settings.OUTBOUND_BACKOFF_BASE_SECONDS * 2 ** min(tries - 1, 30))
-    delay = random.uniform(backoff / 2, backoff)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return min(delay, cap)
-
-
-def _lease_seconds() -> float:
-    # Outlasts a try's connect and read timeouts; after it, a try whose worker died is taken over.
-    return 2 * settings.OUTBOUND_HTTP_TIMEOUT_SECONDS + 60
-
-
 @dataclass
 class _Try:
     outcome: str
@@ -227,82 +207,67 @@ def _post(delivery: WebhookDelivery, body: bytes) -> _Try:
         )
 
 
-def webhook_delivery_attempt(*, delivery_id: int, task_id: str = "") -> float | None:
-    """Make one try if the delivery still needs one. Returns the seconds to wait before the
-    next try, or None when no further try is to be scheduled (by this caller)."""
-    now = timezone.now()
-    # A pending delivery is sent whenever a task asks: an early duplicate task can only bring a
-    # retry forward. A claim whose worker died lapses at next_attempt_at.
-    claimed = WebhookDelivery.objects.filter(
-        Q(status=WebhookDelivery.PENDING) | Q(status=WebhookDelivery.DELIVERING, next_attempt_at__lte=now),
-        pk=delivery_id,
-        tries__lt=F("max_tries"),
-        payload_blob__isnull=False,
-    ).update(
-        status=WebhookDelivery.DELIVERING,
-        tries=F("tries") + 1,
-        next_attempt_at=now + timedelta(seconds=_lease_seconds()),
-    )
-    if not claimed:
-        logger.info("webhook %s: nothing to send (finished, or a try is in progress)", delivery_id)
-        return None
-    delivery = WebhookDelivery.objects.select_related("issuer").get(pk=delivery_id)
-    sealed = Sealed(delivery.payload_key_id, bytes(delivery.payload_blob))
-    envelope = json.loads(unseal(sealed, context=delivery.payload_context))
-    with sensitive(*envelope["secret_values"]):
-        started_at, t0 = timezone.now(), time.monotonic()
+class WebhookChannel(engine.Channel):
+    """Webhooks on the delivery engine. 2xx succeeds; 5xx, 429 and network errors are worth another
+    try (Retry-After honoured); any other answer or a refused destination will not change."""
+
+    name = "webhooks"
+    delivery_model = WebhookDelivery
+    attempt_model = WebhookAttempt
+    related = ("issuer",)
+
+    def task(self):
+        from apps.webhooks.tasks import deliver
+
+        return deliver
+
+    def prepare(self, delivery: WebhookDelivery, number: int):
+        if delivery.payload_blob is None:
+            return engine.End(WebhookDelivery.FAILED, "payload_wiped", "The payload is no longer stored.")
+        sealed = Sealed(delivery.payload_key_id, bytes(delivery.payload_blob))
+        return json.loads(unseal(sealed, context=delivery.payload_context))
+
+    def sensitive_values(self, envelope) -> tuple:
+        return tuple(envelope["secret_values"])
+
+    def send(self, delivery: WebhookDelivery, envelope) -> engine.Outcome:
         result = _post(delivery, envelope["body"].encode())
-        duration_ms = int((time.monotonic() - t0) * 1000)
-        return _record_try(delivery, result, started_at=started_at, duration_ms=duration_ms, task_id=task_id)
-
-
-def _record_try(delivery: WebhookDelivery, result: _Try, *, started_at, duration_ms: int, task_id: str):
-    now = timezone.now()
-    delay = None
-    fields = {"last_error": result.error[:255]}
-    if result.outcome == OK:
-        fields.update(status=WebhookDelivery.SUCCEEDED, finished_at=now, next_attempt_at=None, **_WIPED)
-    elif result.outcome == TRANSIENT and delivery.tries < delivery.max_tries:
-        delay = retry_delay(tries=delivery.tries, retry_after=result.retry_after)
-        fields.update(status=WebhookDelivery.PENDING, next_attempt_at=now + timedelta(seconds=delay))
-    else:
-        fields.update(status=WebhookDelivery.FAILED, finished_at=now, next_attempt_at=None)
-        if delivery.has_secrets:
-            fields.update(_WIPED)
-    with transaction.atomic():
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            number=delivery.tries,
-            started_at=started_at,
-            duration_ms=duration_ms,
-            status_code=result.status_code,
-            response_excerpt=result.excerpt,
-            error_class=result.error_class,
-            task_id=task_id or "",
+        kind = {OK: engine.SUCCESS, TRANSIENT: engine.TRANSIENT, PERMANENT: engine.PERMANENT}[result.outcome]
+        return engine.Outcome(
+            kind, error_code=result.error_class[:32] or (f"http_{result.status_code}" if result.status_code and kind != engine.SUCCESS else ""),
+            error_message=result.error, status_code=result.status_code, excerpt=result.excerpt,
+            retry_after=result.retry_after, attempt_fields={"error_class": result.error_class},
         )
-        # If this try outlived its claim and another worker took over, the newer try decides.
-        updated = WebhookDelivery.objects.filter(
-            pk=delivery.pk, status=WebhookDelivery.DELIVERING, tries=delivery.tries
-        ).update(**fields)
-        if updated and fields["status"] in WebhookDelivery.TERMINAL:
-            succeeded = fields["status"] == WebhookDelivery.SUCCEEDED
-            audit_record(
-                issuer=delivery.issuer,
-                kind="webhook.delivered" if succeeded else "webhook.failed",
-                actor="system",
-                acs_trans_id=delivery.acs_trans_id,
-                obj=delivery,
-                data={
-                    "webhook": delivery.kind, "tries": delivery.tries,
-                    "status_code": result.status_code, "error": result.error,
-                },
-            )
-    level = logging.INFO if result.outcome == OK or delay is not None else logging.WARNING
-    logger.log(
-        level, "webhook %s %s try %s/%s: %s -> %s", delivery.pk, delivery.kind, delivery.tries, delivery.max_tries,
-        result.error or f"HTTP {result.status_code}", fields["status"] if updated else "superseded",
-    )
-    return delay if updated else None
+
+    def success_fields(self, delivery, envelope, outcome, now) -> dict:
+        return {"status": WebhookDelivery.SUCCEEDED, "finished_at": now, "last_error": "", **_WIPED}
+
+    def end_fields(self, delivery, status, error_code, error_message, now, outcome=None) -> dict:
+        fields = {"status": status, "finished_at": now, "last_error": (error_message or error_code)[:255]}
+        if delivery.has_secrets:
+            fields.update(_WIPED)  # an OTP never outlives its delivery
+        return fields
+
+    def ended(self, delivery: WebhookDelivery, status: str, data: dict) -> None:
+        succeeded = status == WebhookDelivery.SUCCEEDED
+        audit_record(
+            issuer=delivery.issuer,
+            kind="webhook.delivered" if succeeded else "webhook.failed",
+            actor="system",
+            acs_trans_id=delivery.acs_trans_id,
+            obj=delivery,
+            data={"webhook": delivery.kind, "tries": data["tries"], "status_code": data["status_code"],
+                  "error": data["error"]},
+        )
+
+
+WEBHOOK_CHANNEL = WebhookChannel()
+
+
+def webhook_delivery_attempt(*, delivery_id, task_id: str = "") -> float | None:
+    """Make the next try if one is due (apps.delivery.engine.deliver). Returns the seconds to wait
+    before the next call, or None when this caller has nothing more to do."""
+    return engine.deliver(WEBHOOK_CHANNEL, delivery_id, task_id=task_id)
 
 
 # ---------------------------------------------------------------- staff and beat
@@ -326,6 +291,7 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery, actor: str) -> None:
             status=WebhookDelivery.PENDING,
             finished_at=None,
             next_attempt_at=timezone.now(),
+            lease_expires_at=None,
             max_tries=F("tries") + settings.OUTBOUND_MAX_TRIES,
         )
         if not updated:
@@ -349,7 +315,8 @@ def webhook_payloads_wipe(*, older_than_days: int = PAYLOAD_RETENTION_DAYS) -> i
         with transaction.atomic():
             error = f"Given up after {older_than_days} days unfinished."
             if WebhookDelivery.objects.filter(pk=delivery.pk, status=delivery.status, tries=delivery.tries).update(
-                status=WebhookDelivery.FAILED, finished_at=now, next_attempt_at=None, last_error=error, **_WIPED
+                status=WebhookDelivery.FAILED, finished_at=now, next_attempt_at=None, lease_expires_at=None,
+                last_error=error, **_WIPED
             ):
                 given_up += 1
                 audit_record(
@@ -362,22 +329,6 @@ def webhook_payloads_wipe(*, older_than_days: int = PAYLOAD_RETENTION_DAYS) -> i
         | Q(status=WebhookDelivery.FAILED, created_at__lt=cutoff)
     ).update(**_WIPED)
     return given_up + wiped
-
-
-def webhook_deliveries_resume(*, overdue_seconds: int = OVERDUE_SECONDS) -> int:
-    """Beat: enqueue again the deliveries whose task was lost, so a broker restart or a killed
-    worker only delays a webhook. A duplicate task is harmless: only one claim succeeds."""
-    from apps.webhooks.tasks import deliver
-
-    now = timezone.now()
-    stalled = WebhookDelivery.objects.filter(payload_blob__isnull=False, tries__lt=F("max_tries")).filter(
-        Q(status=WebhookDelivery.PENDING, next_attempt_at__lt=now - timedelta(seconds=overdue_seconds))
-        | Q(status=WebhookDelivery.DELIVERING, next_attempt_at__lt=now)
-    )
-    ids = list(stalled.values_list("pk", flat=True)[:1000])
-    for delivery_id in ids:
-        deliver.delay(delivery_id)
-    return len(ids)
 
 
 # ---------------------------------------------------------------- DeliverOTP (SPEC §5.4)

@@ -1,20 +1,26 @@
 from celery import shared_task
+from django.db import DatabaseError
 
+from apps.delivery import engine
 from apps.webhooks import services
 
 
-# acks_late: a worker killed mid-try leaves the message to be redelivered; the claim in the
-# service makes that redelivery harmless. Only the id travels: the payload may carry an OTP.
-@shared_task(name="webhooks.deliver", bind=True, acks_late=True, ignore_result=True)
-def deliver(self, delivery_id: int) -> None:
-    retry_in = services.webhook_delivery_attempt(delivery_id=delivery_id, task_id=self.request.id or "")
-    if retry_in is not None:
-        deliver.apply_async(args=[delivery_id], countdown=retry_in)
-
-
-@shared_task(name="webhooks.resume_stalled", ignore_result=True)
-def resume_stalled() -> None:
-    services.webhook_deliveries_resume()
+# acks_late: a worker killed mid-try leaves the message to be redelivered; the engine's claim
+# makes that redelivery harmless. Only the id travels: the payload may carry an OTP.
+@shared_task(
+    name="webhooks.deliver",  # "webhooks.*" routes to the webhooks queue
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,  # tries are bounded by the delivery's max_tries, not by Celery
+    autoretry_for=(DatabaseError,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    ignore_result=True,
+)
+def deliver(self, delivery_id) -> None:
+    engine.run_task(self, services.WEBHOOK_CHANNEL, delivery_id)
 
 
 @shared_task(name="webhooks.wipe_payloads", ignore_result=True)

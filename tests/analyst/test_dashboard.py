@@ -29,7 +29,7 @@ def sms(issuer, *, status, provider="primary:twilio", tries=(("succeeded", 200),
     role, backend = provider.split(":")
     for n, (state, ms) in enumerate(tries, start=1):
         SmsAttempt.objects.create(
-            delivery=delivery, provider_role=role, provider=backend, try_number=n, state=state, duration_ms=ms,
+            delivery=delivery, number=n, provider_role=role, provider=backend, try_number=n, state=state, duration_ms=ms,
             started_at=created_at, callback_token=f"{delivery.pk}-{n}",
             provider_status=status if state == "succeeded" and status in ("delivered", "undelivered") else "",
         )

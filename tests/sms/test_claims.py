@@ -1,14 +1,14 @@
-"""Claiming tries: each try is claimed once, the first one in a single statement on PostgreSQL
-(`claims = 0` on the delivery row), every other through the general path. Tests marked
-`postgresql_only` drive the single-statement claim itself; the others hold on any database."""
+"""Claiming SMS tries on the delivery engine: each try is claimed once by one conditional UPDATE
+(pending, due, lease free, tries left), and counted on the delivery. Tests marked
+`postgresql_only` race real connections; the others hold on any database."""
 
-import importlib
+from datetime import timedelta
 
 import pytest
-from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.delivery import engine
 from apps.sms import services
 from apps.sms.models import FALLBACK, PRIMARY, TWILIO, SmsAttempt, SmsDelivery, SmsProviderConfig
 from apps.sms.tasks import sms_send
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def postgresql_only():
     if connection.vendor != "postgresql":
-        pytest.skip("the single-statement first-try claim runs on PostgreSQL only")
+        pytest.skip("racing connections need PostgreSQL")
 
 
 def create(issuer) -> SmsDelivery:
@@ -42,34 +42,25 @@ def test_every_claim_is_counted_on_the_delivery(issuer, fake_twilio):
     fake_twilio.program(PRIMARY_SID, "500")
     delivery = run(create(issuer))
     assert states(delivery) == [(PRIMARY, 1, "failed_transient"), (PRIMARY, 2, "succeeded")]
-    assert delivery.claims == 2
+    assert [a.number for a in delivery.attempts.order_by("number")] == [1, 2]
+    assert delivery.tries == 2 and delivery.lease_expires_at is None
 
 
-def test_the_first_try_claim_gives_way_once_another_claim_was_counted(postgresql_only, issuer, fake_twilio):
+def test_a_claim_meets_a_live_lease_and_takes_nothing(issuer, fake_twilio):
     delivery = create(issuer)
-    SmsDelivery.objects.filter(pk=delivery.pk).update(claims=1)  # claimed by someone else since it was created
-
-    assert services._claim_first_try(delivery.pk, "task") is services._GENERAL
-    assert delivery.attempts.count() == 0 and reload(delivery).claims == 1
+    assert engine.claim(services.SMS_CHANNEL, delivery.pk).tries == 1  # someone else's claim
+    assert engine.claim(services.SMS_CHANNEL, delivery.pk) is None
+    assert reload(delivery).tries == 1 and delivery.attempts.count() == 0
     assert fake_twilio.requests(to=delivery.to) == []
 
-    # The general path decides instead, and counts its own claim.
+
+def test_a_claim_takes_over_once_the_lease_lapsed(issuer, fake_twilio):
+    delivery = create(issuer)
+    engine.claim(services.SMS_CHANNEL, delivery.pk)
+    SmsDelivery.objects.filter(pk=delivery.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     delivery = run(delivery)
-    assert states(delivery) == [(PRIMARY, 1, "succeeded")] and delivery.claims == 2
+    assert states(delivery) == [(PRIMARY, 1, "succeeded")] and delivery.tries == 2
     assert len(fake_twilio.requests(to=delivery.to)) == 1
-
-
-def test_a_first_try_claim_that_meets_an_existing_try_claims_nothing(postgresql_only, issuer, fake_twilio):
-    # A delivery tried before claims were counted (or a row written by hand): try 1 exists.
-    delivery = create(issuer)
-    SmsAttempt.objects.create(delivery=delivery, provider_role=PRIMARY, provider=TWILIO, try_number=1,
-                              started_at=timezone.now(), callback_token="t1")
-
-    assert services._claim_first_try(delivery.pk, "task") is services._GENERAL
-    assert states(delivery) == [(PRIMARY, 1, "claimed")]
-    # ... and the general path leaves the try in flight alone.
-    assert 0 < services.sms_delivery_send(delivery_id=delivery.pk) <= services.claim_lease_seconds() + 1
-    assert fake_twilio.requests(to=delivery.to) == []
 
 
 def test_a_delivery_wiped_before_its_first_claim_sends_nothing(issuer, fake_twilio):
@@ -83,10 +74,10 @@ def test_a_delivery_wiped_before_its_first_claim_sends_nothing(issuer, fake_twil
 
 def test_a_redelivered_task_after_a_successful_try_sends_nothing(issuer, fake_twilio):
     delivery = run(create(issuer))
-    claims = delivery.claims
+    tries = delivery.tries
     assert services.sms_delivery_send(delivery_id=delivery.pk, task_id="redelivered") is None
     assert len(fake_twilio.requests(to=delivery.to)) == 1
-    assert states(reload(delivery)) == [(PRIMARY, 1, "succeeded")] and reload(delivery).claims == claims
+    assert states(reload(delivery)) == [(PRIMARY, 1, "succeeded")] and reload(delivery).tries == tries
 
 
 def test_a_primary_row_with_a_backend_this_code_does_not_know_leaves_the_first_try_to_the_fallback(issuer, fake_twilio):
@@ -125,16 +116,12 @@ def test_tasks_racing_for_one_delivery_send_one_sms(postgresql_only, issuer, fak
     assert reload(delivery).status == "queued"
 
 
-def test_the_migration_counts_the_tries_of_pending_deliveries(issuer):
-    count_claims = importlib.import_module("apps.sms.migrations.0003_delivery_claims").count_claims
-    tried, untried, done = create(issuer), create(issuer), create(issuer)
-    for number in (1, 2):
-        SmsAttempt.objects.create(delivery=tried, provider_role=PRIMARY, provider=TWILIO, try_number=number,
-                                  state="failed_transient", started_at=timezone.now(), callback_token=f"t{number}")
-    SmsAttempt.objects.create(delivery=done, provider_role=PRIMARY, provider=TWILIO, try_number=1,
-                              state="succeeded", started_at=timezone.now(), callback_token="t3")
-    SmsDelivery.objects.filter(pk=done.pk).update(status="delivered")
-
-    count_claims(apps, None)
-
-    assert [reload(d).claims for d in (tried, untried, done)] == [2, 0, 0]
+@pytest.mark.django_db(transaction=True)
+def test_of_claimers_racing_for_one_try_exactly_one_wins(postgresql_only, issuer):
+    with transaction.atomic():
+        delivery = create(issuer)
+    for _ in range(3):  # three tries in a row, each raced for by 8 threads
+        won = run_parallel(8, lambda i: engine.claim(services.SMS_CHANNEL, delivery.pk) is not None)
+        assert sum(won) == 1
+        SmsDelivery.objects.filter(pk=delivery.pk).update(lease_expires_at=None)
+    assert reload(delivery).tries == 3

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.core.exceptions import ApplicationError
-from apps.sms import selectors, services
+from apps.delivery import engine
+from apps.sms import services
 from apps.sms.models import FALLBACK, FILE, PRIMARY, TWILIO, SmsAttempt, SmsDelivery, SmsProviderConfig
 from apps.sms.tasks import sms_send
 from tests.fakes.twilio_server import FALLBACK_SID, PRIMARY_SID, PRIMARY_TOKEN
@@ -151,18 +152,18 @@ def test_a_redelivered_task_never_sends_again(issuer, fake_twilio):
 
 def test_a_try_claimed_moments_ago_is_left_alone(issuer, fake_twilio):
     delivery = create(issuer)
-    SmsAttempt.objects.create(delivery=delivery, provider_role=PRIMARY, provider=TWILIO, try_number=1,
-                              started_at=timezone.now(), callback_token="t1")
+    assert engine.claim(services.SMS_CHANNEL, delivery.pk) is not None  # a worker holds the lease
     wait = services.sms_delivery_send(delivery_id=delivery.pk)
-    assert 0 < wait <= services.claim_lease_seconds() + 1
+    assert 0 < wait <= services.SMS_CHANNEL.lease_seconds() + 1
     assert fake_twilio.requests(to=delivery.to) == []
 
 
 def test_a_try_left_claimed_by_a_dead_worker_is_interrupted_and_tried_again(issuer, fake_twilio):
     delivery = create(issuer)
-    long_ago = timezone.now() - timedelta(seconds=services.claim_lease_seconds() + 1)
-    SmsAttempt.objects.create(delivery=delivery, provider_role=PRIMARY, provider=TWILIO, try_number=1,
+    long_ago = timezone.now() - timedelta(seconds=services.SMS_CHANNEL.lease_seconds() + 1)
+    SmsAttempt.objects.create(delivery=delivery, number=1, provider_role=PRIMARY, provider=TWILIO, try_number=1,
                               started_at=long_ago, callback_token="t1")
+    SmsDelivery.objects.filter(pk=delivery.pk).update(tries=1, lease_expires_at=long_ago)  # its lease lapsed
     delivery = run(delivery)
     assert states(delivery) == [(PRIMARY, 1, "interrupted"), (PRIMARY, 2, "succeeded")]
     assert len(fake_twilio.accepted(to=delivery.to)) == 1
@@ -196,7 +197,7 @@ def test_backoff_grows_with_jitter_and_stays_below_the_caps(settings, tries_done
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 400}
     ceiling = min(300, 2 * 2 ** (tries_done - 1), 200)
     for _ in range(20):
-        assert min(ceiling / 2, 200) <= services.backoff_seconds(tries_done) <= ceiling
+        assert min(ceiling / 2, 200) <= engine.backoff_seconds(tries=tries_done) <= ceiling
 
 
 # ---------------------------------------------------------------- per-issuer providers
@@ -248,12 +249,13 @@ def test_old_bodies_are_wiped_and_stale_pending_deliveries_fail(issuer, fake_twi
     assert run(old_pending).attempts.count() == 0  # nothing left to send
 
 
-def test_overdue_pending_deliveries_are_found_for_resuming(issuer):
-    lost, waiting, fresh = create(issuer), create(issuer), create(issuer)
+def test_overdue_pending_deliveries_are_found_by_the_sweep(issuer):
+    lost, waiting, leased, fresh = create(issuer), create(issuer), create(issuer), create(issuer)
     past = timezone.now() - timedelta(minutes=10)
-    SmsDelivery.objects.filter(pk__in=[lost.pk, waiting.pk]).update(created_at=past)
+    SmsDelivery.objects.filter(pk__in=[lost.pk, waiting.pk, leased.pk]).update(next_attempt_at=past)
     SmsDelivery.objects.filter(pk=waiting.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=30))
-    assert list(selectors.sms_deliveries_overdue_ids()) == [lost.pk]
+    SmsDelivery.objects.filter(pk=leased.pk).update(lease_expires_at=timezone.now() + timedelta(seconds=30))
+    assert engine.overdue_ids(services.SMS_CHANNEL, grace_seconds=60) == [lost.pk]
 
 
 # ---------------------------------------------------------------- refused destinations (SPEC §4)

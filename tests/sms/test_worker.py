@@ -3,16 +3,11 @@ Twilio server. Skipped without CELERY_BROKER_URL and a PostgreSQL DATABASE_URL (
 
 import base64
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 import redis
-from celery import Celery
 from celery.signals import before_task_publish
 from django.conf import settings
 from django.db import transaction
@@ -22,9 +17,9 @@ from django.urls import reverse
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.sms.models import FALLBACK, PRIMARY, SmsDelivery
-from apps.sms.services import mask_phone, sms_delivery_create
+from apps.sms.services import sms_delivery_create
 from apps.sms.tasks import sms_send
-from tests.conftest import PROJECT_ROOT, _database_url_for_worker, wait_for
+from tests.conftest import wait_for
 from tests.fakes.twilio_server import FALLBACK_SID, PRIMARY_SID
 from tests.sms.conftest import CODE, new_number, otp_body, reload
 
@@ -48,7 +43,7 @@ def test_the_worker_sends_one_sms_and_records_the_try(celery_worker, fake_twilio
     delivery = finished(create(issuer))
     [request] = fake_twilio.requests(to=delivery.to)
     attempt = delivery.attempts.get()
-    assert (attempt.state, attempt.provider_message_id, attempt.celery_task_id != "") == ("succeeded", request.sid, True)
+    assert (attempt.state, attempt.provider_message_id, attempt.task_id != "") == ("succeeded", request.sid, True)
     assert (delivery.status, delivery.provider_message_id) == ("queued", request.sid)
     assert delivery.body_blob is None
     assert AuditEvent.objects.filter(kind="sms.sent", object_id=str(delivery.pk)).exists()
@@ -159,74 +154,3 @@ def _raw_queue(queue: str) -> list[bytes]:
         for key in client.scan_iter(match=f"{_broker_prefix()}*{queue}*"):
             client.delete(key)
         client.close()
-
-
-# ---------------------------------------------------------------- a worker killed mid-send
-
-
-def _start_isolated_worker(name: str, prefix: str, log_path, **env):
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.sms.isolated_worker", "-n", f"{name}@localhost", "-Q", "sms", "-c", "1",
-         "--pool", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "issuer_portal.settings_test", "PYTHONUNBUFFERED": "1",
-             "DATABASE_URL": _database_url_for_worker(), "SMS_TEST_BROKER_PREFIX": prefix, **env},
-        stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: SIGKILL reaches the pool children too
-    )
-
-
-def test_a_worker_killed_mid_send_delays_the_sms_but_never_repeats_a_finished_try(
-    celery_worker, fake_twilio, issuer, tmp_path
-):
-    prefix = f"{_broker_prefix()}smskill-{uuid.uuid4().hex[:8]}:"
-    worker_env = fake_twilio.env()
-    to = new_number()
-    fake_twilio.program(PRIMARY_SID, "500", "hold")  # try 1 fails, try 2 hangs until released
-
-    delivery = SmsDelivery(issuer=issuer, to=to, masked_to=mask_phone(to))
-    delivery.seal_body(json.dumps({"body": otp_body(), "secret": CODE}))
-    delivery.save()
-
-    workers = []
-    try:
-        # A long client timeout for the first worker: it must die while the request is held.
-        workers.append(_start_isolated_worker("smskill-a", prefix, tmp_path / "a.log",
-                                              **{**worker_env, "OUTBOUND_HTTP_TIMEOUT_SECONDS": "30"}))
-        publisher = Celery("sms-kill-test", broker=settings.CELERY_BROKER_URL, set_as_current=False)
-        publisher.conf.broker_transport_options = {"global_keyprefix": prefix}
-        publisher.send_task("sms.send", args=[str(delivery.pk)], queue="sms")
-        publisher.close()
-
-        fake_twilio.wait_for_requests(2, to=to, timeout=60)
-        assert states(reload(delivery)) == [(PRIMARY, 1, "failed_transient"), (PRIMARY, 2, "claimed")]
-        os.killpg(workers[0].pid, signal.SIGKILL)
-        workers[0].wait(timeout=10)
-
-        # The new worker gets the unacknowledged message back after its visibility timeout.
-        workers.append(_start_isolated_worker("smskill-b", prefix, tmp_path / "b.log",
-                                              **{**worker_env, "CELERY_VISIBILITY_TIMEOUT": "2"}))
-        done = finished(delivery, timeout=90)
-    except BaseException:
-        for name in ("a.log", "b.log"):
-            if (tmp_path / name).exists():
-                print(f"---- worker {name}\n" + (tmp_path / name).read_text()[-4000:])
-        raise
-    finally:
-        fake_twilio.release()
-        for worker in workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(worker.pid, signal.SIGKILL)
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-        for key in client.scan_iter(match=f"{prefix}*"):
-            client.delete(key)
-        client.close()
-
-    assert done.status == "queued"
-    assert states(done) == [(PRIMARY, 1, "failed_transient"), (PRIMARY, 2, "interrupted"), (PRIMARY, 3, "succeeded")]
-    # Three requests: the failed one, the one the killed worker was waiting on, the good one.
-    assert [r.outcome for r in fake_twilio.requests(to=to)] == ["error 500", "held", "accepted"]

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.cards.models import Card
+from apps.delivery import engine
 from apps.threeds import rreq
 from apps.threeds.models import Challenge, RReqDelivery, Transaction
 from apps.threeds.outbound import transaction_finished
@@ -156,7 +157,7 @@ class TestContents:
         delivery.refresh_from_db()
         assert (delivery.status, delivery.tries, delivery.results_status) == (RReqDelivery.SUCCEEDED, 1, "01")
         [attempt] = delivery.attempts.all()
-        assert (attempt.status_code, attempt.results_status, attempt.error) == (200, "01", "")
+        assert (attempt.status_code, attempt.results_status, attempt.error_message) == (200, "01", "")
         event = AuditEvent.objects.get(acs_trans_id=tx.acs_trans_id, kind="threeds.rres_received")
         assert event.data["resultsStatus"] == "01" and event.data["tries"] == 1
 
@@ -262,7 +263,7 @@ class TestDelivery:
             (500, "", ""), (200, "", "InvalidJSON"), (200, "02", "InvalidRRes"), (200, "", "InvalidRRes"),
             (None, "", "ReadTimeout"), (200, "01", ""),
         ]
-        assert "Erro 404" in delivery.attempts.get(number=4).error
+        assert "Erro 404" in delivery.attempts.get(number=4).error_message
         assert len(ds_server.acknowledged(tx.acs_trans_id)) == 1
         assert len({r.body for r in ds_server.rreqs()}) == 1  # every try sends the same RReq
         assert list(AuditEvent.objects.filter(acs_trans_id=tx.acs_trans_id, kind__startswith="threeds.rre").values_list("kind", flat=True)) == [
@@ -275,7 +276,7 @@ class TestDelivery:
 
         delivery = finish(tx, django_capture_on_commit_callbacks)
 
-        assert [a.error for a in delivery.attempts.all()] == ["RRes acsTransID does not echo the RReq", ""]
+        assert [a.error_message for a in delivery.attempts.all()] == ["RRes acsTransID does not echo the RReq", ""]
 
     def test_it_fails_visibly_after_the_maximum_of_tries(self, card, ds_server, django_capture_on_commit_callbacks, settings):
         settings.OUTBOUND_MAX_TRIES = 3
@@ -311,13 +312,13 @@ class TestDelivery:
         assert second.pk == first.pk and RReqDelivery.objects.filter(transaction=tx).count() == 1
         assert len(ds_server.rreqs()) == 1
 
-    def test_a_lost_task_is_sent_by_the_resume_beat(self, card, ds_server):
+    def test_a_lost_task_is_sent_by_the_delivery_sweep(self, card, ds_server):
         tx = finished_challenge(card, ds_url=ds_server.url, trans_status="Y")
         delivery = rreq.rreq_enqueue(tx)  # never committed here: its task is never published
-        assert rreq.rreq_resume_stalled() == 0  # not overdue yet
+        assert engine.sweep(names=("rreq",)) == {"rreq": 0}  # not overdue yet
 
         RReqDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(hours=1))
-        assert rreq.rreq_resume_stalled() == 1
+        assert engine.sweep(names=("rreq",)) == {"rreq": 1}
 
         delivery.refresh_from_db()
         assert delivery.status == RReqDelivery.SUCCEEDED and len(ds_server.acknowledged(tx.acs_trans_id)) == 1
@@ -325,15 +326,15 @@ class TestDelivery:
     def test_a_claim_whose_worker_died_is_taken_over_and_a_lost_last_try_fails(self, card, ds_server, settings):
         tx = finished_challenge(card, ds_url=ds_server.url, trans_status="Y")
         delivery = rreq.rreq_enqueue(tx)
-        lapsed = timezone.now() - timedelta(seconds=1)
-        RReqDelivery.objects.filter(pk=delivery.pk).update(status=RReqDelivery.SENDING, tries=1, next_attempt_at=lapsed)
-        assert rreq.rreq_resume_stalled() == 1
+        lapsed = timezone.now() - timedelta(seconds=5)
+        RReqDelivery.objects.filter(pk=delivery.pk).update(tries=1, next_attempt_at=lapsed, lease_expires_at=lapsed)
+        assert engine.sweep(names=("rreq",)) == {"rreq": 1}
         delivery.refresh_from_db()
         assert (delivery.status, delivery.tries) == (RReqDelivery.SUCCEEDED, 2)
 
         other = rreq.rreq_enqueue(finished_challenge(card, ds_url=ds_server.url, trans_status="Y"))
-        RReqDelivery.objects.filter(pk=other.pk).update(status=RReqDelivery.SENDING, tries=other.max_tries, next_attempt_at=lapsed)
-        assert rreq.rreq_resume_stalled() == 1
+        RReqDelivery.objects.filter(pk=other.pk).update(tries=other.max_tries, next_attempt_at=lapsed, lease_expires_at=lapsed)
+        assert engine.sweep(names=("rreq",)) == {"rreq": 1}
         other.refresh_from_db()
         assert other.status == RReqDelivery.FAILED
         assert AuditEvent.objects.filter(acs_trans_id=other.transaction_id, kind="threeds.rreq_failed").exists()
@@ -341,11 +342,10 @@ class TestDelivery:
     def test_a_claimed_try_in_progress_is_not_sent_twice(self, card, ds_server):
         tx = finished_challenge(card, ds_url=ds_server.url, trans_status="Y")
         delivery = rreq.rreq_enqueue(tx)
-        RReqDelivery.objects.filter(pk=delivery.pk).update(
-            status=RReqDelivery.SENDING, tries=1, next_attempt_at=timezone.now() + timedelta(minutes=1)
-        )
+        RReqDelivery.objects.filter(pk=delivery.pk).update(tries=1, lease_expires_at=timezone.now() + timedelta(minutes=1))
 
-        assert rreq.rreq_attempt(delivery_id=delivery.pk) is None
+        # Not sent; the caller is told to look again when the lease lapses (its worker may be gone).
+        assert 55 <= rreq.rreq_attempt(delivery_id=delivery.pk) <= 61
         assert ds_server.rreqs() == []
 
     def test_staff_can_send_a_failed_rreq_again(self, card, ds_server, django_capture_on_commit_callbacks, settings):
@@ -431,7 +431,7 @@ def test_a_real_worker_sends_one_acknowledged_rreq_after_two_failures(celery_wor
     assert len(ds_server.acknowledged(tx.acs_trans_id)) == 1
     assert ds_server.violations == []
     assert AuditEvent.objects.filter(acs_trans_id=tx.acs_trans_id, kind="threeds.rres_received").count() == 1
-    sent = [m for m in published if m["task"] == "webhooks.rreq_send"]
-    assert sent and all(m["routing_key"] == "webhooks" for m in sent)
+    sent = [m for m in published if m["task"] == "rreq.send"]
+    assert sent and all(m["routing_key"] == "rreq" for m in sent)  # its own queue
     assert all(list(m["body"][0]) == [delivery.pk] and m["body"][1] == {} for m in sent)  # only the id travels
     assert PAN not in celery_worker.log_path.read_text()

@@ -19,7 +19,6 @@ from apps.webhooks.services import (
     deliver_otp_enqueue,
     deliver_otp_payload,
     retry_after_seconds,
-    retry_delay,
     webhook_delivery_create,
 )
 from tests.factories import IssuerFactory
@@ -119,21 +118,6 @@ def test_a_payload_without_secrets_is_shown_as_is():
 )
 def test_5xx_and_429_are_retried_other_4xx_are_not(status_code, outcome):
     assert classify_status(status_code) == outcome
-
-
-@override_settings(OUTBOUND_BACKOFF_BASE_SECONDS=2, OUTBOUND_BACKOFF_MAX_SECONDS=300)
-def test_backoff_grows_exponentially_with_jitter_up_to_the_max():
-    for tries, full in [(1, 2), (2, 4), (3, 8), (6, 64), (9, 300), (60_000, 300)]:
-        delays = {retry_delay(tries=tries) for _ in range(50)}
-        assert all(full / 2 <= d <= full for d in delays)
-        assert len(delays) > 1  # jittered
-
-
-@override_settings(OUTBOUND_BACKOFF_BASE_SECONDS=2, OUTBOUND_BACKOFF_MAX_SECONDS=300)
-def test_retry_after_is_honoured_up_to_the_max():
-    assert retry_delay(tries=1, retry_after=30) == 30
-    assert retry_delay(tries=1, retry_after=3600) == 300
-    assert 1 <= retry_delay(tries=1, retry_after=0) <= 2  # never sooner than the backoff
 
 
 def test_retry_after_reads_seconds_or_an_http_date():

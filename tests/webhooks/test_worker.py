@@ -74,7 +74,7 @@ def assert_the_otp_never_leaked(otp: str, delivery: WebhookDelivery, published: 
         assert message["routing_key"] == "webhooks"
         assert otp not in repr(message)
     # The worker logged the tries, and never the code.
-    log = wait_for(lambda: (text := celery_worker.log_path.read_text()) and f"webhook {delivery.pk} " in text and text)
+    log = wait_for(lambda: (text := celery_worker.log_path.read_text()) and f"webhooks {delivery.pk} " in text and text)
     assert otp not in log
     delivery.refresh_from_db()
     assert delivery.payload_blob is None

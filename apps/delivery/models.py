@@ -1,0 +1,57 @@
+"""The two shapes every outbound channel's tables share (abstract: no table here).
+
+A delivery is one logical message; it is committed with the work that caused it (the outbox) and
+made by one or more tries, each an attempt row written when the try is claimed and completed when
+the provider answered. apps.delivery.engine reads and writes only these fields; a channel adds
+its own (the SMS destination, the webhook URL, the RReq message, ...)."""
+
+from django.conf import settings
+from django.db import models
+
+
+def default_max_tries() -> int:
+    return settings.OUTBOUND_MAX_TRIES
+
+
+class OutboundDelivery(models.Model):
+    # A delivery takes tries while pending; every other status is the channel's end state.
+    PENDING = "pending"
+
+    status = models.CharField(max_length=12, default=PENDING)
+    # Tries claimed so far: each claim adds one in its own conditional UPDATE.
+    tries = models.PositiveSmallIntegerField(default=0)
+    # A manual retry grants another round, so the bound lives on the row.
+    max_tries = models.PositiveSmallIntegerField(default=default_max_tries)
+    # When the next try is due (pending); NULL once nothing is left to do.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set by a claim: until then the try is in flight and nobody else may claim; past it, whoever
+    # claimed is presumed dead and the sweep hands the delivery to another worker.
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class OutboundAttempt(models.Model):
+    """One try. `delivery` (the foreign key) is declared by each channel."""
+
+    CLAIMED, SUCCEEDED = "claimed", "succeeded"
+    FAILED_TRANSIENT, FAILED_PERMANENT, INTERRUPTED = "failed_transient", "failed_permanent", "interrupted"
+    STATES = [(s, s) for s in (CLAIMED, SUCCEEDED, FAILED_TRANSIENT, FAILED_PERMANENT, INTERRUPTED)]
+
+    # The delivery's try number (its claim count when this try was claimed).
+    number = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=20, choices=STATES, default=CLAIMED)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="The provider's HTTP status.")
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.CharField(max_length=255, blank=True, help_text="Scrubbed.")
+    response_excerpt = models.CharField(max_length=500, blank=True, help_text="Scrubbed.")
+    task_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        abstract = True

@@ -1,0 +1,61 @@
+"""The delivery engine's own rules, on any database: backoff bounds with jitter and Retry-After,
+and how each channel's adapter classifies an answer (success / transient / permanent). The claim
+races are in tests/sms/test_claims.py (PostgreSQL, threads)."""
+
+import pytest
+from django.test import override_settings
+
+from apps.delivery import engine
+from apps.sms.providers import classify_twilio_error, PermanentSmsError, TransientSmsError
+from apps.webhooks.services import OK, PERMANENT, TRANSIENT, classify_status
+
+
+@override_settings(OUTBOUND_BACKOFF_BASE_SECONDS=2, OUTBOUND_BACKOFF_MAX_SECONDS=300)
+def test_backoff_grows_exponentially_with_jitter_up_to_the_max():
+    for tries, full in [(1, 2), (2, 4), (3, 8), (6, 64), (9, 300), (60_000, 300)]:
+        delays = {engine.backoff_seconds(tries=tries) for _ in range(50)}
+        assert all(full / 2 <= d <= full for d in delays)
+        assert len(delays) > 1  # jittered
+
+
+@override_settings(OUTBOUND_BACKOFF_BASE_SECONDS=2, OUTBOUND_BACKOFF_MAX_SECONDS=300)
+def test_retry_after_is_honoured_up_to_the_max():
+    assert engine.backoff_seconds(tries=1, retry_after=30) == 30
+    assert engine.backoff_seconds(tries=1, retry_after=3600) == 300
+    assert 1 <= engine.backoff_seconds(tries=1, retry_after=0) <= 2  # never sooner than the backoff
+
+
+@override_settings(OUTBOUND_BACKOFF_BASE_SECONDS=2, OUTBOUND_BACKOFF_MAX_SECONDS=300,
+                   CELERY_BROKER_TRANSPORT_OPTIONS={"visibility_timeout": 100})
+def test_every_wait_stays_below_half_the_visibility_timeout():
+    assert engine.backoff_seconds(tries=20) <= 50
+    assert engine.backoff_seconds(tries=1, retry_after=3600) <= 50
+
+
+@pytest.mark.parametrize("status, code, kind", [
+    (500, 20500, TransientSmsError), (503, None, TransientSmsError), (429, 20429, TransientSmsError),
+    (400, 21211, PermanentSmsError), (400, 21614, PermanentSmsError), (401, 20003, PermanentSmsError),
+])
+def test_sms_twilio_answers_are_classified(status, code, kind):
+    assert isinstance(classify_twilio_error(status, code, "x"), kind)
+
+
+def test_sms_an_invalid_number_is_final_for_every_provider():
+    error = classify_twilio_error(400, 21211, "invalid 'To'")
+    assert isinstance(error, PermanentSmsError) and error.recipient
+
+
+@pytest.mark.parametrize("status_code, outcome", [(200, OK), (204, OK), (503, TRANSIENT), (429, TRANSIENT),
+                                                  (404, PERMANENT), (302, PERMANENT)])
+def test_webhook_answers_are_classified(status_code, outcome):
+    assert classify_status(status_code) == outcome
+
+
+def test_every_channel_is_registered_with_its_own_queue():
+    from django.conf import settings
+
+    names = {ch.name for ch in engine.channels()}
+    assert {"sms", "webhooks", "rreq"} <= names
+    for ch in engine.channels():
+        assert settings.CELERY_TASK_ROUTES[f"{ch.name}.*"]["queue"] == ch.name
+        assert ch.task().name.startswith(f"{ch.name}.")

@@ -1,0 +1,100 @@
+"""The delivery engine under faults, with real workers, Redis, PostgreSQL and the real twilio
+client against the fake Twilio server; every test counts the requests the provider received:
+none missing, none doubled. Skipped without CELERY_BROKER_URL and a PostgreSQL DATABASE_URL."""
+
+import json
+import signal
+import time
+import uuid
+
+import pytest
+from celery import Celery
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.sms.models import PRIMARY, SmsDelivery
+from apps.sms.services import mask_phone, sms_delivery_create
+from tests.conftest import wait_for
+from tests.delivery import faults
+from tests.fakes.twilio_server import PRIMARY_SID
+from tests.sms.conftest import CODE, new_number, otp_body, reload
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def states(delivery):
+    return [(a.provider_role, a.try_number, a.state) for a in delivery.attempts.order_by("number")]
+
+
+def test_with_the_broker_down_at_commit_the_otp_sms_still_reaches_the_provider_within_10_s(
+    celery_worker, fake_twilio, issuer
+):
+    to = new_number()
+    with faults.web_broker("redis://127.0.0.1:1/0"):  # nothing listens there
+        with transaction.atomic():
+            delivery = sms_delivery_create(issuer=issuer, to=to, body=otp_body(), secret=CODE)
+        committed = time.monotonic()
+        [request] = fake_twilio.wait_for_requests(1, to=to, timeout=10)
+        elapsed = time.monotonic() - committed
+    print(f"broker down at commit: at the provider {elapsed:.2f} s after the commit")
+    assert elapsed < 10
+    delivery = wait_for(lambda: (d := reload(delivery)).status != SmsDelivery.PENDING and d, timeout=10)
+    assert delivery.status == "queued" and request.outcome == "accepted"
+    # Sent in this process, once; the sweep and the worker found nothing left to do.
+    attempt = delivery.attempts.get()
+    assert (attempt.state, attempt.task_id) == ("succeeded", "in-process")
+    time.sleep(2 * settings.DELIVERY_SWEEP_GRACE_SECONDS)
+    assert len(fake_twilio.requests(to=to)) == 1
+
+
+def test_a_worker_killed_mid_send_is_taken_over_within_30_s_exactly_once_per_try(celery_worker, fake_twilio, issuer, tmp_path):
+    prefix = f"{faults.broker_prefix()}smskill-{uuid.uuid4().hex[:8]}:"
+    worker_env = fake_twilio.env()
+    to = new_number()
+    fake_twilio.program(PRIMARY_SID, "hold")  # try 1 hangs until released: the worker dies meanwhile
+
+    # The row alone (the outbox), woken on the workers' own broker prefix.
+    delivery = SmsDelivery(issuer=issuer, to=to, masked_to=mask_phone(to), next_attempt_at=timezone.now(),
+                           max_tries=2 * settings.OUTBOUND_MAX_TRIES)
+    delivery.seal_body(json.dumps({"body": otp_body(), "secret": CODE}))
+    delivery.save()
+
+    workers = []
+    try:
+        # The production timeout: the worker is killed while the request is in flight.
+        workers.append(faults.start_worker("smskill-a", prefix, tmp_path / "a.log",
+                                           **{**worker_env, "OUTBOUND_HTTP_TIMEOUT_SECONDS": "5"}))
+        publisher = Celery("sms-kill-test", broker=settings.CELERY_BROKER_URL, set_as_current=False)
+        publisher.conf.broker_transport_options = {"global_keyprefix": prefix}
+        publisher.send_task("sms.send", args=[str(delivery.pk)], queue="sms")
+        publisher.close()
+
+        fake_twilio.wait_for_requests(1, to=to, timeout=60)
+        assert states(reload(delivery)) == [(PRIMARY, 1, "claimed")]
+        faults.stop(workers[0], signal.SIGKILL)
+        killed = time.monotonic()
+
+        # A new worker, with the sweep; the killed worker's message stays unacknowledged in Redis
+        # (visibility timeout: an hour): the lease and the sweep alone bring the SMS back.
+        workers.append(faults.start_worker("smskill-b", prefix, tmp_path / "b.log", sweep=True, **worker_env))
+        fake_twilio.wait_for_requests(2, to=to, timeout=30)
+        again = time.monotonic() - killed
+        done = wait_for(lambda: (d := reload(delivery)).status != SmsDelivery.PENDING and d, timeout=30)
+    except BaseException:
+        for name in ("a.log", "b.log"):
+            if (tmp_path / name).exists():
+                print(f"---- worker {name}\n" + (tmp_path / name).read_text()[-4000:])
+        raise
+    finally:
+        fake_twilio.release()
+        for worker in workers:
+            faults.stop(worker)
+        faults.delete_prefix(prefix)
+
+    print(f"worker killed mid-send: handed to the provider again {again:.1f} s after the kill")
+    assert again < 30
+    assert done.status == "queued"
+    assert states(done) == [(PRIMARY, 1, "interrupted"), (PRIMARY, 2, "succeeded")]
+    # Exactly one request per try: the one the killed worker was waiting on, the good one.
+    assert [r.outcome for r in fake_twilio.requests(to=to)] == ["held", "accepted"]
