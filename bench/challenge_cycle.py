@@ -171,7 +171,7 @@ def main() -> None:
     from django.db import connection, transaction
 
     from apps.cards.services import card_create, cardholder_create, phone_create
-    from apps.issuers.services import issuer_create
+    from apps.issuers.services import bin_grant_create, issuer_create
     from apps.threeds.models import RiskPolicy, RReqDelivery, Transaction
     from tests.factories import luhn_complete
     from tests.threeds.ds_server import FakeDS
@@ -181,6 +181,8 @@ def main() -> None:
     needed = args.cardholders or int(40 * (args.seconds + args.warmup) * len(levels)) + 100
     redis.Redis.from_url(os.environ["CELERY_BROKER_URL"]).flushdb()
     issuer, _ = issuer_create(issuer_id="BENCHCYCLE", name="Bench Bank", country="JP")
+    # Cards are made only inside the issuer's BIN grants (the platform operator's step).
+    bin_grant_create(issuer=issuer, start="411111", end="411111", actor="bench")
     RiskPolicy.objects.create(issuer=issuer, new_merchant_weight=0)
     people = []
     t0 = time.monotonic()

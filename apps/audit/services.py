@@ -54,9 +54,16 @@ def audit_record(
     acs_trans_id: uuid.UUID | str | None = None,
     obj=None,
     data: dict | None = None,
+    batch: list[AuditEvent] | None = None,
 ) -> AuditEvent:
+    """Write an event now; or, given `batch` (a list the caller writes later in the same
+    transaction with audit_record_many), add it there so that several steps of one request cost
+    one INSERT."""
     event = audit_event(issuer=issuer, kind=kind, actor=actor, acs_trans_id=acs_trans_id, obj=obj, data=data)
-    event.save(force_insert=True)
+    if batch is not None:
+        batch.append(event)
+    else:
+        event.save(force_insert=True)
     return event
 
 
@@ -65,4 +72,6 @@ def audit_record_many(events: list[AuditEvent]) -> list[AuditEvent]:
     ascend with it, as if written one after another. Only new events: the trail is append-only."""
     if any(event.pk is not None for event in events):
         raise RuntimeError("Audit events are append-only.")
+    if not events:
+        return []
     return AuditEvent.objects.bulk_create(events)

@@ -227,9 +227,11 @@ class OtpRefusal(models.Model):
 class OtpNumberLock(models.Model):
     """One row per destination number, locked (SELECT ... FOR UPDATE) by every send to that number
     while it counts and records the send, so the per-number daily limit holds however many
-    cardholders share the number. The key is a keyed hash: the table never holds the number."""
+    cardholders share the number. The key is a keyed hash: the table never holds the number.
+    The lock is taken by an upsert that writes `locked_at` (see services._lock_number)."""
 
     key = models.CharField(max_length=64, primary_key=True)
+    locked_at = models.DateTimeField(null=True, blank=True, help_text="When a send last took this lock.")
 
     class Meta:
         verbose_name = "OTP number lock"

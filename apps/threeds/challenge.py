@@ -5,6 +5,12 @@ in through `challenge_lock`, `challenge_approve_locked` and `challenge_fall_back
 Every function takes the challenge row under a lock, so a double submit, a page posted twice or a
 timeout racing the cardholder's last entry change the state once. A challenge ends exactly once, in
 `_finish_locked`, which records the result and sends the RReq and the issuer notification.
+
+Statements (tests/threeds/test_challenge_statements.py counts them): the lock reads the challenge
+with everything a step needs (transaction, issuer, card, phone, OTP session and its policy
+version) in one query; each step writes each row once (the challenge's fields in one UPDATE at
+the end of a step); the audit events of a step, the OTP engine's included, are collected in a list
+and written in one INSERT (`audit_record_many`) before the step's transaction commits.
 """
 
 import hashlib
@@ -13,9 +19,10 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audit_record_many
 from apps.core.exceptions import ApplicationError
 from apps.otp import services as otp
 from apps.threeds.models import Challenge, Transaction
@@ -49,9 +56,20 @@ class Step:
 
 
 def _locked(acs_trans_id) -> Challenge:
+    """The challenge row, locked, with everything a step reads, in one query (the OTP session's
+    active code too: `challenge.active_code`). Only the challenge row is locked and, after a wait
+    for the lock, re-read; the joined rows are as the statement first saw them. The OTP session
+    and code are re-checked by otp_verify's conditional UPDATE. The transaction's interaction
+    counter is written from this read when a code ends the challenge (else incremented with F());
+    it could only under-count a CReq that raced another CReq of the same challenge past the
+    page token or sdkCounterStoA claim, which each let one through."""
     return (
         Challenge.objects.select_for_update(of=("self",))
-        .select_related("transaction", "transaction__issuer", "transaction__card", "transaction__card__cardholder", "phone")
+        .annotate(active_code=otp.active_code_relation("otp_session"))
+        .select_related(
+            "active_code", "transaction", "transaction__issuer", "transaction__card", "transaction__card__cardholder",
+            "transaction__card__issuer", "phone", "otp_session", "otp_session__issuer", "otp_session__policy_version",
+        )
         .get(transaction_id=acs_trans_id)
     )
 
@@ -103,43 +121,53 @@ def challenge_begin(*, acs_trans_id, challenge_window_size: str = "", three_ds_s
     first CReq (page reload) does not send a second code."""
     with transaction.atomic():
         challenge = _locked(acs_trans_id)
+        audit: list = []
+        step = _begin_locked(challenge, challenge_window_size=challenge_window_size,
+                             three_ds_session_data=three_ds_session_data, audit=audit)
+        audit_record_many(audit)
+    return challenge, step
+
+
+def _begin_locked(challenge: Challenge, *, challenge_window_size: str, three_ds_session_data: str, audit: list) -> Step:
+    if challenge.is_final:
+        return Step("finished")
+    now = timezone.now()
+    if challenge.state != Challenge.AWAITING_CREQ:
+        return Step("started")
+    if now > challenge.first_creq_deadline:
+        _finish_locked(challenge, "N", REASON_TIMEOUT, cancel=CANCEL_TIMEOUT_FIRST_CREQ, actor="acs", audit=audit)
+        return Step("finished")
+    challenge.state = Challenge.IN_PROGRESS
+    challenge.creq_received_at = now
+    challenge.challenge_window_size = challenge_window_size or challenge.challenge_window_size
+    challenge.three_ds_session_data = three_ds_session_data
+    audit_record(issuer=challenge.transaction.issuer, kind="threeds.creq_received", actor="cardholder",
+                 acs_trans_id=challenge.transaction_id, data={"method": challenge.method, "window": challenge.challenge_window_size},
+                 batch=audit)
+    step = None
+    if challenge.method == Challenge.SMS_OTP:
+        step = _start_otp(challenge, audit=audit)
+    else:
+        _start_oob(challenge, audit=audit)
         if challenge.is_final:
-            return challenge, Step("finished")
-        now = timezone.now()
-        if challenge.state != Challenge.AWAITING_CREQ:
-            return challenge, Step("started")
-        if now > challenge.first_creq_deadline:
-            _finish_locked(challenge, "N", REASON_TIMEOUT, cancel=CANCEL_TIMEOUT_FIRST_CREQ, actor="acs")
-            return challenge, Step("finished")
-        challenge.state = Challenge.IN_PROGRESS
-        challenge.creq_received_at = now
-        challenge.challenge_window_size = challenge_window_size or challenge.challenge_window_size
-        challenge.three_ds_session_data = three_ds_session_data
-        challenge.save(update_fields=["state", "creq_received_at", "challenge_window_size", "three_ds_session_data"])
-        audit_record(issuer=challenge.transaction.issuer, kind="threeds.creq_received", actor="cardholder",
-                     acs_trans_id=acs_trans_id, data={"method": challenge.method, "window": challenge.challenge_window_size})
-        if challenge.method == Challenge.SMS_OTP:
-            step = _start_otp(challenge)
-            if step is not None:
-                return challenge, step
-        else:
-            _start_oob(challenge)
-            if challenge.is_final:
-                return challenge, Step("finished")
-    return challenge, Step("started")
+            step = Step("finished")
+    # One UPDATE for what the first CReq changed (a method that ended the challenge has written
+    # its end already; this adds the CReq's own fields).
+    challenge.save(update_fields=["state", "creq_received_at", "challenge_window_size", "three_ds_session_data",
+                                  "otp_session", "oob_deadline", "method", "fallback_reason"])
+    return step or Step("started")
 
 
-def _start_oob(challenge: Challenge) -> None:
+def _start_oob(challenge: Challenge, *, audit: list) -> None:
     from apps.oob.services import FALLBACK_NO_DEVICE, oob_request_start
     from apps.threeds.risk import risk_policy_for
 
     policy = risk_policy_for(challenge.transaction.issuer)
     request = oob_request_start(challenge=challenge, oob_timeout_seconds=policy.oob_timeout_seconds)
     if request is None:  # the device was revoked since the ARes
-        challenge_fall_back_locked(challenge, reason=FALLBACK_NO_DEVICE, actor="acs")
+        challenge_fall_back_locked(challenge, reason=FALLBACK_NO_DEVICE, actor="acs", audit=audit)
         return
     challenge.oob_deadline = request.expires_at
-    challenge.save(update_fields=["oob_deadline"])
 
 
 # What ends an OOB challenge that cannot fall back to SMS: (transStatusReason, challengeCancel).
@@ -151,10 +179,15 @@ _NO_FALLBACK_OUTCOME = {
 }
 
 
-def challenge_fall_back_locked(challenge: Challenge, *, reason: str, actor: str) -> None:
+def challenge_fall_back_locked(challenge: Challenge, *, reason: str, actor: str, audit: list | None = None) -> None:
     """OOB did not work out (SPEC §3.4): continue with an SMS OTP in the same transaction when the
     policy allows it and a verified phone exists, else end the challenge with N. The reason stays
-    on the challenge either way."""
+    on the challenge either way. `audit`: the caller's list of events to write (else written here)."""
+    if audit is None:
+        events: list = []
+        challenge_fall_back_locked(challenge, reason=reason, actor=actor, audit=events)
+        audit_record_many(events)
+        return
     from apps.oob.models import AuthnRequest
     from apps.oob.services import oob_request_close
     from apps.threeds.risk import risk_policy_for
@@ -170,65 +203,79 @@ def challenge_fall_back_locked(challenge: Challenge, *, reason: str, actor: str)
         and phone is not None and phone.verified and tx.card is not None
     )
     audit_record(issuer=tx.issuer, kind="threeds.oob_fallback", actor=actor, acs_trans_id=tx.acs_trans_id,
-                 data={"reason": reason, "to": Challenge.SMS_OTP if can_fall_back else None})
+                 data={"reason": reason, "to": Challenge.SMS_OTP if can_fall_back else None}, batch=audit)
     if not can_fall_back:
         trans_status_reason, cancel = _NO_FALLBACK_OUTCOME.get(reason, (REASON_NO_METHOD, ""))
-        _finish_locked(challenge, "N", trans_status_reason, cancel=cancel, actor=actor)
+        _finish_locked(challenge, "N", trans_status_reason, cancel=cancel, actor=actor, audit=audit)
         return
     challenge.method, challenge.oob_deadline = Challenge.SMS_OTP, None
-    challenge.save(update_fields=["method", "fallback_reason", "oob_deadline"])
-    _start_otp(challenge)
+    _start_otp(challenge, audit=audit)
+    challenge.save(update_fields=["method", "fallback_reason", "oob_deadline", "otp_session"])
 
 
 def challenge_approve_locked(challenge: Challenge, *, actor: str) -> None:
     """The app's verified assertion decided the OOB challenge."""
     if not challenge.is_final:
-        _finish_locked(challenge, "Y", "", actor=actor)
+        audit: list = []
+        _finish_locked(challenge, "Y", "", actor=actor, audit=audit)
+        audit_record_many(audit)
 
 
-def _start_otp(challenge: Challenge) -> Step | None:
+def _start_otp(challenge: Challenge, *, audit: list) -> Step | None:
+    """Open the OTP session and send the code; the caller saves `otp_session` with its other
+    fields. A Step when the challenge ended instead (no phone, or the send limits said no)."""
     tx = challenge.transaction
     if challenge.phone is None or tx.card is None:
-        _finish_locked(challenge, "N", REASON_NO_METHOD, actor="acs")
+        _finish_locked(challenge, "N", REASON_NO_METHOD, actor="acs", audit=audit)
         return Step("finished")
     try:
-        # The OTP session writes its own refusal record in a nested block before raising.
+        # A refusal is recorded (OtpRefusal, audit event) before it is raised.
         session = otp.otp_session_start(
             card=tx.card, phone=challenge.phone, locale=challenge.locale, transaction_details=transaction_details(tx),
-            acs_trans_id=tx.acs_trans_id, actor="acs",
+            acs_trans_id=tx.acs_trans_id, actor="acs", audit=audit,
         )
     except otp.OtpRefused as exc:
         challenge.fallback_reason = f"sms_{exc.code}"
-        _finish_locked(challenge, "N", REASON_NO_METHOD, actor="acs")
+        _finish_locked(challenge, "N", REASON_NO_METHOD, actor="acs", audit=audit)
         return Step("finished", message=exc.message)
     challenge.otp_session = session
-    challenge.save(update_fields=["otp_session"])
     return None
 
 
 def challenge_submit_code(*, acs_trans_id, code: str) -> tuple[Challenge, Step]:
     with transaction.atomic():
         challenge = _locked(acs_trans_id)
-        if challenge.is_final:
-            return challenge, Step("finished")
-        if challenge.state != Challenge.IN_PROGRESS or challenge.otp_session_id is None:
-            raise ChallengeClosed("No code is expected now.")
-        if timezone.now() > challenge.deadline:
-            _finish_locked(challenge, "N", REASON_TIMEOUT, cancel=CANCEL_TIMEOUT_OTHER, actor="acs")
-            return challenge, Step("finished")
-        tx = challenge.transaction
-        tx.interaction_counter += 1
-        tx.save(update_fields=["interaction_counter"])
-        result = otp.otp_verify(session_id=challenge.otp_session_id, code=code, actor="cardholder")
-        if result.outcome == "verified":
-            _finish_locked(challenge, "Y", "", actor="cardholder")
-            return challenge, Step("finished")
-        if result.outcome in ("locked", "closed"):
-            _finish_locked(challenge, "N", REASON_TOO_MANY_ATTEMPTS, actor="cardholder")
-            return challenge, Step("finished")
-        if result.outcome == "expired":
-            return challenge, Step("expired_code", attempts_left=result.attempts_left)
-        return challenge, Step("wrong_code", attempts_left=result.attempts_left)
+        audit: list = []
+        step = _submit_code_locked(challenge, code, audit=audit)
+        audit_record_many(audit)
+    return challenge, step
+
+
+def _submit_code_locked(challenge: Challenge, code: str, *, audit: list) -> Step:
+    if challenge.is_final:
+        return Step("finished")
+    if challenge.state != Challenge.IN_PROGRESS or challenge.otp_session_id is None:
+        raise ChallengeClosed("No code is expected now.")
+    if timezone.now() > challenge.deadline:
+        _finish_locked(challenge, "N", REASON_TIMEOUT, cancel=CANCEL_TIMEOUT_OTHER, actor="acs", audit=audit)
+        return Step("finished")
+    tx = challenge.transaction
+    # Counted under the challenge's lock; written with the result when this entry ends the
+    # challenge, else on its own.
+    tx.interaction_counter += 1
+    # The session and its active code were read with the challenge; otp_verify's conditional
+    # UPDATE re-checks that the session is still as read.
+    result = otp.otp_verify(session=challenge.otp_session, active_code=challenge.active_code, code=code, actor="cardholder", audit=audit)
+    if result.outcome == "verified":
+        _finish_locked(challenge, "Y", "", actor="cardholder", audit=audit)
+        return Step("finished")
+    if result.outcome in ("locked", "closed"):
+        _finish_locked(challenge, "N", REASON_TOO_MANY_ATTEMPTS, actor="cardholder", audit=audit)
+        return Step("finished")
+    Transaction.objects.filter(pk=tx.pk).update(interaction_counter=F("interaction_counter") + 1)
+    if result.outcome == "expired":
+        return Step("expired_code", attempts_left=result.attempts_left)
+    return Step("wrong_code", attempts_left=result.attempts_left)
 
 
 def challenge_resend(*, acs_trans_id) -> tuple[Challenge, Step]:
@@ -238,22 +285,29 @@ def challenge_resend(*, acs_trans_id) -> tuple[Challenge, Step]:
             return challenge, Step("finished")
         if challenge.otp_session_id is None:
             raise ChallengeClosed("No code can be sent now.")
+        audit: list = []
         try:
-            otp.otp_resend(session_id=challenge.otp_session_id, actor="cardholder")
+            otp.otp_resend(session_id=challenge.otp_session_id, actor="cardholder", audit=audit)
+            step = Step("resent")
         except otp.OtpRefused as exc:
-            return challenge, Step("resend_refused", message=exc.message, retry_after=exc.retry_after)
-        return challenge, Step("resent")
+            step = Step("resend_refused", message=exc.message, retry_after=exc.retry_after)
+        audit_record_many(audit)
+        return challenge, step
 
 
 def challenge_cancel(*, acs_trans_id) -> Challenge:
     with transaction.atomic():
         challenge = _locked(acs_trans_id)
         if not challenge.is_final:
-            _finish_locked(challenge, "N", REASON_AUTH_FAILED, cancel=CANCEL_BY_CARDHOLDER, actor="cardholder")
+            audit: list = []
+            _finish_locked(challenge, "N", REASON_AUTH_FAILED, cancel=CANCEL_BY_CARDHOLDER, actor="cardholder", audit=audit)
+            audit_record_many(audit)
         return challenge
 
 
-def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, cancel: str = "", actor: str) -> None:
+def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, cancel: str = "", actor: str, audit: list) -> None:
+    """Record the result on the transaction and the challenge (one UPDATE each) and hand the RReq
+    and the notification to their deliveries. Its audit event goes to the caller's `audit` list."""
     tx = challenge.transaction
     now = timezone.now()
     if trans_status in ("Y", "A"):
@@ -273,7 +327,7 @@ def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, canc
     tx.eci = eci_for(network=tx.network, co_badge=tx.co_badge, trans_status=trans_status) if tx.network else ""
     tx.finished_at = now
     tx.save(update_fields=["trans_status", "trans_status_reason", "challenge_cancel", "eci", "authentication_value",
-                           "authentication_value_key_id", "finished_at"])
+                           "authentication_value_key_id", "finished_at", "interaction_counter"])
     if cancel == CANCEL_BY_CARDHOLDER:
         challenge.state = Challenge.CANCELLED
     elif reason == REASON_TIMEOUT:
@@ -288,11 +342,12 @@ def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, canc
 
         oob_request_close(challenge=challenge, state=AuthnRequest.WITHDRAWN)
     if challenge.otp_session_id and trans_status not in ("Y", "A"):
-        otp.otp_cancel(session_id=challenge.otp_session_id, actor=actor)
+        otp.otp_cancel(session_id=challenge.otp_session_id, actor=actor, audit=audit)
     audit_record(
         issuer=tx.issuer, kind="threeds.challenge_finished", actor=actor, acs_trans_id=tx.acs_trans_id,
         data={"transStatus": trans_status, "transStatusReason": reason, "challengeCancel": cancel, "method": challenge.method,
               "fallbackReason": challenge.fallback_reason, "interactionCounter": tx.interaction_counter},
+        batch=audit,
     )
     from apps.threeds.outbound import transaction_finished
 
@@ -339,6 +394,8 @@ def challenges_time_out(*, now=None) -> int:
                 due = challenge.first_creq_deadline if challenge.state == Challenge.AWAITING_CREQ else challenge.deadline
                 if challenge.is_final or due >= now:
                     continue  # the cardholder got there first
-                _finish_locked(challenge, "N", REASON_TIMEOUT, cancel=cancel, actor="acs")
+                audit: list = []
+                _finish_locked(challenge, "N", REASON_TIMEOUT, cancel=cancel, actor="acs", audit=audit)
+                audit_record_many(audit)
                 ended += 1
     return ended

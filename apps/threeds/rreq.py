@@ -87,7 +87,7 @@ def _enqueue(delivery_id: int) -> None:
     transaction.on_commit(lambda: engine.wake(RREQ_CHANNEL, delivery_id))
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside the caller's transaction: nothing to undo alone
 def rreq_enqueue(tx: Transaction) -> RReqDelivery | None:
     """Inside the transaction that recorded a challenged transaction's final result: record the
     RReq and send it after commit. A second call for the same transaction changes nothing."""
@@ -95,12 +95,14 @@ def rreq_enqueue(tx: Transaction) -> RReqDelivery | None:
         logger.warning("RReq of %s not sent: no issuer or no final result", tx.acs_trans_id)
         return None
     now = timezone.now()
+    # The challenge's lock read the transaction with its challenge: no second read for it.
+    challenge = getattr(tx, "challenge", None)
     delivery, created = RReqDelivery.objects.get_or_create(
         transaction=tx,
         defaults={
             "issuer_id": tx.issuer_id,
             "url": tx.ds_url,
-            "message": rreq_message(tx),
+            "message": rreq_message(tx, challenge),
             "max_tries": settings.OUTBOUND_MAX_TRIES,
             "next_attempt_at": now,
         },
