@@ -12,8 +12,6 @@ docs/BENCHMARKS-ANALYST.md, with their EXPLAIN plans on a million transactions.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from django.db.models import Q, QuerySet
 from apps.audit.models import AuditEvent
 from apps.core.exceptions import NotFound
 from apps.core.money import currency_alpha
+from apps.core.pagination import NEWEST_FIRST, Cursor, Page, page_from_rows, page_queryset
 from apps.oob.models import AuthnRequest
 from apps.sms.models import SmsDelivery
 from apps.threeds.models import Challenge, RReqDelivery, Transaction
@@ -128,57 +127,7 @@ def transaction_list(*, scope: Scope, filters: TransactionFilters) -> QuerySet[T
     return qs
 
 
-# ---------------------------------------------------------------- keyset pagination
-
-
-class InvalidCursor(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """A position in the list: the key of a row, and which side of it the wanted page lies.
-    Forward (older rows) after the last row of a page; backwards (newer rows) before its first."""
-
-    created_at: datetime
-    acs_trans_id: uuid.UUID
-    backwards: bool = False
-
-    @classmethod
-    def after(cls, row) -> Cursor:
-        return cls(row.created_at, row.acs_trans_id, False)
-
-    @classmethod
-    def before(cls, row) -> Cursor:
-        return cls(row.created_at, row.acs_trans_id, True)
-
-    def encode(self) -> str:
-        raw = json.dumps([self.created_at.isoformat(), str(self.acs_trans_id), self.backwards], separators=(",", ":"))
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str) -> Cursor:
-        try:
-            created_at, acs_trans_id, backwards = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            when = datetime.fromisoformat(created_at)
-            if when.tzinfo is None or not isinstance(backwards, bool):
-                raise ValueError
-            return cls(when, uuid.UUID(acs_trans_id), backwards)
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError) as exc:
-            raise InvalidCursor("Invalid cursor.") from exc
-
-
-NEWEST_FIRST = ("-created_at", "-acs_trans_id")
-OLDEST_FIRST = ("created_at", "acs_trans_id")
-
-
-def _keyset(qs: QuerySet, cursor: Cursor) -> QuerySet:
-    c, pk = cursor.created_at, cursor.acs_trans_id
-    # The plain range on created_at is redundant with the OR below, and is what lets the index
-    # scan start at the cursor instead of filtering every newer row (an OFFSET in disguise).
-    if cursor.backwards:
-        return qs.filter(created_at__gte=c).filter(Q(created_at__gt=c) | Q(created_at=c, acs_trans_id__gt=pk))
-    return qs.filter(created_at__lte=c).filter(Q(created_at__lt=c) | Q(created_at=c, acs_trans_id__lt=pk))
+# ---------------------------------------------------------------- keyset pagination (apps.core.pagination)
 
 
 def transaction_page_queryset(*, scope: Scope, filters: TransactionFilters, cursor: Cursor | None, size: int) -> QuerySet:
@@ -187,29 +136,13 @@ def transaction_page_queryset(*, scope: Scope, filters: TransactionFilters, curs
     # join here would be made for every candidate row before the sort, not for the 51 kept. The
     # messages are not shown in the list.
     qs = transaction_list(scope=scope, filters=filters).prefetch_related("challenge", "issuer").defer("areq", "ares")
-    if cursor is None:
-        return qs.order_by(*NEWEST_FIRST)[: size + 1]
-    ordering = OLDEST_FIRST if cursor.backwards else NEWEST_FIRST
-    return _keyset(qs, cursor).order_by(*ordering)[: size + 1]
-
-
-@dataclass
-class Page:
-    rows: list[Transaction]
-    next_cursor: Cursor | None  # older rows
-    previous_cursor: Cursor | None  # newer rows
+    return page_queryset(qs, cursor=cursor, size=size)
 
 
 def transaction_page(*, scope: Scope, filters: TransactionFilters, cursor: Cursor | None, size: int = PAGE_SIZE) -> Page:
     size = max(1, min(size, MAX_PAGE_SIZE))
     rows = list(transaction_page_queryset(scope=scope, filters=filters, cursor=cursor, size=size))
-    more = len(rows) > size
-    rows = rows[:size]
-    if cursor is not None and cursor.backwards:
-        rows.reverse()
-        return Page(rows, Cursor.after(rows[-1]) if rows else None, Cursor.before(rows[0]) if more else None)
-    previous = Cursor.before(rows[0]) if cursor is not None and rows else None
-    return Page(rows, Cursor.after(rows[-1]) if more else None, previous)
+    return page_from_rows(rows, cursor=cursor, size=size)
 
 
 # ---------------------------------------------------------------- one transaction

@@ -27,9 +27,10 @@ from django.views.decorators.http import require_safe
 
 from apps.analyst import charts, dashboards, selectors, services
 from apps.analyst.forms import DashboardForm, TransactionFilterForm
-from apps.analyst.selectors import Cursor, InvalidCursor, Scope, TransactionFilters
+from apps.analyst.selectors import Scope, TransactionFilters
 from apps.core.admin_scoping import admin_actor
 from apps.core.exceptions import NotFound
+from apps.core.pagination import Cursor, InvalidCursor
 
 PERMISSION = "threeds.view_transaction"
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).

@@ -2,14 +2,13 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from apps.cards import selectors, services
 from apps.cards.models import LOCALE_CHOICES, Card, CardProduct, card_id_validator
 from apps.core.exceptions import ApplicationError
 from apps.core.openapi import IDEMPOTENCY_KEY
+from apps.core.pagination import KeysetPagination
 from apps.core.serializers import (
     PanField,
     StrictBooleanField,
@@ -25,13 +24,6 @@ def _validate(serializer_class, data, *, partial=False) -> dict:
     serializer = serializer_class(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-class CreatedAtCursor(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size = 50
-    max_page_size = 200
-    page_size_query_param = "limit"
 
 
 # ---------------------------------------------------------------- cardholders
@@ -60,7 +52,7 @@ class CardholderPageOutput(serializers.Serializer):
 
 class CardholderListQuery(serializers.Serializer):
     external_id = serializers.CharField(required=False, max_length=64)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=CreatedAtCursor.max_page_size)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=KeysetPagination.max_page_size)
     cursor = serializers.CharField(required=False, help_text="From the `next` or `previous` link.")
 
 
@@ -74,14 +66,10 @@ class CardholderListCreateApi(IssuerApiView):
         description="The issuer's cardholders, newest first, a page at a time: follow `next` and `previous`.",
     )
     def get(self, request):
-        # Validated first: DRF's paginator would quietly fall back to its default on a bad `limit`.
         query = _validate(CardholderListQuery, request.query_params.dict())
-        paginator = CreatedAtCursor()
+        paginator = KeysetPagination()
         qs = selectors.cardholder_list(issuer=self.issuer, external_id=query.get("external_id"))
-        try:
-            page = paginator.paginate_queryset(qs, request, view=self)
-        except NotFound:  # DRF says 404 for a bad cursor; it is a bad parameter
-            raise ValidationError({"cursor": ["Invalid cursor."]})
+        page = paginator.paginate(qs, request, limit=query.get("limit"), cursor=query.get("cursor"))
         return paginator.get_paginated_response(CardholderOutput(page, many=True).data)
 
     @extend_schema(request=CardholderInput, responses={201: CardholderOutput}, parameters=[IDEMPOTENCY_KEY])

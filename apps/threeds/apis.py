@@ -2,23 +2,17 @@
 verification of authentication values. Only the issuer's own transactions exist here; the PAN is
 never returned (last 4 only)."""
 
-import base64
-import binascii
-import json
-import uuid
-from datetime import datetime
 
 from django.core.validators import RegexValidator
-from django.db.models import Q
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 
 from apps.core.logging import sensitive
+from apps.core.pagination import KeysetPagination
 from apps.core.pan import pan_problem
 from apps.core.serializers import PanField, StrictCharField, StrictSerializer
 from apps.issuers.api import IssuerApiView
@@ -56,61 +50,6 @@ def _validate_query(serializer_class, request) -> dict:
     return serializer.validated_data
 
 
-class TransactionCursor:
-    """Keyset pagination, newest first, on (created_at, acs_trans_id): a page starts strictly after
-    the last row of the one before, so rows arriving meanwhile, or many rows sharing a time,
-    never make a page skip or repeat one. (DRF's CursorPagination keys on created_at alone and
-    falls back to an offset when a whole page shares a time.) Links: `next`, `previous`."""
-
-    page_size = 50
-    max_page_size = 200
-
-    def paginate(self, queryset, request, *, limit: int | None, cursor: str | None) -> list:
-        self.request = request
-        size = limit or self.page_size
-        position = self._decode(cursor) if cursor else None
-        if position is None:
-            rows = list(queryset.order_by("-created_at", "-acs_trans_id")[: size + 1])
-            self.page, more = rows[:size], len(rows) > size
-            self.next_row, self.previous_row = (self.page[-1] if more else None), None
-            return self.page
-        created_at, acs_trans_id, backwards = position
-        if backwards:
-            newer = Q(created_at__gt=created_at) | Q(created_at=created_at, acs_trans_id__gt=acs_trans_id)
-            rows = list(queryset.filter(newer).order_by("created_at", "acs_trans_id")[: size + 1])
-            self.page, more = list(reversed(rows[:size])), len(rows) > size
-            self.next_row = self.page[-1] if self.page else None
-            self.previous_row = self.page[0] if more else None
-        else:
-            older = Q(created_at__lt=created_at) | Q(created_at=created_at, acs_trans_id__lt=acs_trans_id)
-            rows = list(queryset.filter(older).order_by("-created_at", "-acs_trans_id")[: size + 1])
-            self.page, more = rows[:size], len(rows) > size
-            self.next_row = self.page[-1] if more else None
-            self.previous_row = self.page[0] if self.page else None
-        return self.page
-
-    def get_paginated_response(self, data) -> Response:
-        return Response({"next": self._link(self.next_row, False), "previous": self._link(self.previous_row, True), "results": data})
-
-    def _link(self, row, backwards: bool) -> str | None:
-        if row is None:
-            return None
-        raw = json.dumps([row.created_at.isoformat(), str(row.acs_trans_id), backwards], separators=(",", ":"))
-        cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-        return replace_query_param(self.request.build_absolute_uri(), "cursor", cursor)
-
-    @staticmethod
-    def _decode(cursor: str):
-        try:
-            created_at, acs_trans_id, backwards = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-            when = datetime.fromisoformat(created_at)
-            if when.tzinfo is None or not isinstance(backwards, bool):
-                raise ValueError
-            return when, uuid.UUID(acs_trans_id), backwards
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError):
-            raise exceptions.ValidationError({"cursor": ["Invalid cursor."]})
-
-
 # ---------------------------------------------------------------- list and detail
 
 
@@ -121,7 +60,7 @@ class TransactionListQuery(serializers.Serializer):
     created_after = serializers.DateTimeField(required=False, help_text="ISO 8601; inclusive.")
     created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; exclusive.")
     cursor = serializers.CharField(required=False)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=TransactionCursor.max_page_size)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=KeysetPagination.max_page_size)
 
     def validate(self, attrs):
         after, before = attrs.get("created_after"), attrs.get("created_before")
@@ -301,7 +240,7 @@ class TransactionListApi(TransactionApiView):
             created_after=query.get("created_after"),
             created_before=query.get("created_before"),
         )
-        paginator = TransactionCursor()
+        paginator = KeysetPagination()
         page = paginator.paginate(qs, request, limit=query.get("limit"), cursor=query.get("cursor"))
         return paginator.get_paginated_response(TransactionOutput(page, many=True).data)
 

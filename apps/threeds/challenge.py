@@ -26,18 +26,17 @@ from apps.audit.services import audit_record, audit_record_many
 from apps.core.exceptions import ApplicationError
 from apps.otp import services as otp
 from apps.threeds.models import Challenge, Transaction
+from apps.threeds.emv import (
+    CANCEL_BY_CARDHOLDER,
+    CANCEL_TIMEOUT_FIRST_CREQ,
+    CANCEL_TIMEOUT_OTHER,
+    REASON_ACS_TECHNICAL,
+    REASON_AUTH_FAILED,
+    REASON_NO_METHOD,
+    REASON_TIMEOUT,
+    REASON_TOO_MANY_ATTEMPTS,
+)
 from apps.threeds.results import authentication_value, eci_for
-
-# challengeCancel values (EMV 3DS)
-CANCEL_BY_CARDHOLDER = "01"
-CANCEL_TIMEOUT_OTHER = "04"  # whole challenge took too long
-CANCEL_TIMEOUT_FIRST_CREQ = "05"  # no CReq reached the ACS in time
-
-REASON_AUTH_FAILED = "01"
-REASON_NO_METHOD = "13"
-REASON_TIMEOUT = "14"
-REASON_TOO_MANY_ATTEMPTS = "19"
-REASON_TECHNICAL = "22"
 
 
 class ChallengeClosed(ApplicationError):
@@ -312,7 +311,7 @@ def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, canc
     now = timezone.now()
     if trans_status in ("Y", "A"):
         if tx.card is None:  # the card was removed mid-challenge: nothing to vouch for
-            trans_status, reason = "U", REASON_TECHNICAL
+            trans_status, reason = "U", REASON_ACS_TECHNICAL
         else:
             tx.authentication_value, tx.authentication_value_key_id = authentication_value(
                 issuer_id=tx.issuer.issuer_id,
@@ -399,3 +398,34 @@ def challenges_time_out(*, now=None) -> int:
                 audit_record_many(audit)
                 ended += 1
     return ended
+
+
+# ---------------------------------------------------------------- app channel counters (SPEC §3.3)
+
+COUNTER_CLAIMED, COUNTER_REPLAYED, COUNTER_SKIPPED = "claimed", "replayed", "skipped"
+
+
+def challenge_sdk_counter_claim(*, acs_trans_id, counter: int, three_ds_requestor_app_url: str = "") -> str:
+    """Claim the SDK's sdkCounterStoA: it must be exactly the one expected next. A conditional
+    UPDATE, so two CReqs carrying one counter cannot both pass. A refused counter (replayed: below
+    the expected one; skipped: above it) changes nothing; a claimed one also keeps the
+    threeDSRequestorAppURL the CReq carries (2.2.0: where the issuer app sends the cardholder back
+    after OOB)."""
+    with transaction.atomic():
+        claimed = Challenge.objects.filter(transaction_id=acs_trans_id, sdk_counter_expected=counter).update(
+            sdk_counter_expected=F("sdk_counter_expected") + 1
+        )
+        if not claimed:
+            expected = Challenge.objects.filter(transaction_id=acs_trans_id).values_list("sdk_counter_expected", flat=True).first()
+            return COUNTER_REPLAYED if expected is None or counter < expected else COUNTER_SKIPPED
+        if three_ds_requestor_app_url:
+            Transaction.objects.filter(pk=acs_trans_id).update(three_ds_requestor_app_url=three_ds_requestor_app_url)
+    return COUNTER_CLAIMED
+
+
+def challenge_acs_counter_next(*, acs_trans_id) -> int:
+    """The acsCounterAtoS of the next CRes (000 first, one per CRes), taken under the row lock the
+    UPDATE holds until commit, so two CRes never carry the same counter."""
+    with transaction.atomic():
+        Challenge.objects.filter(transaction_id=acs_trans_id).update(acs_counter=F("acs_counter") + 1)
+        return Challenge.objects.filter(transaction_id=acs_trans_id).values_list("acs_counter", flat=True).get() - 1

@@ -1,4 +1,4 @@
-"""EMV 3DS message validation, table-driven, and the Erro message.
+"""EMV 3DS message validation (AReq, the app and browser CReqs), table-driven, and the Erro message.
 
 Each row of a table names an element, its format, and when it is required (by message version,
 device channel and message category). A message is checked against every row; all offending
@@ -12,22 +12,22 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from apps.core.outbound_guard import ds_url_allowed
-
-SUPPORTED_VERSIONS = ("2.1.0", "2.2.0")
-APP, BROWSER, THREE_RI = "01", "02", "03"
-PAYMENT, NON_PAYMENT = "01", "02"
-
-ERROR_DESCRIPTIONS = {
-    "101": "Message received invalid",
-    "102": "Message version number not supported",
-    "201": "Required data element missing",
-    "203": "Format of one or more data elements is invalid according to the specification",
-    "301": "Transaction ID not recognised",
-    "302": "Data decryption failure",
-    "303": "Access denied, invalid endpoint",
-    "402": "Transaction timed out",
-    "404": "Transient system failure",
-}
+from apps.threeds.emv import (  # noqa: F401 (the channel and category names are read from here too)
+    APP,
+    BROWSER,
+    CHALLENGE_CANCEL_VALUES,
+    CHALLENGE_WINDOW_SIZES,
+    ERROR_ACCESS_DENIED,
+    ERROR_DESCRIPTIONS,
+    ERROR_FORMAT_INVALID,
+    ERROR_MESSAGE_INVALID,
+    ERROR_REQUIRED_ELEMENT_MISSING,
+    ERROR_VERSION_NOT_SUPPORTED,
+    NON_PAYMENT,
+    PAYMENT,
+    SUPPORTED_VERSIONS,
+    THREE_RI,
+)
 
 
 @dataclass(frozen=True)
@@ -252,12 +252,12 @@ def _suspicious(value, *, limit: int = MAX_NESTING) -> bool:
 def validate_areq(message: Any) -> Context:
     """Raise MessageError (101, 102, 201, 203, 303) or return the message's context."""
     if not isinstance(message, dict) or message.get("messageType") != "AReq":
-        raise MessageError("101", "messageType", message=message)
+        raise MessageError(ERROR_MESSAGE_INVALID, "messageType", message=message)
     version = message.get("messageVersion")
     if version is None:
-        raise MessageError("201", "messageVersion", message=message)
+        raise MessageError(ERROR_REQUIRED_ELEMENT_MISSING, "messageVersion", message=message)
     if version not in SUPPORTED_VERSIONS:
-        raise MessageError("102", "messageVersion", message=message)
+        raise MessageError(ERROR_VERSION_NOT_SUPPORTED, "messageVersion", message=message)
     ctx = Context(version=version, channel=str(message.get("deviceChannel", "")), category=str(message.get("messageCategory", "")))
     missing, invalid = [], []
     for element in AREQ_ELEMENTS:
@@ -273,13 +273,88 @@ def validate_areq(message: Any) -> Context:
     if _suspicious(message, limit=MAX_NESTING + 1):  # one pass over all; which elements only if needed
         invalid += [name.replace("\x00", "\\0") for name, value in message.items() if name not in invalid and (_suspicious(name) or _suspicious(value))]
     if missing:
-        raise MessageError("201", ",".join(missing), message=message)
+        raise MessageError(ERROR_REQUIRED_ELEMENT_MISSING, ",".join(missing), message=message)
     if invalid:
-        raise MessageError("203", ",".join(invalid), message=message)
+        raise MessageError(ERROR_FORMAT_INVALID, ",".join(invalid), message=message)
     if not ds_url_allowed(message["dsURL"]):
         # Not a DS this ACS answers to: the RReq would go there (SSRF), so nothing is stored.
-        raise MessageError("303", "dsURL", message=message)
+        raise MessageError(ERROR_ACCESS_DENIED, "dsURL", message=message)
     return ctx
+
+
+# ---------------------------------------------------------------- CReq (SPEC §3.2, §3.3)
+
+MAX_SESSION_DATA_CHARS = 1024  # threeDSSessionData: variable, at most 1024 characters
+
+
+def sdk_counter(value, ctx) -> bool:
+    return isinstance(value, str) and len(value) == 3 and value.isascii() and value.isdigit() and int(value) <= 255
+
+
+def challenge_data_entry(value, ctx) -> bool:
+    # Not `text`: what the cardholder typed is checked by the challenge, not refused as a format.
+    return isinstance(value, str) and 1 <= len(value) <= 45
+
+
+def app_url(value, ctx) -> bool:
+    # threeDSRequestorAppURL is an app link (a custom scheme), not only http(s).
+    return isinstance(value, str) and 0 < len(value) <= 256 and "://" in value
+
+
+APP_CREQ_ELEMENTS: list[Element] = [
+    Element("threeDSServerTransID", uuid36, always),
+    Element("acsTransID", uuid36, always),
+    Element("sdkTransID", uuid36, always),
+    Element("sdkCounterStoA", sdk_counter, always),
+    Element("challengeDataEntry", challenge_data_entry),
+    Element("resendChallenge", one_of("Y", "N")),
+    Element("oobContinue", boolean),
+    Element("challengeCancel", one_of(*CHALLENGE_CANCEL_VALUES)),
+    Element("challengeNoEntry", one_of("Y")),
+    Element("threeDSRequestorAppURL", app_url),
+]
+
+
+def validate_app_creq(message: Any) -> None:
+    """The app channel's CReq (SPEC §3.3), before anything is looked up: raise MessageError (101,
+    102, 201, 203). An optional element that is present is checked even when empty: an empty
+    challengeDataEntry is not a guess at the code."""
+    if not isinstance(message, dict) or message.get("messageType") != "CReq":
+        raise MessageError(ERROR_MESSAGE_INVALID, "messageType", message=message)
+    version = message.get("messageVersion")
+    if version not in SUPPORTED_VERSIONS:
+        code = ERROR_VERSION_NOT_SUPPORTED if version else ERROR_REQUIRED_ELEMENT_MISSING
+        raise MessageError(code, "messageVersion", message=message)
+    ctx = Context(version=version, channel=APP, category="")
+    missing = [e.name for e in APP_CREQ_ELEMENTS if e.required(ctx) and message.get(e.name) in (None, "")]
+    if missing:
+        raise MessageError(ERROR_REQUIRED_ELEMENT_MISSING, ",".join(missing), message=message)
+    invalid = [e.name for e in APP_CREQ_ELEMENTS if e.name in message and not e.check(message[e.name], ctx)]
+    if invalid:
+        raise MessageError(ERROR_FORMAT_INVALID, ",".join(invalid), message=message)
+
+
+def validate_browser_creq(creq: Any, *, transaction_version: str, session_data: str) -> None:
+    """The browser's first CReq (SPEC §3.2) for a transaction already found by its ids: raise
+    MessageError (101, 102, 201, 203). The CReq must keep the AReq's messageVersion;
+    threeDSSessionData comes beside it in the form and is checked here too."""
+    if not isinstance(creq, dict) or creq.get("messageType") != "CReq":
+        raise MessageError(ERROR_MESSAGE_INVALID, "messageType", message=creq)
+    missing = [name for name in ("messageVersion", "challengeWindowSize") if creq.get(name) in (None, "")]
+    if missing:
+        raise MessageError(ERROR_REQUIRED_ELEMENT_MISSING, ",".join(missing), message=creq)
+    version = creq.get("messageVersion")
+    if version not in SUPPORTED_VERSIONS:
+        raise MessageError(ERROR_VERSION_NOT_SUPPORTED, "messageVersion", message=creq)
+    invalid = []
+    if version != transaction_version:
+        invalid.append("messageVersion")
+    if creq.get("challengeWindowSize") not in CHALLENGE_WINDOW_SIZES:
+        invalid.append("challengeWindowSize")
+    if len(session_data) > MAX_SESSION_DATA_CHARS:
+        invalid.append("threeDSSessionData")
+    if invalid:
+        raise MessageError(ERROR_FORMAT_INVALID, ",".join(invalid), message=creq)
 
 
 def erro(*, code: str, detail: str, message: dict | None = None, message_type: str = "AReq", acs_trans_id: str | None = None) -> dict:

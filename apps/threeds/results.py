@@ -17,29 +17,18 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from apps.core.pan import AMEX, CARTES_BANCAIRES, DISCOVER, JCB, MASTERCARD, VISA
+from apps.threeds.emv import ECI, ECI_DEFAULT_NETWORK, ECI_FROM_CO_BADGE
 
 AV_FORMAT_VERSION = b"\x01"
 # cb_avalgo of this MAC (Cartes Bancaires "CB-AVALGO"): "0" = HMAC (SPEC §3.7; Stripe's enum 0 1 2 3 4 A).
 CB_AVALGO = "0"
 
-_ECI = {
-    # Visa, Amex, JCB, Discover: Y 05, A 06, else 07. Mastercard: Y 02, A 01, else 00.
-    VISA: {"Y": "05", "A": "06"},
-    AMEX: {"Y": "05", "A": "06"},
-    JCB: {"Y": "05", "A": "06"},
-    DISCOVER: {"Y": "05", "A": "06"},
-    MASTERCARD: {"Y": "02", "A": "01"},
-}
-_ECI_DEFAULT = {VISA: "07", AMEX: "07", JCB: "07", DISCOVER: "07", MASTERCARD: "00"}
-
 
 def eci_for(*, network: str, co_badge: str, trans_status: str) -> str:
-    """Cartes Bancaires co-badged cards use the co-badge's table."""
-    table_network = co_badge if network == CARTES_BANCAIRES else network
-    if table_network not in _ECI:
-        table_network = VISA
-    return _ECI[table_network].get(trans_status, _ECI_DEFAULT[table_network])
+    """The ECI of a result (tables in apps.threeds.emv). Cartes Bancaires co-badged cards use the
+    co-badge's table; a status without an entry (none is final) reads as N."""
+    table = ECI.get(co_badge if network == ECI_FROM_CO_BADGE else network) or ECI[ECI_DEFAULT_NETWORK]
+    return table.get(trans_status, table["N"])
 
 
 @lru_cache(maxsize=8)

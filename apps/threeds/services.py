@@ -16,6 +16,18 @@ from apps.issuers.models import pan_prefix_key
 from apps.core.logging import sensitive
 from apps.core.pan import CARTES_BANCAIRES
 from apps.threeds import areq_store, risk
+from apps.threeds.emv import (  # noqa: F401 (REASON_TIMEOUT: kept until apps/threeds/outbound.py imports emv)
+    REASON_3RI_NOT_SUPPORTED,
+    REASON_ACS_TECHNICAL,
+    REASON_CARD_EXPIRED,
+    REASON_FREQUENCY_LIMIT,
+    REASON_LOST_STOLEN,
+    REASON_NO_CARD_RECORD,
+    REASON_NO_METHOD,
+    REASON_TIMEOUT,
+    REASON_TOO_MANY_ATTEMPTS,
+    REASON_TRANSACTION_NOT_PERMITTED,
+)
 from apps.threeds.messages import BROWSER, THREE_RI, MessageError, erro, validate_areq
 from apps.threeds.models import Challenge, Transaction
 from apps.threeds.outbound import notification_url, transaction_finished
@@ -26,17 +38,9 @@ logger = logging.getLogger(__name__)
 # AReq elements never kept on the transaction.
 _AREQ_SECRET_ELEMENTS = ("acctNumber", "sdkEncData", "cardholderName", "email", "homePhone", "mobilePhone", "workPhone")
 
-# transStatusReason values used here (EMV 3DS table A.4).
-REASON_CARD_EXPIRED = "05"
-REASON_NO_CARD_RECORD = "08"
-REASON_LOST_STOLEN = "10"
-REASON_SUSPECTED_FRAUD = "04"  # used by the spec for velocity
-REASON_TRANSACTION_NOT_PERMITTED = "12"
-REASON_NO_METHOD = "13"
-REASON_TIMEOUT = "14"
-REASON_LOW_CONFIDENCE = "19"  # here: OTP attempts exhausted
-REASON_3RI_NOT_SUPPORTED = "21"
-REASON_ACS_TECHNICAL = "22"
+# kept until apps/threeds/outbound.py imports emv (its _reason_text reads these two names from here)
+REASON_SUSPECTED_FRAUD = REASON_FREQUENCY_LIMIT
+REASON_LOW_CONFIDENCE = REASON_TOO_MANY_ATTEMPTS
 
 
 @dataclass
@@ -162,7 +166,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
         decision = risk.decide(policy=policy, card=card, areq=message, now=now)
         tx.risk_score, tx.risk_rules = decision.score, decision.rules
         if decision.velocity_exceeded:
-            _fail(tx, REASON_SUSPECTED_FRAUD)
+            _fail(tx, REASON_FREQUENCY_LIMIT)
         elif not decision.challenge:
             tx.exemption = decision.exemption
             _succeed(tx, "Y", pan)

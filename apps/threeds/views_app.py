@@ -1,22 +1,29 @@
 """App channel: `POST /3ds/v2/creq`, a JSON CReq from the 3DS SDK → CRes (SPEC §3.3).
 
-Plain JSON for now (EMV wants JWE on this channel; that is a later step). Counters: the SDK's
-sdkCounterStoA must be exactly the one expected; a replayed counter is Erro 302, a skipped one
-Erro 303, and neither changes the challenge.
+Plain JSON for now (EMV wants JWE on this channel; that is a later step). The CReq is validated
+in apps.threeds.messages; the SDK's sdkCounterStoA is claimed in apps.threeds.challenge (it must be
+exactly the one expected; a replayed counter is Erro 302, a skipped one Erro 303, and neither
+changes the challenge).
 """
 
-import re
 import uuid
 
-from django.db import transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.core.logging import sensitive
 from apps.core.money import format_amount
 from apps.threeds import challenge as flow
-from apps.threeds.messages import APP, SUPPORTED_VERSIONS, erro, uuid36
-from apps.threeds.models import Challenge, Transaction
+from apps.threeds.emv import (
+    ACS_UI_TYPE_OOB,
+    ACS_UI_TYPE_TEXT,
+    APP,
+    ERROR_ACCESS_DENIED,
+    ERROR_DECRYPTION_FAILURE,
+    ERROR_TRANSACTION_ID_NOT_RECOGNISED,
+)
+from apps.threeds.messages import MessageError, erro, validate_app_creq
+from apps.threeds.models import Challenge
 from apps.threeds.views import erro_unless_post, read_json_message
 
 TEXTS = {
@@ -58,11 +65,14 @@ TEXTS = {
     },
 }
 
-_COUNTER = re.compile(r"^[0-9]{3}$")
-
 
 def _erro(code: str, detail: str, message: dict, acs_trans_id=None) -> JsonResponse:
     return JsonResponse(erro(code=code, detail=detail, message=message, message_type="CReq", acs_trans_id=acs_trans_id))
+
+
+# A refused sdkCounterStoA: a replayed counter is a CReq that cannot be authenticated (302); a
+# skipped one is refused too (303) so that a lost CReq is never silently passed over.
+_COUNTER_ERRO = {flow.COUNTER_REPLAYED: ERROR_DECRYPTION_FAILURE, flow.COUNTER_SKIPPED: ERROR_ACCESS_DENIED}
 
 
 @csrf_exempt
@@ -71,28 +81,10 @@ def creq(request):
     message, error_response = read_json_message(request, message_type="CReq")
     if error_response is not None:
         return error_response
-    if not isinstance(message, dict) or message.get("messageType") != "CReq":
-        return _erro("101", "messageType", message if isinstance(message, dict) else {})
-    if message.get("messageVersion") not in SUPPORTED_VERSIONS:
-        return _erro("102" if message.get("messageVersion") else "201", "messageVersion", message)
-    missing = [k for k in ("threeDSServerTransID", "acsTransID", "sdkTransID", "sdkCounterStoA") if not message.get(k)]
-    if missing:
-        return _erro("201", ",".join(missing), message)
-    invalid = [k for k in ("threeDSServerTransID", "acsTransID", "sdkTransID") if not uuid36(message[k], None)]
-    if not isinstance(message["sdkCounterStoA"], str) or not _COUNTER.match(message["sdkCounterStoA"]) or int(message["sdkCounterStoA"]) > 255:
-        invalid.append("sdkCounterStoA")
-    for key, check in (
-        ("challengeDataEntry", lambda v: isinstance(v, str) and 1 <= len(v) <= 45),
-        ("resendChallenge", lambda v: v in ("Y", "N")),
-        ("oobContinue", lambda v: isinstance(v, bool)),
-        ("challengeCancel", lambda v: v in ("01", "02", "03", "04", "05", "06", "07", "08")),
-        ("challengeNoEntry", lambda v: v == "Y"),
-        ("threeDSRequestorAppURL", lambda v: isinstance(v, str) and 0 < len(v) <= 256 and "://" in v),
-    ):
-        if key in message and not check(message[key]):
-            invalid.append(key)
-    if invalid:
-        return _erro("203", ",".join(invalid), message)
+    try:
+        validate_app_creq(message)
+    except MessageError as exc:
+        return _erro(exc.code, exc.detail, exc.message)
 
     acs_trans_id = uuid.UUID(message["acsTransID"])
     challenge = Challenge.objects.select_related("transaction").filter(transaction_id=acs_trans_id).first()
@@ -103,26 +95,20 @@ def creq(request):
         or str(tx.three_ds_server_trans_id) != message["threeDSServerTransID"].lower()
         or str(tx.sdk_trans_id) != message["sdkTransID"].lower()
     ):
-        return _erro("301", "acsTransID", message)
+        return _erro(ERROR_TRANSACTION_ID_NOT_RECOGNISED, "acsTransID", message)
 
     with sensitive(message.get("challengeDataEntry")):
-        return _handle(message, acs_trans_id)
+        return _handle(message, challenge)
 
 
-def _handle(message: dict, acs_trans_id) -> JsonResponse:
-    counter = int(message["sdkCounterStoA"])
-    with transaction.atomic():
-        # The counter is claimed under the row lock: two CReqs with one counter cannot both pass.
-        challenge = Challenge.objects.select_for_update().get(transaction_id=acs_trans_id)
-        if counter < challenge.sdk_counter_expected:
-            return _erro("302", "sdkCounterStoA", message, acs_trans_id)
-        if counter > challenge.sdk_counter_expected:
-            return _erro("303", "sdkCounterStoA", message, acs_trans_id)
-        challenge.sdk_counter_expected += 1
-        challenge.save(update_fields=["sdk_counter_expected"])
-        if message.get("threeDSRequestorAppURL"):
-            # 2.2.0 carries it in the CReq: where the issuer app sends the cardholder back after OOB.
-            Transaction.objects.filter(pk=acs_trans_id).update(three_ds_requestor_app_url=message["threeDSRequestorAppURL"])
+def _handle(message: dict, challenge: Challenge) -> JsonResponse:
+    acs_trans_id = challenge.transaction_id
+    claim = flow.challenge_sdk_counter_claim(
+        acs_trans_id=acs_trans_id, counter=int(message["sdkCounterStoA"]),
+        three_ds_requestor_app_url=message.get("threeDSRequestorAppURL", ""),
+    )
+    if claim != flow.COUNTER_CLAIMED:
+        return _erro(_COUNTER_ERRO[claim], "sdkCounterStoA", message, acs_trans_id)
 
     notice = ""
     if message.get("challengeCancel"):
@@ -147,11 +133,7 @@ def _handle(message: dict, acs_trans_id) -> JsonResponse:
 def _cres(challenge: Challenge, step: flow.Step, notice: str) -> dict:
     challenge.refresh_from_db()
     tx = challenge.transaction
-    with transaction.atomic():
-        locked = Challenge.objects.select_for_update().get(pk=challenge.pk)
-        acs_counter = locked.acs_counter
-        locked.acs_counter += 1
-        locked.save(update_fields=["acs_counter"])
+    acs_counter = flow.challenge_acs_counter_next(acs_trans_id=challenge.pk)
     if challenge.is_final:
         return {**flow.final_cres(challenge), "acsCounterAtoS": f"{acs_counter:03d}"}
     texts = TEXTS.get(challenge.locale, TEXTS["en"])
@@ -170,7 +152,7 @@ def _cres(challenge: Challenge, step: flow.Step, notice: str) -> dict:
         "challengeInfoHeader": texts["header"],
     }
     if challenge.method == Challenge.OOB:
-        cres.update(acsUiType="04", challengeInfoText=texts["oob"], oobContinueLabel=texts["oob_continue"])
+        cres.update(acsUiType=ACS_UI_TYPE_OOB, challengeInfoText=texts["oob"], oobContinueLabel=texts["oob_continue"])
         return cres
     info = texts["info"].format(phone=phone, merchant=tx.merchant_name, amount=amount)
     if step.outcome == "wrong_code":
@@ -184,7 +166,7 @@ def _cres(challenge: Challenge, step: flow.Step, notice: str) -> dict:
     elif notice:
         info = notice
     cres.update(
-        acsUiType="01",
+        acsUiType=ACS_UI_TYPE_TEXT,
         challengeInfoText=info,
         challengeInfoLabel=texts["label"],
         submitAuthenticationLabel=texts["submit"],

@@ -46,15 +46,13 @@ from apps.core.middleware import content_security_policy as site_policy
 from apps.core.money import format_amount
 from apps.threeds import challenge as flow
 from apps.threeds.locale import page_locale, resend_refused_text, texts_for, wrong_code_text
-from apps.threeds.messages import BROWSER, SUPPORTED_VERSIONS, erro, uuid36
+from apps.threeds.emv import BROWSER, CANCEL_BY_CARDHOLDER, CHALLENGE_WINDOW_SIZES, FULL_PAGE_WINDOW
+from apps.threeds.messages import MAX_SESSION_DATA_CHARS, MessageError, erro, uuid36, validate_browser_creq
 from apps.threeds.models import Challenge
 
 logger = logging.getLogger(__name__)
 
-WINDOW_SIZES = ("01", "02", "03", "04", "05")
-FULL_PAGE = "05"
 MAX_CREQ_CHARS = 4096  # a browser CReq is five short elements
-MAX_SESSION_DATA_CHARS = 1024  # EMV: threeDSSessionData, variable, at most 1024 characters
 MAX_CODE_CHARS = 16
 
 FORM_ACTION_SELF = "'self'"
@@ -148,17 +146,18 @@ def _first_creq(form):
         return _error_page(status=exc.status)
     tx = challenge.transaction
     session_data = form.get("threeDSSessionData", "")
-    problem = creq_problem(creq, message_version=tx.message_version, session_data=session_data)
-    if problem is not None:
+    try:
+        validate_browser_creq(creq, transaction_version=tx.message_version, session_data=session_data)
+    except MessageError as exc:
         # The transaction is known: EMV has the Erro go back to the 3DS Server through the
         # browser, posted to notificationURL like a CRes. The challenge itself is left to its
         # deadline (a stray bad post must not be able to end someone's transaction).
-        code, detail = problem
+        code, detail = exc.code, exc.detail
         logger.info("CReq invalid for %s: %s %s", tx.acs_trans_id, code, detail)
         ids = {"messageVersion": tx.message_version, "threeDSServerTransID": str(tx.three_ds_server_trans_id), "dsTransID": str(tx.ds_trans_id)}
         message = erro(code=code, detail=detail, message=ids, message_type="CReq", acs_trans_id=tx.acs_trans_id)
         keep_session_data = session_data if len(session_data) <= MAX_SESSION_DATA_CHARS else ""
-        window = creq.get("challengeWindowSize") if creq.get("challengeWindowSize") in WINDOW_SIZES else FULL_PAGE
+        window = creq.get("challengeWindowSize") if creq.get("challengeWindowSize") in CHALLENGE_WINDOW_SIZES else FULL_PAGE_WINDOW
         return _post_back_page(challenge, message=message, session_data=keep_session_data, window=window, result_key="final_failed")
     challenge, step = flow.challenge_begin(
         acs_trans_id=tx.acs_trans_id, challenge_window_size=creq["challengeWindowSize"], three_ds_session_data=session_data
@@ -180,28 +179,6 @@ def _challenge_named_by(creq: dict) -> Challenge:
     if tx.device_channel != BROWSER or not tx.notification_url:
         raise _Unreadable("not a browser transaction")
     return challenge
-
-
-def creq_problem(creq: dict, *, message_version: str, session_data: str) -> tuple[str, str] | None:
-    """(errorCode, errorDetail) for a CReq of a known transaction that is not valid, else None."""
-    if creq.get("messageType") != "CReq":
-        return "101", "messageType"
-    version = creq.get("messageVersion")
-    missing = [name for name in ("messageVersion", "challengeWindowSize") if creq.get(name) in (None, "")]
-    if missing:
-        return "201", ",".join(missing)
-    if version not in SUPPORTED_VERSIONS:
-        return "102", "messageVersion"
-    invalid = []
-    if version != message_version:
-        invalid.append("messageVersion")
-    if creq.get("challengeWindowSize") not in WINDOW_SIZES:
-        invalid.append("challengeWindowSize")
-    if len(session_data) > MAX_SESSION_DATA_CHARS:
-        invalid.append("threeDSSessionData")
-    if invalid:
-        return "203", ",".join(invalid)
-    return None
 
 
 def _challenge_for(acs_trans_id: str) -> Challenge | None:
@@ -287,7 +264,7 @@ def _with_phone(text: str, phone: str) -> str:
 
 
 def _window(challenge: Challenge) -> str:
-    return challenge.challenge_window_size if challenge.challenge_window_size in WINDOW_SIZES else FULL_PAGE
+    return challenge.challenge_window_size if challenge.challenge_window_size in CHALLENGE_WINDOW_SIZES else FULL_PAGE_WINDOW
 
 
 def _render_challenge(challenge: Challenge, *, message: str = "", message_key: str = "", kind: str = "info") -> HttpResponse:
@@ -324,7 +301,7 @@ def _final_page(challenge: Challenge) -> HttpResponse:
     tx = challenge.transaction
     if tx.trans_status in ("Y", "A"):
         result_key = "final_success"
-    elif tx.challenge_cancel == flow.CANCEL_BY_CARDHOLDER:
+    elif tx.challenge_cancel == CANCEL_BY_CARDHOLDER:
         result_key = "final_cancelled"
     else:
         result_key = "final_failed"
@@ -360,7 +337,7 @@ def _post_back_page(challenge: Challenge, *, message: dict, session_data: str, w
 
 def _error_page(*, status: int, locale: str | None = None, text_key: str = "error_text") -> HttpResponse:
     t = texts_for(locale)
-    context = {"lang": page_locale(locale), "t": t, "window": FULL_PAGE, "text": t[text_key]}
+    context = {"lang": page_locale(locale), "t": t, "window": FULL_PAGE_WINDOW, "text": t[text_key]}
     return _html("threeds/error.html", context, status=status, form_action=FORM_ACTION_NONE)
 
 

@@ -33,7 +33,8 @@ from hypothesis import strategies as st
 
 from apps.cards.models import Card, Phone
 from apps.core.pan import luhn_valid
-from apps.threeds.messages import AREQ_ELEMENTS, ERROR_DESCRIPTIONS, uuid36
+from apps.threeds.emv import ERROR_DESCRIPTIONS
+from apps.threeds.messages import AREQ_ELEMENTS, uuid36
 from apps.threeds.models import Challenge
 from tests.factories import CardProductFactory, luhn_complete, make_card
 from tests.threeds.builders import areq
@@ -43,7 +44,7 @@ from tests.threeds.merchant_site import creq_encode
 pytestmark = pytest.mark.django_db
 
 AREQ_URL, CREQ_URL, CHALLENGE_URL = "/3ds/v2/areq", "/3ds/v2/creq", "/3ds/v2/challenge"
-ERROR_CODES = {"101", "102", "201", "203", "301", "302", "303", "402", "404"}
+ERROR_CODES = {"101", "102", "201", "203", "301", "302", "303", "402", "403", "404"}
 assert ERROR_CODES == set(ERROR_DESCRIPTIONS)
 TRANS_STATUSES = {"Y", "N", "A", "C", "U"}
 VERSIONS = ("2.1.0", "2.2.0")

@@ -1,0 +1,108 @@
+"""The EMV 3-D Secure codes this ACS uses, defined once (EMV 3DS Protocol and Core Functions
+Specification, annex A; SPEC §3). Every module that sends or reads one of these values imports it
+from here, so a code has one name and the tables below are the only place to check against the
+specification (tests/threeds/test_emv.py does).
+
+Names keep the EMV meaning; where the SPEC uses a code for a situation the EMV name does not
+suggest, the comment says so.
+"""
+
+from apps.core.pan import AMEX, CARTES_BANCAIRES, DISCOVER, JCB, MASTERCARD, VISA
+
+# ---------------------------------------------------------------- message versions and context
+
+SUPPORTED_VERSIONS = ("2.1.0", "2.2.0")
+
+# deviceChannel
+APP, BROWSER, THREE_RI = "01", "02", "03"
+# messageCategory
+PAYMENT, NON_PAYMENT = "01", "02"
+
+# ---------------------------------------------------------------- transStatus
+
+TRANS_STATUSES = ("Y", "A", "N", "U", "R", "C", "D")
+SUCCESSFUL_STATUSES = ("Y", "A")  # the statuses that carry an authenticationValue
+
+# ---------------------------------------------------------------- transStatusReason (table A.4)
+
+REASON_AUTH_FAILED = "01"  # card authentication failed; also a cardholder cancel or a refused OOB
+REASON_FREQUENCY_LIMIT = "04"  # exceeds authentication frequency limit (SPEC: card velocity)
+REASON_CARD_EXPIRED = "05"
+REASON_NO_CARD_RECORD = "08"  # also a PAN outside every BIN grant
+REASON_LOST_STOLEN = "10"  # EMV: stolen card (SPEC: card lost_stolen)
+REASON_TRANSACTION_NOT_PERMITTED = "12"  # card suspended or closed
+REASON_NO_METHOD = "13"  # EMV: cardholder not enrolled in service (SPEC: no challenge method)
+REASON_TIMEOUT = "14"  # transaction timed out at the ACS
+REASON_TOO_MANY_ATTEMPTS = "19"  # exceeds ACS maximum challenges (SPEC: OTP attempts exhausted)
+REASON_3RI_NOT_SUPPORTED = "21"  # a challenge needed without the cardholder present
+REASON_ACS_TECHNICAL = "22"  # internal failure after a valid AReq
+
+REASON_DESCRIPTIONS = {
+    REASON_AUTH_FAILED: "Card authentication failed",
+    REASON_FREQUENCY_LIMIT: "Exceeds authentication frequency limit",
+    REASON_CARD_EXPIRED: "Expired card",
+    REASON_NO_CARD_RECORD: "No card record",
+    REASON_LOST_STOLEN: "Stolen card",
+    REASON_TRANSACTION_NOT_PERMITTED: "Transaction not permitted to cardholder",
+    REASON_NO_METHOD: "Cardholder not enrolled in service",
+    REASON_TIMEOUT: "Transaction timed out at the ACS",
+    REASON_TOO_MANY_ATTEMPTS: "Exceeds ACS maximum challenges",
+    REASON_3RI_NOT_SUPPORTED: "3RI transaction not supported",
+    REASON_ACS_TECHNICAL: "ACS technical issue",
+}
+
+# ---------------------------------------------------------------- challengeCancel
+
+CANCEL_BY_CARDHOLDER = "01"
+CANCEL_TIMEOUT_OTHER = "04"  # transaction timed out at the ACS: the whole challenge took too long
+CANCEL_TIMEOUT_FIRST_CREQ = "05"  # transaction timed out at the ACS: no first CReq in time
+CHALLENGE_CANCEL_VALUES = ("01", "02", "03", "04", "05", "06", "07", "08")  # what a CReq may carry
+
+# ---------------------------------------------------------------- challenge presentation
+
+CHALLENGE_WINDOW_SIZES = ("01", "02", "03", "04", "05")  # browser challengeWindowSize
+FULL_PAGE_WINDOW = "05"
+AUTHENTICATION_TYPE_DYNAMIC = "02"  # an OTP
+AUTHENTICATION_TYPE_OOB = "03"
+ACS_UI_TYPE_TEXT = "01"  # acsUiType / acsUiTemplate: an OTP entry
+ACS_UI_TYPE_OOB = "04"
+
+# ---------------------------------------------------------------- Erro errorCode (table A.4)
+
+ERROR_MESSAGE_INVALID = "101"
+ERROR_VERSION_NOT_SUPPORTED = "102"
+ERROR_REQUIRED_ELEMENT_MISSING = "201"
+ERROR_FORMAT_INVALID = "203"
+ERROR_TRANSACTION_ID_NOT_RECOGNISED = "301"
+ERROR_DECRYPTION_FAILURE = "302"
+ERROR_ACCESS_DENIED = "303"
+ERROR_TIMEOUT = "402"
+ERROR_TRANSIENT_FAILURE = "403"
+ERROR_PERMANENT_FAILURE = "404"
+
+ERROR_DESCRIPTIONS = {
+    ERROR_MESSAGE_INVALID: "Message received invalid",
+    ERROR_VERSION_NOT_SUPPORTED: "Message version number not supported",
+    ERROR_REQUIRED_ELEMENT_MISSING: "Required data element missing",
+    ERROR_FORMAT_INVALID: "Format of one or more data elements is invalid according to the specification",
+    ERROR_TRANSACTION_ID_NOT_RECOGNISED: "Transaction ID not recognised",
+    ERROR_DECRYPTION_FAILURE: "Data decryption failure",
+    ERROR_ACCESS_DENIED: "Access denied, invalid endpoint",
+    ERROR_TIMEOUT: "Transaction timed out",
+    ERROR_TRANSIENT_FAILURE: "Transient system failure",
+    ERROR_PERMANENT_FAILURE: "Permanent system failure",
+}
+
+# ---------------------------------------------------------------- ECI per network × transStatus (SPEC §3.6)
+
+_ECI_VISA_LIKE = {"Y": "05", "A": "06", "N": "07", "U": "07", "R": "07"}
+ECI = {
+    VISA: _ECI_VISA_LIKE,
+    AMEX: _ECI_VISA_LIKE,
+    JCB: _ECI_VISA_LIKE,
+    DISCOVER: _ECI_VISA_LIKE,
+    MASTERCARD: {"Y": "02", "A": "01", "N": "00", "U": "00", "R": "00"},
+}
+# Cartes Bancaires has no table of its own: a co-badged card uses its co-badge's.
+ECI_FROM_CO_BADGE = CARTES_BANCAIRES
+ECI_DEFAULT_NETWORK = VISA  # a network without a table (none today) reads Visa's
