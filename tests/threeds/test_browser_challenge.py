@@ -21,6 +21,7 @@ from apps.cards.models import Phone
 from apps.otp.models import OtpSession
 from apps.threeds.challenge import challenges_time_out
 from apps.threeds.models import Challenge, RiskPolicy, Transaction
+from apps.threeds.simulator.messages import wrong_code as wrong
 from tests.factories import make_card
 from tests.otp.conftest import in_process_tasks, policy, set_policy, sms_file  # noqa: F401 (fixtures)
 from tests.threeds.builders import areq
@@ -135,10 +136,6 @@ def final_form(response) -> tuple[str, dict, dict]:
 
 def visible_text(response) -> str:
     return re.sub(r"<[^>]+>", "", response.content.decode())
-
-
-def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 10**len(code):0{len(code)}d}"
 
 
 # ---------------------------------------------------------------- the page

@@ -17,6 +17,7 @@ import requests
 from apps.cards.models import Phone
 from apps.otp.services import otp_policy_create_default, otp_policy_save
 from apps.threeds.models import RiskPolicy
+from apps.threeds.simulator.messages import wrong_code as wrong
 from tests.factories import CardholderFactory, IssuerFactory, make_card
 from tests.otp.conftest import in_process_tasks, sms_file  # noqa: F401 (fixtures)
 from tests.threeds.builders import areq
@@ -124,10 +125,6 @@ def challenge_frame(page):
     frame = page.frame_locator("iframe#challenge")
     frame.locator("#otp").wait_for(timeout=15_000)
     return frame
-
-
-def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 10**len(code):0{len(code)}d}"
 
 
 def test_the_right_code_in_the_iframe_ends_y_at_the_merchants_notification_url(
