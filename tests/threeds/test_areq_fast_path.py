@@ -18,8 +18,10 @@ from apps.threeds import risk
 from apps.threeds.models import Challenge, RiskPolicy, Transaction
 from apps.threeds.services import areq_process
 from tests.concurrency import run_parallel
+from tests.factories import client_for, make_staff
 from tests.factories import make_card
-from tests.test_admin import client_for, make_staff, role_groups, url  # noqa: F401  (autouse fixture)
+from tests.support.fixtures import role_groups  # noqa: F401 (autouse fixture)
+from tests.test_admin import url
 from tests.threeds.builders import areq
 from tests.threeds.test_risk_admin import form
 
