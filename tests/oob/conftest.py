@@ -13,7 +13,7 @@ from tests.conftest import JsonClient
 from tests.devices.authenticator import SoftwareAuthenticator, b64url_decode
 from tests.devices.conftest import ANDROID_ORIGIN, RP_ID, WEB_ORIGIN, enroll, options, register
 from tests.factories import make_card, new_pan
-from tests.otp.conftest import in_process_tasks, sms_file  # noqa: F401  (fixtures)
+from tests.support.fixtures import in_process_tasks, sms_file  # noqa: F401 (fixtures)
 from tests.threeds.builders import areq as build_areq
 
 __all__ = ["ANDROID_ORIGIN", "RP_ID", "WEB_ORIGIN"]

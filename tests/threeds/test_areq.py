@@ -18,16 +18,6 @@ def post(client, message):
 
 
 @pytest.fixture
-def card(cardholder):
-    return make_card(cardholder=cardholder, pan=PAN)
-
-
-@pytest.fixture
-def phone(cardholder):
-    return Phone.objects.create(cardholder=cardholder, number="+819012345678", is_primary=True, verified=True)
-
-
-@pytest.fixture
 def lenient(issuer):
     """A policy under which an ordinary purchase goes frictionless."""
     return RiskPolicy.objects.create(issuer=issuer, new_merchant_weight=0)

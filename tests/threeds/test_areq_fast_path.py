@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.roles import ISSUER_ADMIN
 from apps.audit.models import AuditEvent
-from apps.cards.models import Card, Phone
+from apps.cards.models import Card
 from apps.core.crypto import pan_fingerprint
 from apps.issuers.models import pan_prefix_key
 from apps.threeds import risk
@@ -54,16 +54,6 @@ def statement_kinds(queries) -> list[str]:
         else:
             kinds.append(verb)
     return kinds
-
-
-@pytest.fixture
-def card(cardholder):
-    return make_card(cardholder=cardholder, pan=PAN)
-
-
-@pytest.fixture
-def phone(cardholder):
-    return Phone.objects.create(cardholder=cardholder, number="+819012345678", is_primary=True, verified=True)
 
 
 @pytest.mark.django_db

@@ -17,13 +17,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from apps.cards.models import Phone
 from apps.otp.models import OtpSession
 from apps.threeds.challenge import challenges_time_out
 from apps.threeds.models import Challenge, RiskPolicy, Transaction
 from apps.threeds.simulator.messages import wrong_code as wrong
-from tests.factories import make_card
-from tests.otp.conftest import in_process_tasks, policy, set_policy, sms_file  # noqa: F401 (fixtures)
+from tests.otp.conftest import policy, set_policy  # noqa: F401 (fixtures)
+from tests.support.fixtures import in_process_tasks, sms_file  # noqa: F401 (fixtures)
 from tests.threeds.builders import areq
 from tests.threeds.merchant_site import DirectoryServerStub, b64url_json, creq_encode
 
@@ -60,16 +59,6 @@ def ds():
     stub = DirectoryServerStub().start()
     yield stub
     stub.stop()
-
-
-@pytest.fixture
-def card(cardholder):
-    return make_card(cardholder=cardholder, pan=PAN)
-
-
-@pytest.fixture
-def phone(cardholder):
-    return Phone.objects.create(cardholder=cardholder, number="+819012345678", is_primary=True, verified=True)
 
 
 @pytest.fixture
