@@ -74,12 +74,12 @@ def make_bank(*, notification_base_url: str = "", pan: str | None = None, card_s
     """An issuer made the way bootstrap_issuer makes one (default OTP policy, webhook secret, API
     key), a risk policy that lets an ordinary purchase through and challenges on indicator 04,
     a cardholder with a verified primary JP mobile, and an active card."""
-    from apps.issuers.services import api_key_create, issuer_create
+    from apps.issuers.services import issuer_create
     from apps.threeds.models import RiskPolicy
-    from tests.factories import CardholderFactory, make_card, make_phone, new_pan
+    from tests.factories import CardholderFactory, make_api_key, make_card, make_phone, new_pan
 
     issuer, secret = issuer_create(issuer_id=new_issuer_id(), name="E2E Bank", country="JP", notification_base_url=notification_base_url)
-    _, api_key = api_key_create(issuer=issuer, name="e2e", created_by="tests")
+    api_key = make_api_key(issuer, name="e2e")
     RiskPolicy.objects.create(issuer=issuer, **{"new_merchant_weight": 0, **risk})
     cardholder = CardholderFactory(issuer=issuer, locale="en")
     phone = new_jp_mobile()

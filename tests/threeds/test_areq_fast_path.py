@@ -20,18 +20,13 @@ from apps.threeds.services import areq_process
 from tests.concurrency import run_parallel
 from tests.factories import client_for, make_staff
 from tests.factories import make_card
+from tests.support.acs import post_areq as post
 from tests.support.fixtures import role_groups  # noqa: F401 (autouse fixture)
 from tests.test_admin import url
 from tests.threeds.builders import areq
 from tests.threeds.test_risk_admin import form
 
 PAN = "4111111111111111"
-
-
-def post(client, message):
-    r = client.post("/3ds/v2/areq", message, content_type="application/json")
-    assert r.status_code == 200
-    return r.json()
 
 
 def _top_level(sql: str, keyword: str) -> str:

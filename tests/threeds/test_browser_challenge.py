@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from apps.otp.models import OtpSession
 from apps.threeds.challenge import challenges_time_out
 from apps.threeds.models import Challenge, RiskPolicy, Transaction
+from apps.threeds.simulator.messages import browser_creq
 from apps.threeds.simulator.messages import wrong_code as wrong
 from tests.otp.conftest import policy, set_policy  # noqa: F401 (fixtures)
 from tests.support.fixtures import in_process_tasks, sms_file  # noqa: F401 (fixtures)
@@ -85,15 +86,7 @@ class Acs:
         return message, ares
 
     def creq(self, message, ares, **overrides) -> dict:
-        creq = {
-            "threeDSServerTransID": message["threeDSServerTransID"],
-            "acsTransID": ares["acsTransID"],
-            "challengeWindowSize": "05",
-            "messageVersion": message["messageVersion"],
-            "messageType": "CReq",
-        }
-        creq.update(overrides)
-        return {k: v for k, v in creq.items() if v is not None}
+        return browser_creq(message, ares["acsTransID"], **overrides)
 
     def first_post(self, message, ares, *, session_data=SESSION_DATA, **creq_overrides):
         data = {"creq": creq_encode(self.creq(message, ares, **creq_overrides))}
