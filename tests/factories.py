@@ -1,8 +1,15 @@
+"""Test data as the product makes it: issuers, grants, API keys, cardholders, phones, cards,
+staff users. Functions named `make_<thing>` write through the services where one exists, so
+the data passes the same rules as real data. See docs/TESTING.md."""
+
 import factory
+from django.contrib.auth.models import Group
+from django.test import Client
 from django.utils import timezone
 
+from apps.accounts.models import User
 from apps.cards import services as card_services
-from apps.cards.models import Cardholder, CardProduct
+from apps.cards.models import Cardholder, CardProduct, Phone
 from apps.issuers.models import GRANT_PREFIX_DIGITS, BinGrant, Issuer, pan_prefix_key
 from apps.issuers import services as issuer_services
 
@@ -105,3 +112,35 @@ def make_card(*, cardholder, pan=None, card_id=None, status="active", **kwargs):
         card.status = status
         card.save(update_fields=["status"])
     return card
+
+
+# The cardholder's mobile in the single-issuer tests (`sms_file` shows it, pages mask it).
+CARDHOLDER_PHONE = "+819012345678"
+
+
+def make_phone(cardholder, number: str = CARDHOLDER_PHONE, *, is_primary: bool = True, verified: bool = True) -> Phone:
+    """A phone codes can go to: primary and verified unless told otherwise."""
+    return Phone.objects.create(cardholder=cardholder, number=number, is_primary=is_primary, verified=verified)
+
+
+def make_staff(issuer, role: str | None, username: str | None = None) -> User:
+    """A staff user of `issuer` (None: the platform) in the role group `role` (None: no role).
+    The role groups must exist (the `role_groups` fixture of tests/support/fixtures.py)."""
+    user = User.objects.create_user(
+        username=username or f"{(role or 'staff').split()[0].lower()}-{issuer.issuer_id if issuer else 'none'}",
+        password="x", is_staff=True, issuer=issuer,
+    )
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def make_superuser(username: str = "root", password: str = "x") -> User:
+    return User.objects.create_superuser(username=username, password=password, email=f"{username}@example.com")
+
+
+def client_for(user) -> Client:
+    """A Django test client logged in as `user`."""
+    client = Client()
+    client.force_login(user)
+    return client

@@ -11,14 +11,15 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.accounts.models import User
-from apps.accounts.roles import ANALYST, ISSUER_ADMIN, OPERATOR, ROLES, sync_role_groups
+from apps.accounts.roles import ANALYST, ISSUER_ADMIN, OPERATOR, ROLES
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.cards import services as card_services
 from apps.cards.models import Card, Cardholder, CardProduct, Phone
 from apps.issuers import services as issuer_services
 from apps.issuers.models import ApiKey, Issuer
-from tests.factories import CardholderFactory, grant, make_api_key, make_card, new_pan
+from tests.factories import CardholderFactory, client_for, grant, make_api_key, make_card, make_staff, make_superuser, new_pan
+from tests.support.fixtures import role_groups  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -27,11 +28,6 @@ MODELS = [Issuer, ApiKey, CardProduct, Cardholder, Phone, Card, AuditEvent]
 
 
 # ---------------------------------------------------------------- fixtures and helpers
-
-
-@pytest.fixture(autouse=True)
-def role_groups(db):
-    sync_role_groups()
 
 
 # Each issuer's own BIN grant (grants never overlap), its product's range and its cards' prefix.
@@ -68,22 +64,6 @@ def b(other_issuer):
     return populate(other_issuer, "theirs")
 
 
-def make_staff(issuer, role: str | None, username: str | None = None) -> User:
-    user = User.objects.create_user(
-        username=username or f"{(role or 'staff').split()[0].lower()}-{issuer.issuer_id if issuer else 'none'}",
-        password="x", is_staff=True, issuer=issuer,
-    )
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    return user
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
 def staff(a):
     """A logged-in client per role of issuer A."""
@@ -92,7 +72,7 @@ def staff(a):
 
 @pytest.fixture
 def superuser_client(db):
-    return client_for(User.objects.create_superuser(username="root", password="x", email="root@example.com"))
+    return client_for(make_superuser())
 
 
 def url(model, view: str, *args) -> str:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from apps.accounts.models import User
-from tests.analyst.test_browser import CHROMIUM, chromium, csp_violations, page  # noqa: F401 (fixtures)
+from tests.analyst.test_browser import csp_violations, page  # noqa: F401 (fixture)
 from tests.factories import CardholderFactory, IssuerFactory
+from tests.support.fixtures import CHROMIUM, chromium  # noqa: F401 (fixture)
 
 pytestmark = [
     pytest.mark.browser,

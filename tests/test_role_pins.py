@@ -5,18 +5,14 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from apps.accounts.roles import ANALYST, ISSUER_ADMIN, OPERATOR, sync_role_groups
+from apps.accounts.roles import ANALYST, ISSUER_ADMIN, OPERATOR
 from apps.sms.models import PRIMARY, TWILIO, SmsProviderConfig
-from tests.test_admin import client_for, make_staff
+from tests.factories import client_for, make_staff
+from tests.support.fixtures import role_groups  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.django_db
 
 SID = "AC" + "a1" * 16
-
-
-@pytest.fixture(autouse=True)
-def role_groups(db):
-    sync_role_groups()
 
 
 def codenames(role: str) -> set[str]:

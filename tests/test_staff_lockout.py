@@ -10,8 +10,7 @@ from django.test import Client
 
 from apps.accounts.models import User
 from apps.accounts.roles import ANALYST, sync_role_groups
-from tests.factories import IssuerFactory
-from tests.test_admin import make_staff
+from tests.factories import IssuerFactory, make_staff
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery staple 42"

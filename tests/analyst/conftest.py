@@ -7,16 +7,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.accounts.roles import ANALYST, sync_role_groups
+from apps.accounts.roles import ANALYST
 from apps.threeds.models import Challenge, Transaction
-from tests.test_admin import client_for, make_staff
+from tests.factories import client_for, make_staff
+from tests.support.fixtures import role_groups  # noqa: F401 (autouse fixture)
 
 __all__ = ["client_for", "make_staff", "make_tx"]
-
-
-@pytest.fixture(autouse=True)
-def role_groups(db):
-    sync_role_groups()
 
 
 @pytest.fixture

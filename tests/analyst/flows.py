@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from apps.otp.services import otp_policy_create_default, otp_policy_save
 from apps.threeds.models import Transaction
+from apps.threeds.simulator.messages import wrong_code as wrong
 
 CODE_LENGTH = 8  # 8-digit codes: a 6-digit run (e.g. the microseconds of a time) can never be one
 
@@ -19,10 +20,6 @@ def eight_digit_codes(issuer, *, delivery_mode: str = "provider") -> None:
 
 def code_in(text: str) -> str:
     return re.search(r"(?<!\d)\d{%d}(?!\d)" % CODE_LENGTH, text).group(0)
-
-
-def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
 
 
 @dataclass

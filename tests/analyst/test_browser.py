@@ -2,7 +2,6 @@
 filters the list, opens a transaction and reads its timeline, looks at the dashboard — and the
 browser reports no Content-Security-Policy violation on the way."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,36 +12,14 @@ from apps.audit.services import audit_record
 from apps.threeds.models import Challenge
 from tests.analyst.conftest import make_staff, make_tx
 from tests.factories import IssuerFactory
+from tests.support.fixtures import CHROMIUM, chromium  # noqa: F401 (fixture)
 
-CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),  # the live server's thread must see committed rows
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an asyncio loop on this thread, which Django's async-safety
-    # check takes for async code; this thread's ORM use never overlaps a browser call.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-            )
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from apps.webhooks.models import WebhookDelivery
 from tests.analyst.conftest import client_for, make_staff
 from tests.analyst.flows import Secrets, code_in, eight_digit_codes, finished, wrong
 from tests.factories import CardholderFactory, make_card
-from tests.otp.conftest import in_process_tasks, sms_file  # noqa: F401  (fixtures)
+from tests.support.fixtures import in_process_tasks, sms_file  # noqa: F401 (fixtures)
 from tests.threeds.builders import areq
 from tests.webhooks.conftest import receiver, webhook_issuer  # noqa: F401  (fixtures)
 from apps.accounts.roles import ANALYST

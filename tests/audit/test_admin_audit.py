@@ -17,7 +17,7 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from apps.accounts.models import User
-from apps.accounts.roles import ANALYST, ISSUER_ADMIN, OPERATOR, sync_role_groups
+from apps.accounts.roles import ANALYST, ISSUER_ADMIN, OPERATOR
 from apps.audit.models import AuditEvent
 from apps.cards import services as card_services
 from apps.cards.models import BinRange, Card, Cardholder, CardProduct, Phone
@@ -28,7 +28,8 @@ from apps.otp.models import OtpPolicy
 from apps.otp.services import otp_policy_create_default
 from apps.sms.models import SmsProviderConfig
 from apps.threeds.models import RiskPolicy
-from tests.factories import CardholderFactory, new_pan
+from tests.factories import CardholderFactory, client_for, make_staff, make_superuser, new_pan
+from tests.support.fixtures import role_groups  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -36,26 +37,15 @@ NEXT_YEAR = date.today().year + 1
 BOSS, ROOT = "staff:boss", "staff:root"
 
 
-@pytest.fixture(autouse=True)
-def role_groups(db):
-    sync_role_groups()
-
-
 @pytest.fixture
 def boss(issuer) -> Client:
     """An issuer admin of `issuer`: may write everything of its issuer the admin allows."""
-    user = User.objects.create_user(username="boss", password="x", is_staff=True, issuer=issuer)
-    user.groups.add(Group.objects.get(name=ISSUER_ADMIN))
-    client = Client()
-    client.force_login(user)
-    return client
+    return client_for(make_staff(issuer, ISSUER_ADMIN, username="boss"))
 
 
 @pytest.fixture
 def root(db) -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser(username="root", password="x", email="root@example.com"))
-    return client
+    return client_for(make_superuser())
 
 
 def url(model, view: str, *args) -> str:

@@ -27,6 +27,7 @@ from apps.issuers.models import BinGrant, Issuer, pan_prefix_key, prefix_interva
 from apps.issuers.selectors import bin_grant_for_pan, bin_grants_cover
 from apps.threeds.models import RiskPolicy, Transaction
 from tests.factories import CardholderFactory, IssuerFactory, grant, luhn_complete, make_api_key, make_card, new_pan
+from tests.support.acs import post_areq as post
 from tests.threeds.builders import areq
 
 pytestmark = pytest.mark.django_db
@@ -58,9 +59,7 @@ def legacy_card(cardholder, pan: str, *, card_id: str, pk=None, grant=None) -> C
 
 
 def post_areq(client, pan):
-    r = client.post("/3ds/v2/areq", areq(pan=pan), content_type="application/json")
-    assert r.status_code == 200
-    return r.json()
+    return post(client, areq(pan=pan))
 
 
 # ---------------------------------------------------------------- the takeover, over HTTP

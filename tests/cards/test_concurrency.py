@@ -1,19 +1,13 @@
 """Uniqueness holds under concurrent requests (PostgreSQL)."""
 
 import pytest
-from django.db import connection
 
 from apps.cards.models import Card, Phone
 from tests.concurrency import run_parallel
 from tests.conftest import JsonClient
+from tests.support.fixtures import postgres_only  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrency is tested on PostgreSQL")
 
 
 def client_for(api_key):

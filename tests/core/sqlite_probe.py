@@ -20,6 +20,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from apps.threeds.simulator.messages import browser_creq  # noqa: E402
 from tests.concurrency import run_parallel  # noqa: E402
 from tests.threeds.builders import areq  # noqa: E402
 from tests.threeds.harness import b64url_encode, make_bank  # noqa: E402
@@ -45,13 +46,7 @@ def main(n: int) -> None:
     def start_challenge(i):
         if not ares[i] or ares[i].get("transStatus") != "C":
             return f"no challenge: {ares[i]}"
-        creq = {
-            "threeDSServerTransID": messages[i]["threeDSServerTransID"],
-            "acsTransID": ares[i]["acsTransID"],
-            "challengeWindowSize": "05",
-            "messageVersion": messages[i]["messageVersion"],
-            "messageType": "CReq",
-        }
+        creq = browser_creq(messages[i], ares[i]["acsTransID"])
         response = Client(raise_request_exception=False).post("/3ds/v2/challenge", {"creq": b64url_encode(creq)})
         ok = response.status_code == 200 and b"pageToken" in response.content
         return response.status_code if ok else f"{response.status_code}: {response.content[:200]!r}"
@@ -61,12 +56,11 @@ def main(n: int) -> None:
 
 
 def _another_card(issuer) -> str:
-    from apps.cards.models import Phone
-    from tests.factories import CardholderFactory, make_card, new_pan
+    from tests.factories import CardholderFactory, make_card, make_phone, new_pan
     from tests.threeds.harness import new_jp_mobile
 
     cardholder = CardholderFactory(issuer=issuer, locale="en")
-    Phone.objects.create(cardholder=cardholder, number=new_jp_mobile(), is_primary=True, verified=True)
+    make_phone(cardholder, new_jp_mobile())
     pan = new_pan()
     make_card(cardholder=cardholder, pan=pan)
     return pan

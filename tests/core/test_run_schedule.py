@@ -5,9 +5,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from apps.threeds.models import Challenge
+from tests.support.fixtures import in_process_tasks  # noqa: F401 (fixture)
 from tests.threeds.builders import areq
 from tests.threeds.conftest import PAN, enrolled  # noqa: F401  (fixture)
-from tests.otp.conftest import in_process_tasks  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 

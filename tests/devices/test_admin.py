@@ -3,21 +3,17 @@
 import pytest
 from django.urls import reverse
 
-from apps.accounts.roles import ANALYST, ISSUER_ADMIN, OPERATOR, ROLES, sync_role_groups
+from apps.accounts.roles import ANALYST, ISSUER_ADMIN, OPERATOR, ROLES
 from apps.devices.models import Device
 from tests.devices.authenticator import SoftwareAuthenticator, b64url
 from tests.devices.conftest import WEB_ORIGIN, enroll, options, register
 from tests.factories import CardholderFactory
-from tests.test_admin import client_for, make_staff
+from tests.factories import client_for, make_staff
+from tests.support.fixtures import role_groups  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.django_db
 
 PUSH = "fcm-push-secret-" + "p" * 30
-
-
-@pytest.fixture(autouse=True)
-def role_groups(db):
-    sync_role_groups()
 
 
 def registered_device(api, sdk, cardholder):

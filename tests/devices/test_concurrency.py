@@ -1,21 +1,15 @@
 """One enrollment token, many simultaneous registrations: exactly one device (PostgreSQL)."""
 
 import pytest
-from django.db import connection
 
 from apps.devices.models import Device, DeviceEnrollment
 from tests.concurrency import run_parallel
 from tests.conftest import JsonClient
 from tests.devices.authenticator import SoftwareAuthenticator
 from tests.devices.conftest import WEB_ORIGIN, enroll, options, registration_body
+from tests.support.fixtures import postgres_only  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrency is tested on PostgreSQL")
 
 
 def test_parallel_registrations_with_one_token_create_one_device(api, cardholder):

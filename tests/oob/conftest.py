@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from apps.cards.models import Phone
 from apps.threeds.models import RiskPolicy
+from apps.threeds.simulator.messages import app_creq
 from tests.conftest import JsonClient
 from tests.devices.authenticator import SoftwareAuthenticator, b64url_decode
 from tests.devices.conftest import ANDROID_ORIGIN, RP_ID, WEB_ORIGIN, enroll, options, register
-from tests.factories import make_card, new_pan
-from tests.otp.conftest import in_process_tasks, sms_file  # noqa: F401  (fixtures)
+from tests.factories import make_card, make_phone, new_pan
+from tests.support.fixtures import in_process_tasks, sms_file  # noqa: F401 (fixtures)
 from tests.threeds.builders import areq as build_areq
 
 __all__ = ["ANDROID_ORIGIN", "RP_ID", "WEB_ORIGIN"]
@@ -138,7 +138,7 @@ def oob_card(issuer, cardholder):
     issuer.webauthn_rp_id = RP_ID
     issuer.webauthn_origins = [WEB_ORIGIN, ANDROID_ORIGIN]
     issuer.save(update_fields=["webauthn_rp_id", "webauthn_origins"])
-    Phone.objects.create(cardholder=cardholder, number="+819012345678", is_primary=True, verified=True)
+    make_phone(cardholder)
     RiskPolicy.objects.create(issuer=issuer, new_merchant_weight=0)
     pan = new_pan()
     make_card(cardholder=cardholder, pan=pan)
@@ -171,16 +171,7 @@ def send_areq(client, pan: str, *, channel: str = "01", **overrides) -> Tx:
 
 def creq(client, tx: Tx, **fields) -> dict:
     """The 3DS SDK's next CReq (app channel)."""
-    message = {
-        "messageType": "CReq",
-        "messageVersion": tx.message["messageVersion"],
-        "threeDSServerTransID": tx.message["threeDSServerTransID"],
-        "acsTransID": tx.acs_trans_id,
-        "sdkTransID": tx.message["sdkTransID"],
-        "sdkCounterStoA": f"{tx.counter:03d}",
-        **fields,
-    }
-    r = client.post("/3ds/v2/creq", message, format="json")
+    r = client.post("/3ds/v2/creq", app_creq(tx.message, tx.acs_trans_id, tx.counter, **fields), format="json")
     assert r.status_code == 200, r.content
     tx.counter += 1
     return r.json()

@@ -3,18 +3,14 @@
 import pytest
 from django.urls import reverse
 
-from apps.accounts.roles import ROLES, sync_role_groups
+from apps.accounts.roles import ROLES
 from apps.oob.models import AuthnRequest
 from tests.factories import IssuerFactory
+from tests.factories import client_for, make_staff
 from tests.oob.conftest import creq, send_areq
-from tests.test_admin import client_for, make_staff
+from tests.support.fixtures import role_groups  # noqa: F401 (autouse fixture)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("push_file", "sms_file")]
-
-
-@pytest.fixture(autouse=True)
-def role_groups(db):
-    sync_role_groups()
 
 
 def make_request(ds, oob_card, app) -> AuthnRequest:

@@ -15,7 +15,6 @@ Screenshots go to /tmp/oob-challenge-*.png.
 """
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -25,12 +24,11 @@ from apps.oob.models import AuthnRequest
 from apps.threeds.models import Challenge, Transaction
 from tests.conftest import wait_for
 from tests.oob.e2e_helpers import HttpApp, make_oob_bank, register_app_over_http
-from tests.otp.conftest import in_process_tasks, sms_file  # noqa: F401 (fixtures)
+from tests.support.fixtures import CHROMIUM, chromium, in_process_tasks, sms_file  # noqa: F401 (fixtures)
 from tests.threeds.builders import areq
 from tests.threeds.harness import code_in, endpoints  # noqa: F401 (fixture)
 from tests.threeds.merchant_site import MerchantSite
 
-CHROMIUM = "/usr/bin/chromium"
 SESSION_DATA = "b29iLW9yZGVyLTQy"
 SCREENSHOTS = Path("/tmp")
 STATUS_PATH = "/3ds/v2/challenge/status"
@@ -44,28 +42,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),  # the live server's thread must see committed rows
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    # As tests/threeds/test_browser_e2e.py: Playwright's sync API keeps an asyncio loop on this
-    # thread, which Django's async-safety check would take for async code.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-            )
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """A request is decided once, whatever arrives together (PostgreSQL, real row locks)."""
 
 import pytest
-from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.oob.models import AuthnRequest
@@ -9,14 +8,9 @@ from apps.threeds.models import RReqDelivery, Transaction
 from tests.concurrency import run_parallel
 from tests.conftest import JsonClient
 from tests.oob.conftest import creq, send_areq
+from tests.support.fixtures import postgres_only  # noqa: F401 (autouse fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("push_file", "sms_file")]
-
-
-@pytest.fixture(autouse=True)
-def postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrency is tested on PostgreSQL")
 
 
 def started(oob_card):

@@ -5,7 +5,9 @@ import pytest
 from apps.accounts.roles import ANALYST, ISSUER_ADMIN, OPERATOR
 from apps.otp.models import OtpPolicy, OtpPolicyVersion
 from apps.otp.services import otp_policy_create_default
-from tests.test_admin import client_for, make_staff, role_groups, url  # noqa: F401  (autouse fixture)
+from tests.factories import client_for, make_staff
+from tests.support.fixtures import role_groups  # noqa: F401 (autouse fixture)
+from tests.test_admin import url
 
 pytestmark = pytest.mark.django_db
 

@@ -1,20 +1,14 @@
 """Attempts and single use hold under concurrency (PostgreSQL, real parallel connections)."""
 
 import pytest
-from django.db import connection
 
 from apps.otp.models import OtpSession
 from apps.otp.services import otp_session_start, otp_verify
 from tests.concurrency import run_parallel
 from tests.otp.conftest import DETAILS
+from tests.support.fixtures import postgres_only  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrency is tested on PostgreSQL")
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from apps.core.pan import luhn_valid
+from apps.threeds.simulator.messages import rres_for
 
 OK = "ok"
 BAD_JSON = "bad_json"  # 200 with a body that is not JSON
@@ -145,20 +146,6 @@ class FakeDS:
             self.received.append(received)
             self.violations += [f"{(received.message or {}).get('acsTransID')}: {p}" for p in rreq_violations(received.message)]
             return self._script.pop(0) if self._script else self.default
-
-
-def rres_for(message: dict, results_status: str = "01") -> dict:
-    rres = {
-        "messageType": "RRes",
-        "messageVersion": message.get("messageVersion", "2.2.0"),
-        "threeDSServerTransID": message.get("threeDSServerTransID"),
-        "acsTransID": message.get("acsTransID"),
-        "dsTransID": message.get("dsTransID"),
-        "resultsStatus": results_status,
-    }
-    if message.get("sdkTransID"):
-        rres["sdkTransID"] = message["sdkTransID"]
-    return rres
 
 
 def _answer(behaviour, message: dict) -> tuple[int, bytes]:

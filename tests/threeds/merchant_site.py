@@ -8,14 +8,12 @@ the final CRes from the ACS page inside that iframe. Both run in a ThreadingHTTP
 thread of the pytest process; tests read back what arrived.
 
 `DirectoryServerStub` answers RReqs with an RRes (resultsStatus 01), so a finished challenge's
-RReq goes somewhere real and tests can look at it.
+RReq goes somewhere real and tests can look at it; it is the simulator's DS.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import json
 import threading
 import time
 import uuid
@@ -23,15 +21,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from apps.threeds.simulator.endpoints import Endpoints
+from apps.threeds.simulator.messages import b64url_decode, b64url_encode
+
 WINDOW_PIXELS = {"01": (250, 400), "02": (390, 400), "03": (500, 600), "04": (600, 400), "05": (800, 700)}
 
 
-def creq_encode(creq: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(creq).encode()).rstrip(b"=").decode()
-
-
-def b64url_json(value: str) -> dict:
-    return json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+creq_encode = b64url_encode  # the names the browser-challenge tests use
+b64url_json = b64url_decode
 
 
 class _Server:
@@ -162,26 +159,25 @@ class MerchantSite(_Server):
         return self._reply(handler, 404, b"not found", "text/plain")
 
 
-class DirectoryServerStub(_Server):
+class DirectoryServerStub:
+    """The simulator's DS (apps.threeds.simulator.endpoints: RRes 01 at its dsURL), under the
+    names the browser tests use."""
+
     def __init__(self):
-        super().__init__()
-        self.rreqs: list[dict] = []
+        self.endpoints = Endpoints()
+
+    def start(self) -> DirectoryServerStub:
+        self.endpoints.start()
+        return self
+
+    def stop(self) -> None:
+        self.endpoints.stop()
 
     @property
     def rreq_url(self) -> str:
-        return f"{self.origin}/rreq"
+        return self.endpoints.ds_url
 
-    def _handle(self, handler, method: str) -> None:
-        if method != "POST" or urlsplit(handler.path).path != "/rreq":
-            return self._reply(handler, 404, b"not found", "text/plain")
-        rreq = json.loads(self._body(handler))
-        self.rreqs.append(rreq)
-        rres = {
-            "messageType": "RRes",
-            "messageVersion": rreq.get("messageVersion"),
-            "threeDSServerTransID": rreq.get("threeDSServerTransID"),
-            "dsTransID": rreq.get("dsTransID"),
-            "acsTransID": rreq.get("acsTransID"),
-            "resultsStatus": "01",
-        }
-        return self._reply(handler, 200, json.dumps(rres).encode(), "application/json")
+    @property
+    def rreqs(self) -> list[dict]:
+        """Every RReq received, in order."""
+        return [r.message for r in self.endpoints.rreqs()]

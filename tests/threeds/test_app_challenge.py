@@ -3,7 +3,8 @@
 import pytest
 
 from apps.threeds.models import Challenge, Transaction
-from tests.threeds.builders import areq
+from apps.threeds.simulator.client import Acs
+from apps.threeds.simulator.transport import DjangoClientTransport
 from tests.threeds.conftest import PAN
 
 pytestmark = pytest.mark.django_db
@@ -11,29 +12,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def started(client, enrolled, sms_file, django_capture_on_commit_callbacks):
-    message = areq(pan=PAN, channel="01", threeDSRequestorChallengeInd="04")
-    ares = client.post("/3ds/v2/areq", message, content_type="application/json").json()
-    assert ares["transStatus"] == "C"
-
-    class App:
-        counter = 0
-
-        def send(self, **fields):
-            body = {
-                "messageType": "CReq", "messageVersion": "2.2.0",
-                "threeDSServerTransID": message["threeDSServerTransID"], "acsTransID": ares["acsTransID"],
-                "sdkTransID": message["sdkTransID"], "sdkCounterStoA": f"{self.counter:03d}", **fields,
-            }
-            with django_capture_on_commit_callbacks(execute=True):
-                r = client.post("/3ds/v2/creq", body, content_type="application/json")
-            assert r.status_code == 200
-            if r.json().get("messageType") == "CRes":
-                self.counter += 1
-            return r.json()
-
-    app = App()
-    app.ares = ares
-    return app
+    """The 3DS SDK after the AReq, through the test client; each request's on_commit work (the
+    SMS, the RReq) runs as it would after its commit."""
+    transport = DjangoClientTransport(client, around=lambda: django_capture_on_commit_callbacks(execute=True))
+    auth = Acs(transport).areq(pan=PAN, channel="01", threeDSRequestorChallengeInd="04")
+    assert auth.trans_status == "C"
+    return auth.app()
 
 
 def test_the_first_creq_sends_the_code_and_shows_the_otp_ui(started, sms_file):

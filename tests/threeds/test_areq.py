@@ -5,26 +5,11 @@ import pytest
 from apps.cards.models import Card, Phone
 from apps.threeds.models import Challenge, RiskPolicy, Transaction
 from tests.factories import CardProductFactory, make_card
+from tests.support.acs import post_areq as post
 from tests.threeds.builders import areq
 
 pytestmark = pytest.mark.django_db
 PAN = "4111111111111111"
-
-
-def post(client, message):
-    r = client.post("/3ds/v2/areq", message, content_type="application/json")
-    assert r.status_code == 200 and r["Content-Type"] == "application/json"
-    return r.json()
-
-
-@pytest.fixture
-def card(cardholder):
-    return make_card(cardholder=cardholder, pan=PAN)
-
-
-@pytest.fixture
-def phone(cardholder):
-    return Phone.objects.create(cardholder=cardholder, number="+819012345678", is_primary=True, verified=True)
 
 
 @pytest.fixture

@@ -11,25 +11,22 @@ from django.utils import timezone
 
 from apps.accounts.roles import ISSUER_ADMIN
 from apps.audit.models import AuditEvent
-from apps.cards.models import Card, Phone
+from apps.cards.models import Card
 from apps.core.crypto import pan_fingerprint
 from apps.issuers.models import pan_prefix_key
 from apps.threeds import risk
 from apps.threeds.models import Challenge, RiskPolicy, Transaction
 from apps.threeds.services import areq_process
 from tests.concurrency import run_parallel
+from tests.factories import client_for, make_staff
 from tests.factories import make_card
-from tests.test_admin import client_for, make_staff, role_groups, url  # noqa: F401  (autouse fixture)
+from tests.support.acs import post_areq as post
+from tests.support.fixtures import role_groups  # noqa: F401 (autouse fixture)
+from tests.test_admin import url
 from tests.threeds.builders import areq
 from tests.threeds.test_risk_admin import form
 
 PAN = "4111111111111111"
-
-
-def post(client, message):
-    r = client.post("/3ds/v2/areq", message, content_type="application/json")
-    assert r.status_code == 200
-    return r.json()
 
 
 def _top_level(sql: str, keyword: str) -> str:
@@ -52,16 +49,6 @@ def statement_kinds(queries) -> list[str]:
         else:
             kinds.append(verb)
     return kinds
-
-
-@pytest.fixture
-def card(cardholder):
-    return make_card(cardholder=cardholder, pan=PAN)
-
-
-@pytest.fixture
-def phone(cardholder):
-    return Phone.objects.create(cardholder=cardholder, number="+819012345678", is_primary=True, verified=True)
 
 
 @pytest.mark.django_db

@@ -17,12 +17,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from apps.cards.models import Phone
 from apps.otp.models import OtpSession
 from apps.threeds.challenge import challenges_time_out
 from apps.threeds.models import Challenge, RiskPolicy, Transaction
-from tests.factories import make_card
-from tests.otp.conftest import in_process_tasks, policy, set_policy, sms_file  # noqa: F401 (fixtures)
+from apps.threeds.simulator.messages import browser_creq
+from apps.threeds.simulator.messages import wrong_code as wrong
+from tests.otp.conftest import policy, set_policy  # noqa: F401 (fixtures)
+from tests.support.fixtures import in_process_tasks, sms_file  # noqa: F401 (fixtures)
 from tests.threeds.builders import areq
 from tests.threeds.merchant_site import DirectoryServerStub, b64url_json, creq_encode
 
@@ -62,16 +63,6 @@ def ds():
 
 
 @pytest.fixture
-def card(cardholder):
-    return make_card(cardholder=cardholder, pan=PAN)
-
-
-@pytest.fixture
-def phone(cardholder):
-    return Phone.objects.create(cardholder=cardholder, number="+819012345678", is_primary=True, verified=True)
-
-
-@pytest.fixture
 def acs(client, issuer, card, phone, policy, sms_file, ds, django_capture_on_commit_callbacks):  # noqa: F811
     RiskPolicy.objects.create(issuer=issuer, new_merchant_weight=0)
     return Acs(client, sms_file, ds, django_capture_on_commit_callbacks)
@@ -95,15 +86,7 @@ class Acs:
         return message, ares
 
     def creq(self, message, ares, **overrides) -> dict:
-        creq = {
-            "threeDSServerTransID": message["threeDSServerTransID"],
-            "acsTransID": ares["acsTransID"],
-            "challengeWindowSize": "05",
-            "messageVersion": message["messageVersion"],
-            "messageType": "CReq",
-        }
-        creq.update(overrides)
-        return {k: v for k, v in creq.items() if v is not None}
+        return browser_creq(message, ares["acsTransID"], **overrides)
 
     def first_post(self, message, ares, *, session_data=SESSION_DATA, **creq_overrides):
         data = {"creq": creq_encode(self.creq(message, ares, **creq_overrides))}
@@ -135,10 +118,6 @@ def final_form(response) -> tuple[str, dict, dict]:
 
 def visible_text(response) -> str:
     return re.sub(r"<[^>]+>", "", response.content.decode())
-
-
-def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 10**len(code):0{len(code)}d}"
 
 
 # ---------------------------------------------------------------- the page

@@ -8,7 +8,6 @@ iframe, and the ACS page posts the final CRes back to the merchant's notificatio
 Screenshots of the page in each challenge window size go to /tmp/threeds-challenge-*.png.
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,12 @@ import requests
 from apps.cards.models import Phone
 from apps.otp.services import otp_policy_create_default, otp_policy_save
 from apps.threeds.models import RiskPolicy
+from apps.threeds.simulator.messages import wrong_code as wrong
 from tests.factories import CardholderFactory, IssuerFactory, make_card
-from tests.otp.conftest import in_process_tasks, sms_file  # noqa: F401 (fixtures)
+from tests.support.fixtures import CHROMIUM, chromium, in_process_tasks, sms_file  # noqa: F401 (fixtures)
 from tests.threeds.builders import areq
 from tests.threeds.merchant_site import DirectoryServerStub, MerchantSite
 
-CHROMIUM = "/usr/bin/chromium"
 PAN = "4111111111111111"
 SESSION_DATA = "c2Vzc2lvbi1mb3Itb3JkZXItNDI"
 SCREENSHOTS = Path("/tmp")
@@ -32,29 +31,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),  # the live server's thread must see committed rows
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an asyncio loop registered on this thread between calls, which
-    # Django's async-safety check takes for async code; this thread's ORM use (fixtures, flush)
-    # never overlaps a browser call.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-            )
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
@@ -124,10 +100,6 @@ def challenge_frame(page):
     frame = page.frame_locator("iframe#challenge")
     frame.locator("#otp").wait_for(timeout=15_000)
     return frame
-
-
-def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 10**len(code):0{len(code)}d}"
 
 
 def test_the_right_code_in_the_iframe_ends_y_at_the_merchants_notification_url(

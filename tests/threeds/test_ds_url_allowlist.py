@@ -8,7 +8,7 @@ from apps.audit.models import AuditEvent
 from apps.threeds.models import Challenge, RReqAttempt, RReqDelivery, Transaction
 from tests.core.tripwire import tripwire  # noqa: F401  (fixture)
 from tests.threeds.builders import areq
-from tests.threeds.test_areq import card, post  # noqa: F401
+from tests.threeds.test_areq import post
 from tests.threeds.test_rreq import PAN, eager_tasks, fast_retries, finish, finished_challenge  # noqa: F401
 
 pytestmark = pytest.mark.django_db

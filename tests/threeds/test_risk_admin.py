@@ -5,7 +5,9 @@ import pytest
 from apps.accounts.roles import ANALYST, ISSUER_ADMIN
 from apps.audit.models import AuditEvent
 from apps.threeds.models import RiskPolicy
-from tests.test_admin import client_for, make_staff, role_groups, url  # noqa: F401  (autouse fixture)
+from tests.factories import client_for, make_staff
+from tests.support.fixtures import role_groups  # noqa: F401 (autouse fixture)
+from tests.test_admin import url
 
 pytestmark = pytest.mark.django_db
 

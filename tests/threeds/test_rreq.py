@@ -119,11 +119,6 @@ def finish(tx: Transaction, capture) -> RReqDelivery:
     return RReqDelivery.objects.get(transaction=tx)
 
 
-@pytest.fixture
-def card(cardholder):
-    return make_card(cardholder=cardholder, pan=PAN)
-
-
 
 
 # ---------------------------------------------------------------- contents per outcome

@@ -18,6 +18,7 @@ from django.core.management import call_command
 
 from apps.threeds.models import RReqDelivery, Transaction
 from tests.conftest import PROJECT_ROOT
+from tests.support.fixtures import in_process_tasks  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,18 +27,8 @@ MASKED = "••••••••••••1111"
 
 
 @pytest.fixture
-def eager_tasks():
-    """Tasks run inline in the server's thread even when a broker is configured (CI)."""
-    from issuer_portal.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
-
-
-@pytest.fixture
-def server(live_server, settings, tmp_path, eager_tasks):
+def server(live_server, settings, tmp_path, in_process_tasks):  # noqa: F811
+    """The demo data on a live server whose tasks run inline in its thread, SMS to a file."""
     settings.PUBLIC_BASE_URL = live_server.url
     settings.SMS_BACKEND = "file"
     settings.SMS_FALLBACK_BACKEND = ""

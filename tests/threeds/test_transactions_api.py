@@ -13,12 +13,11 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.services import audit_record
-from apps.cards.models import Phone
 from apps.otp.models import OtpSession
 from apps.otp.services import otp_policy_create_default
 from apps.threeds import rreq
 from apps.threeds.models import Challenge, RiskPolicy, RReqDelivery, Transaction
-from tests.factories import CardholderFactory, IssuerFactory, make_card
+from tests.factories import CardholderFactory, IssuerFactory, make_card, make_phone
 from tests.threeds.builders import areq
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +44,7 @@ def authenticate(client):
 
 @pytest.fixture
 def phone(card):
-    return Phone.objects.create(cardholder=card.cardholder, number="+819012345678", is_primary=True, verified=True)
+    return make_phone(card.cardholder)
 
 
 def at(tx: Transaction, when: datetime) -> Transaction:
