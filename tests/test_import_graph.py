@@ -25,15 +25,9 @@ APPS = ROOT / "apps"
 
 # Edges that close a cycle today and are being removed elsewhere; each names who removes it.
 KNOWN_EXCEPTIONS = {
-    # push reports an undeliverable push by calling apps.oob.services; branch h-delivery makes it a
-    # signal that the OOB side connects to (the lead removes this line at merge).
-    ("push", "oob"),
     # OOB decisions (apps/oob/services.py asking apps.threeds.challenge to lock, approve, fall
     # back): not moved to threeds on branch h-map for lack of time; see its report.
     ("oob", "threeds"),
-    # apps.sms reads apps.otp.models.OtpCode; the SMS channel moves onto the delivery engine on
-    # branch h-delivery, which owns apps/sms.
-    ("sms", "otp"),
     # The demo seeding command lives in core but touches every app (STYLE: it belongs in an app of
     # its own at the top), and admin_scoping reads the Issuer model: not moved on h-map yet.
     ("core", "accounts"),
