@@ -3,6 +3,17 @@ and, after a challenge, the RReq to the DS (apps.threeds.rreq)."""
 
 import uuid
 
+from apps.threeds.emv import (
+    REASON_3RI_NOT_SUPPORTED,
+    REASON_CARD_EXPIRED,
+    REASON_FREQUENCY_LIMIT,
+    REASON_LOST_STOLEN,
+    REASON_NO_CARD_RECORD,
+    REASON_NO_METHOD,
+    REASON_TIMEOUT,
+    REASON_TOO_MANY_ATTEMPTS,
+    REASON_TRANSACTION_NOT_PERMITTED,
+)
 from apps.threeds.models import Challenge, Transaction
 from apps.webhooks.models import KIND_3DS_NOTIFICATION
 from apps.webhooks.services import iso_8601_utc, webhook_delivery_create
@@ -48,27 +59,15 @@ def notification_payload(tx: Transaction) -> dict:
 
 
 def _reason_text(tx: Transaction) -> str:
-    from apps.threeds.services import (
-        REASON_3RI_NOT_SUPPORTED,
-        REASON_CARD_EXPIRED,
-        REASON_LOST_STOLEN,
-        REASON_LOW_CONFIDENCE,
-        REASON_NO_CARD_RECORD,
-        REASON_NO_METHOD,
-        REASON_SUSPECTED_FRAUD,
-        REASON_TIMEOUT,
-        REASON_TRANSACTION_NOT_PERMITTED,
-    )
-
     texts = {
         REASON_CARD_EXPIRED: "Card expired.",
         REASON_NO_CARD_RECORD: "No card record.",
         REASON_LOST_STOLEN: "Card reported lost or stolen.",
-        REASON_SUSPECTED_FRAUD: "Too many authentications for the card.",
+        REASON_FREQUENCY_LIMIT: "Too many authentications for the card.",
         REASON_TRANSACTION_NOT_PERMITTED: "Transaction not permitted to the cardholder.",
         REASON_NO_METHOD: "No challenge method available.",
         REASON_TIMEOUT: "Challenge timed out.",
-        REASON_LOW_CONFIDENCE: "Too many wrong codes.",
+        REASON_TOO_MANY_ATTEMPTS: "Too many wrong codes.",
         REASON_3RI_NOT_SUPPORTED: "Challenge needed without the cardholder present.",
     }
     if tx.challenge_cancel == "01":

@@ -25,7 +25,7 @@ from apps.delivery import engine
 from apps.threeds.messages import APP
 from apps.threeds.models import Challenge, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.results import eci_for
-from apps.threeds.services import cb_message_extensions
+from apps.threeds.areq import cb_message_extensions
 
 logger = logging.getLogger(__name__)
 

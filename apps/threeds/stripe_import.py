@@ -10,7 +10,7 @@ from apps.core.exceptions import Conflict
 from apps.core.pan import CARTES_BANCAIRES
 from apps.threeds.models import Transaction
 from apps.threeds.results import CB_AVALGO
-from apps.threeds.services import cb_exemption_bitmap
+from apps.threeds.areq import cb_exemption_bitmap
 
 IMPORTABLE = ("Y", "A")
 LOW_RISK = "low_risk"

@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.threeds.messages import erro
-from apps.threeds.services import areq_process
+from apps.threeds.areq import areq_process
 
 MAX_MESSAGE_BYTES = 64 * 1024
 

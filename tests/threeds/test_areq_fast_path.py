@@ -16,7 +16,7 @@ from apps.core.crypto import pan_fingerprint
 from apps.issuers.models import pan_prefix_key
 from apps.threeds import risk
 from apps.threeds.models import Challenge, RiskPolicy, Transaction
-from apps.threeds.services import areq_process
+from apps.threeds.areq import areq_process
 from tests.concurrency import run_parallel
 from tests.factories import client_for, make_staff
 from tests.factories import make_card

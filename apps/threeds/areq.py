@@ -16,7 +16,7 @@ from apps.issuers.models import pan_prefix_key
 from apps.core.logging import sensitive
 from apps.core.pan import CARTES_BANCAIRES
 from apps.threeds import areq_store, risk
-from apps.threeds.emv import (  # noqa: F401 (REASON_TIMEOUT: kept until apps/threeds/outbound.py imports emv)
+from apps.threeds.emv import (
     REASON_3RI_NOT_SUPPORTED,
     REASON_ACS_TECHNICAL,
     REASON_CARD_EXPIRED,
@@ -24,7 +24,6 @@ from apps.threeds.emv import (  # noqa: F401 (REASON_TIMEOUT: kept until apps/th
     REASON_LOST_STOLEN,
     REASON_NO_CARD_RECORD,
     REASON_NO_METHOD,
-    REASON_TIMEOUT,
     REASON_TOO_MANY_ATTEMPTS,
     REASON_TRANSACTION_NOT_PERMITTED,
 )
@@ -37,10 +36,6 @@ logger = logging.getLogger(__name__)
 
 # AReq elements never kept on the transaction.
 _AREQ_SECRET_ELEMENTS = ("acctNumber", "sdkEncData", "cardholderName", "email", "homePhone", "mobilePhone", "workPhone")
-
-# kept until apps/threeds/outbound.py imports emv (its _reason_text reads these two names from here)
-REASON_SUSPECTED_FRAUD = REASON_FREQUENCY_LIMIT
-REASON_LOW_CONFIDENCE = REASON_TOO_MANY_ATTEMPTS
 
 
 @dataclass
