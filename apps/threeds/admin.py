@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from apps.core.admin_scoping import IssuerScopedAdmin, ReadOnlyAdminMixin, RetryDeliveriesMixin, ServiceModelForm
-from apps.threeds.areq import risk_policy_save
+from apps.threeds.risk import risk_policy_save
 from apps.threeds import rreq
 from apps.threeds.models import RiskPolicy, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.selectors import transaction_timeline

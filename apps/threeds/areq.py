@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_event, audit_record
+from apps.audit.services import audit_event
 from apps.cards.models import Card, Phone
 from apps.core.crypto import pan_fingerprint
 from apps.issuers.models import pan_prefix_key
@@ -24,7 +24,6 @@ from apps.threeds.emv import (
     REASON_LOST_STOLEN,
     REASON_NO_CARD_RECORD,
     REASON_NO_METHOD,
-    REASON_TOO_MANY_ATTEMPTS,
     REASON_TRANSACTION_NOT_PERMITTED,
 )
 from apps.threeds.messages import BROWSER, THREE_RI, MessageError, erro, validate_areq
@@ -299,16 +298,3 @@ def _ares(tx: Transaction, message: dict, decision) -> dict:
     if extensions:
         ares["messageExtension"] = extensions
     return ares
-
-
-# ---------------------------------------------------------------- risk policy (staff)
-
-
-@transaction.atomic
-def risk_policy_save(*, policy, actor: str, fields: list[str] | None = None):
-    """Validate and save an issuer's risk policy (new or changed); `fields` names what changed."""
-    policy.full_clean()
-    policy.save()
-    audit_record(issuer=policy.issuer, kind="risk_policy.saved", actor=actor, obj=policy,
-                 data={"fields": sorted(fields or [])})
-    return policy

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.services import audit_record
 from apps.threeds import areq_store
 from apps.threeds.models import RiskPolicy, Transaction
 
@@ -127,3 +129,13 @@ def decide(*, policy: RiskPolicy, card, areq: dict, now=None) -> Decision:
     if challenge:
         exemption = ""
     return Decision(score=score, challenge=challenge, mandated=mandated, velocity_exceeded=velocity_exceeded, exemption=exemption, rules=rules)
+
+
+@transaction.atomic
+def risk_policy_save(*, policy, actor: str, fields: list[str] | None = None):
+    """Validate and save an issuer's risk policy (new or changed); `fields` names what changed."""
+    policy.full_clean()
+    policy.save()
+    audit_record(issuer=policy.issuer, kind="risk_policy.saved", actor=actor, obj=policy,
+                 data={"fields": sorted(fields or [])})
+    return policy
