@@ -65,6 +65,7 @@ RETRY_AFTER = {
 
 # Something besides white space, and no NUL (DRF refuses NUL characters in text).
 NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+NO_NUL = "^[^\\u0000]*$"
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -92,9 +93,13 @@ class ErrorResponsesAutoSchema(AutoSchema):
         properties = component.schema.get("properties", {})
         for name, field in getattr(serializer, "fields", {}).items():
             # DRF trims text and then refuses it blank: whitespace alone is not a value.
-            if (isinstance(field, serializers.CharField) and field.trim_whitespace and not field.allow_blank
-                    and name in properties and "pattern" not in properties[name]):
+            if not isinstance(field, serializers.CharField) or name not in properties or "pattern" in properties[name]:
+                continue
+            if field.trim_whitespace and not field.allow_blank:
                 properties[name]["pattern"] = NOT_BLANK
+            else:
+                # DRF refuses a NUL character in any CharField (ProhibitNullCharactersValidator).
+                properties[name]["pattern"] = NO_NUL
         return component
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
