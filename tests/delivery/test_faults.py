@@ -13,11 +13,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.sms.models import PRIMARY, SmsDelivery
+from apps.sms.models import FALLBACK, PRIMARY, SmsDelivery
 from apps.sms.services import mask_phone, sms_delivery_create
 from tests.conftest import wait_for
 from tests.delivery import faults
-from tests.fakes.twilio_server import PRIMARY_SID
+from tests.fakes.twilio_server import FALLBACK_SID, PRIMARY_SID
 from tests.sms.conftest import CODE, new_number, otp_body, reload
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -98,3 +98,37 @@ def test_a_worker_killed_mid_send_is_taken_over_within_30_s_exactly_once_per_try
     assert states(done) == [(PRIMARY, 1, "interrupted"), (PRIMARY, 2, "succeeded")]
     # Exactly one request per try: the one the killed worker was waiting on, the good one.
     assert [r.outcome for r in fake_twilio.requests(to=to)] == ["held", "accepted"]
+
+
+# What the provider answered, as the attempt that sent the request records it.
+ROLE_OF_ACCOUNT = {PRIMARY_SID: PRIMARY, FALLBACK_SID: FALLBACK}
+STATE_OF_OUTCOME = {"accepted": "succeeded", "error 503": "failed_transient"}
+
+
+def test_with_the_provider_failing_30_percent_of_calls_every_sms_is_sent_one_request_per_try(
+    celery_worker, fake_twilio, issuer
+):
+    count = 12
+    # Deterministic ~30 %: every third request of each account a transient 503, for as many
+    # requests as the first tries and their retries need; then "ok".
+    for account in (PRIMARY_SID, FALLBACK_SID):
+        fake_twilio.program(account, *["503", "ok", "ok"] * count)
+    numbers = [new_number() for _ in range(count)]
+    deliveries = []
+    for to in numbers:
+        with transaction.atomic():
+            deliveries.append(sms_delivery_create(issuer=issuer, to=to, body=otp_body(), secret=CODE))
+
+    done = [wait_for(lambda d=d: (r := reload(d)).status != SmsDelivery.PENDING and r, timeout=60)
+            for d in deliveries]
+
+    failures = [r for r in fake_twilio.requests() if r.outcome == "error 503"]
+    assert len(failures) >= count // 3  # the first tries alone met a 503 every third request
+    for delivery in done:
+        assert delivery.status == "queued"
+        requests = fake_twilio.requests(to=delivery.to)
+        seen = [(ROLE_OF_ACCOUNT[r.account_sid], STATE_OF_OUTCOME[r.outcome]) for r in requests]
+        recorded = [(role, state) for role, _try, state in states(delivery)]
+        # One request per recorded try, in order, none doubled; exactly one accepted.
+        assert seen == recorded
+        assert [r.outcome for r in requests].count("accepted") == 1
