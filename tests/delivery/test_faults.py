@@ -4,10 +4,13 @@ none missing, none doubled. Skipped without CELERY_BROKER_URL and a PostgreSQL D
 
 import json
 import signal
+import socket
+import subprocess
 import time
 import uuid
 
 import pytest
+import redis
 from celery import Celery
 from django.conf import settings
 from django.db import transaction
@@ -132,3 +135,83 @@ def test_with_the_provider_failing_30_percent_of_calls_every_sms_is_sent_one_req
         # One request per recorded try, in order, none doubled; exactly one accepted.
         assert seen == recorded
         assert [r.outcome for r in requests].count("accepted") == 1
+
+
+def free_port(start: int = 6390) -> int:
+    for port in range(start, start + 100):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise RuntimeError("no free port for a test Redis")
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    """A Redis of this test's own, without persistence: a restart loses every message in it."""
+    process = subprocess.Popen(["/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no", "--daemonize", "no"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    client = redis.Redis(port=port)
+    try:
+        wait_for(lambda: _answers(client), timeout=20)
+    finally:
+        client.close()
+    return process
+
+
+def _answers(client) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+def test_with_redis_restarted_mid_run_every_otp_sms_reaches_the_provider_exactly_once(
+    celery_worker, fake_twilio, issuer, tmp_path
+):
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    prefix = f"redisrestart-{uuid.uuid4().hex[:8]}:"
+    server = start_redis(port)
+    worker = None
+    numbers = []
+
+    def create(count):
+        for _ in range(count):
+            numbers.append(new_number())
+            with transaction.atomic():
+                sms_delivery_create(issuer=issuer, to=numbers[-1], body=otp_body(), secret=CODE)
+
+    try:
+        worker = faults.start_worker("redisrestart", prefix, tmp_path / "worker.log", sweep=True, broker_url=url,
+                                     **fake_twilio.env())
+        with faults.web_broker(url, prefix):
+            create(8)  # woken through this Redis
+            fake_twilio.wait_for_requests(1, timeout=60)
+            server.terminate()  # mid-run: the wake-ups still in it are lost with it
+            server.wait(timeout=20)
+            create(4)  # while it is down
+            time.sleep(2)
+            server = start_redis(port)  # the same address, empty
+            create(4)  # after the restart
+            restarted = time.monotonic()
+            found = fake_twilio.wait_for_requests(len(numbers), timeout=60)
+        print(f"redis restarted: all {len(numbers)} SMS at the provider {time.monotonic() - restarted:.1f} s "
+              f"after the restart")
+        wait_for(lambda: not SmsDelivery.objects.filter(to__in=numbers, status=SmsDelivery.PENDING).exists(),
+                 timeout=60)
+        time.sleep(2 * settings.DELIVERY_SWEEP_GRACE_SECONDS)  # a late double would show now
+    except BaseException:
+        if (tmp_path / "worker.log").exists():
+            print("---- worker\n" + (tmp_path / "worker.log").read_text()[-4000:])
+        raise
+    finally:
+        if worker is not None:
+            faults.stop(worker)
+        server.terminate()
+        server.wait(timeout=20)
+
+    assert len(found) >= len(numbers)
+    # Every SMS exactly once: one request per number, accepted; none missing, none doubled.
+    assert sorted(r.to for r in fake_twilio.requests()) == sorted(numbers)
+    assert {r.outcome for r in fake_twilio.requests()} == {"accepted"}
+    assert set(SmsDelivery.objects.filter(to__in=numbers).values_list("status", flat=True)) == {"queued"}
