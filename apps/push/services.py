@@ -12,7 +12,6 @@ the `push.send` task, resumed by beat when a task was lost.
 """
 
 import logging
-import random
 import time
 import uuid
 from datetime import timedelta
@@ -23,6 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.delivery import engine
 from apps.core.logging import scrub, sensitive
 from apps.devices.models import Device
 from apps.push.models import PushAttempt, PushDelivery
@@ -112,22 +112,6 @@ def _lease_seconds() -> float:
     return 6 * settings.OUTBOUND_HTTP_TIMEOUT_SECONDS + 5
 
 
-def _below_visibility_timeout(seconds: float) -> float:
-    # Redis redelivers a task not acknowledged within the visibility timeout, countdown or not.
-    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
-    return max(0.0, min(seconds, visibility / 2))
-
-
-def retry_delay(*, tries: int, retry_after: float | None = None) -> float:
-    """Seconds before the try after the `tries`-th: exponential backoff with jitter (half fixed,
-    half random) so pushes failing together do not retry together; a Retry-After is honoured."""
-    backoff = min(settings.OUTBOUND_BACKOFF_MAX_SECONDS, settings.OUTBOUND_BACKOFF_BASE_SECONDS * 2 ** min(tries - 1, 30))
-    delay = random.uniform(backoff / 2, backoff)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return _below_visibility_timeout(delay)
-
-
 def push_delivery_send(*, delivery_id, task_id: str = "") -> float | None:
     """Make the next try of a delivery if one is due. Returns the seconds to wait before calling
     again, or None when this caller has nothing more to do. Safe to call twice at once or again
@@ -205,11 +189,11 @@ def _unclaimed(delivery_id, now) -> float | None:
         if delivery.next_attempt_at > now:
             # A try in flight elsewhere (or a task redelivered while it runs): look again when
             # its claim lapses, in case its worker is gone.
-            return _below_visibility_timeout((delivery.next_attempt_at - now).total_seconds() + 0.5)
+            return engine.below_visibility_timeout((delivery.next_attempt_at - now).total_seconds() + 0.5)
         _fail_interrupted(delivery, now)  # the last try's worker died: no tries left
     elif delivery.status == PushDelivery.PENDING:
         # Early (a duplicate task, or this host's clock behind the one that scheduled it).
-        return _below_visibility_timeout((delivery.next_attempt_at - now).total_seconds() + 0.1)
+        return engine.below_visibility_timeout((delivery.next_attempt_at - now).total_seconds() + 0.1)
     elif delivery.status not in PushDelivery.UNDELIVERABLE or delivery.undeliverable_reported_at is not None:
         return None  # sent, or finished
     _report_undeliverable(delivery.pk)
@@ -257,7 +241,7 @@ def _record_try(
         attempt_fields["outcome"] = PushAttempt.FAILED_PERMANENT if permanent else PushAttempt.FAILED_TRANSIENT
         fields = {"error_code": error.code[:32], "error_message": scrub(error.message)[:255]}
         if not permanent and delivery.tries < delivery.max_tries:
-            delay = retry_delay(tries=delivery.tries, retry_after=getattr(error, "retry_after", None))
+            delay = engine.backoff_seconds(tries=delivery.tries, retry_after=getattr(error, "retry_after", None))
             fields.update(status=PushDelivery.PENDING, next_attempt_at=now + timedelta(seconds=delay))
         else:
             # Due now: telling the OOB flow that this device cannot be reached.
