@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 
 
 class AuditEvent(models.Model):
@@ -13,7 +14,9 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Stamped when the event is made, not when it is written: a request that writes its events in
+    # one INSERT at the end (audit_record(batch=...)) keeps them in the order things happened.
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -211,7 +211,7 @@ class TransactionDetailOutput(TransactionOutput):
             "attempts": [
                 {
                     "number": a.number, "started_at": when(a.started_at), "duration_ms": a.duration_ms,
-                    "status_code": a.status_code, "results_status": _or_none(a.results_status), "error": _or_none(a.error),
+                    "status_code": a.status_code, "results_status": _or_none(a.results_status), "error": _or_none(a.error_message),
                 }
                 for a in delivery.attempts.all()
             ],

@@ -390,7 +390,7 @@ def test_the_rreq_is_retried_until_the_ds_acknowledges_it_once(acs, bank, endpoi
     time.sleep(1.5)  # longer than the worker's largest backoff: a duplicate would have been sent by now
     assert (delivery.status, delivery.tries, delivery.results_status) == (RReqDelivery.SUCCEEDED, 3, "01")
     assert [(a.number, a.status_code) for a in delivery.attempts.all()] == [(1, 500), (2, 500), (3, 200)]
-    assert all(a.error == "HTTP 500" for a in delivery.attempts.all()[:2])
+    assert all(a.error_message == "HTTP 500" for a in delivery.attempts.all()[:2])
     assert [r.answered for r in endpoints.rreqs(auth.acs_trans_id)] == [500, 500, 200]
     assert len(endpoints.acknowledged(auth.acs_trans_id)) == 1
     # Every try sent the same message.
