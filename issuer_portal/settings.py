@@ -308,7 +308,15 @@ CELERY_TASK_ROUTES = {
     "delivery.*": {"queue": "timeouts"},
 }
 # Redis redelivers an unacknowledged task after this long; every retry delay stays below it.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
+    # A broker that accepts the connection but never answers (hung, half-open behind a load
+    # balancer) would otherwise hold a wake-up (and the cardholder's request) for minutes; with
+    # these the publish fails in seconds and the delivery is sent in process. The read timeout
+    # stays above the worker's BRPOP poll (1 s), so an idle worker is not mistaken for a dead link.
+    "socket_connect_timeout": envint("CELERY_BROKER_CONNECT_TIMEOUT", 2),
+    "socket_timeout": envint("CELERY_BROKER_SOCKET_TIMEOUT", 3),
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Keep Django's LOGGING (and its scrubbing filter) in workers instead of Celery's own handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

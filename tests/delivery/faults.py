@@ -3,8 +3,10 @@ test may kill, and the web process's broker pointed elsewhere."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 
 import redis
@@ -78,3 +80,25 @@ def _drop_connections(app) -> None:
     # The connection pool and the producer pool (cached on app.amqp) both hold the old address.
     app.close()
     del app.amqp  # a cached property: built again, with new pools, on next use
+
+
+@contextmanager
+def silent_broker():
+    """A TCP server that accepts connections and never answers: a hung broker. Yields its URL."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return  # closed
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    finally:
+        server.close()
+        for connection in accepted:
+            connection.close()

@@ -51,6 +51,27 @@ def test_with_the_broker_down_at_commit_the_otp_sms_still_reaches_the_provider_w
     assert len(fake_twilio.requests(to=to)) == 1
 
 
+def test_with_a_hung_broker_at_commit_the_otp_sms_still_reaches_the_provider_within_10_s(
+    celery_worker, fake_twilio, issuer
+):
+    # The broker accepts the connection and never answers: without the transport's socket
+    # timeouts the publish would wait for minutes and the SMS with it.
+    to = new_number()
+    with faults.silent_broker() as url, faults.web_broker(url):
+        started = time.monotonic()  # the wake-up runs inside the commit: the request waits for it
+        with transaction.atomic():
+            delivery = sms_delivery_create(issuer=issuer, to=to, body=otp_body(), secret=CODE)
+        print(f"hung broker at commit: the commit returned after {time.monotonic() - started:.2f} s")
+        [request] = fake_twilio.wait_for_requests(1, to=to, timeout=10)
+        elapsed = time.monotonic() - started
+    print(f"hung broker at commit: at the provider {elapsed:.2f} s after the request began")
+    assert elapsed < 10
+    delivery = wait_for(lambda: (d := reload(delivery)).status != SmsDelivery.PENDING and d, timeout=10)
+    assert delivery.attempts.get().task_id == "in-process"
+    time.sleep(2 * settings.DELIVERY_SWEEP_GRACE_SECONDS)
+    assert len(fake_twilio.requests(to=to)) == 1
+
+
 def test_a_worker_killed_mid_send_is_taken_over_within_30_s_exactly_once_per_try(celery_worker, fake_twilio, issuer, tmp_path):
     prefix = f"{faults.broker_prefix()}smskill-{uuid.uuid4().hex[:8]}:"
     worker_env = fake_twilio.env()
