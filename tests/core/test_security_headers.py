@@ -135,3 +135,22 @@ def test_the_challenge_page_is_framable_by_any_merchant(client):
     response = client.get("/3ds/v2/challenge")
     assert "X-Frame-Options" not in response
     assert "frame-ancestors *" in response["Content-Security-Policy"]
+
+
+def test_the_wsgi_application_starts_under_production_settings():
+    done = run(["-c", "import issuer_portal.wsgi; print('started')"], production_env())
+    assert done.returncode == 0 and "started" in done.stdout, done.stderr
+
+
+def test_the_wsgi_application_refuses_to_start_when_a_system_check_fails():
+    # gunicorn does not run the checks itself: a failing one (e.g. threeds.E001, the AReq's fast
+    # path unable to write a model) must stop the start, not surface as AReqs answered U.
+    failing = (
+        "from django.core import checks\n"
+        "checks.register(lambda app_configs, **kwargs: [checks.Error('broken on purpose', id='tests.E999')])\n"
+        "import issuer_portal.wsgi\n"
+        "print('started')\n"
+    )
+    done = run(["-c", failing], production_env())
+    assert done.returncode != 0 and "started" not in done.stdout
+    assert "tests.E999" in done.stderr and "not starting" in done.stderr
