@@ -47,6 +47,9 @@ RETRY, NEXT, FAIL = "retry", "next", "fail"
 # A wake-up that runs in process (broker down) waits for a retry itself only this long; a longer
 # wait is left to the sweep.
 IN_PROCESS_MAX_WAIT = 30.0
+# In-process deliveries running at once in one process (each holds a database connection): a
+# sweep that meets a dead broker with hundreds overdue must not open hundreds of connections.
+_in_process_slots = threading.BoundedSemaphore(8)
 
 
 @dataclass
@@ -357,15 +360,16 @@ def deliver_in_process(channel_name: str, delivery_id: str) -> None:
     """Run a delivery here until it ends or must wait longer than IN_PROCESS_MAX_WAIT (then the
     sweep takes it over). Used when the broker is down; safe next to any worker (the claim)."""
     ch = channel(channel_name)
-    try:
-        while (wait := deliver(ch, delivery_id, task_id="in-process")) is not None:
-            if wait > IN_PROCESS_MAX_WAIT:
-                break
-            time.sleep(wait)
-    except Exception:
-        logger.exception("%s %s: in-process delivery failed; the sweep will resume it", channel_name, delivery_id)
-    finally:
-        connections.close_all()  # this thread's own connections
+    with _in_process_slots:
+        try:
+            while (wait := deliver(ch, delivery_id, task_id="in-process")) is not None:
+                if wait > IN_PROCESS_MAX_WAIT:
+                    break
+                time.sleep(wait)
+        except Exception:
+            logger.exception("%s %s: in-process delivery failed; the sweep will resume it", channel_name, delivery_id)
+        finally:
+            connections.close_all()  # this thread's own connections
 
 
 def run_task(task, ch: Channel, delivery_id) -> None:

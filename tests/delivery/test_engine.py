@@ -59,3 +59,42 @@ def test_every_channel_is_registered_with_its_own_queue():
     for ch in engine.channels():
         assert settings.CELERY_TASK_ROUTES[f"{ch.name}.*"]["queue"] == ch.name
         assert ch.task().name.startswith(f"{ch.name}.")
+
+
+def test_with_the_broker_down_in_process_deliveries_run_at_most_eight_at_once(monkeypatch):
+    # A sweep meeting a dead broker wakes every overdue delivery in process: each holds a database
+    # connection while it runs, so hundreds at once would exhaust the server's connections.
+    import threading
+    import time
+
+    running, most, done = [0], [0], []
+    lock = threading.Lock()
+
+    def a_slow_try(ch, delivery_id, *, task_id=""):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+            done.append(delivery_id)
+        return None  # the delivery ended
+
+    class Refused:
+        def apply_async(self, *args, **kwargs):
+            raise ConnectionRefusedError("broker down")
+
+    class DownChannel:
+        name = "sms"  # deliver_in_process looks the channel up by name
+
+        def task(self):
+            return Refused()
+
+    monkeypatch.setattr(engine, "deliver", a_slow_try)
+    before = set(threading.enumerate())
+    for number in range(40):
+        engine.wake(DownChannel(), f"delivery-{number}")
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=30)
+    assert sorted(done) == sorted(f"delivery-{n}" for n in range(40))
+    assert 1 < most[0] <= 8
