@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -382,6 +382,23 @@ def run_task(task, ch: Channel, delivery_id) -> None:
             time.sleep(wait)  # no broker to hold the retry (development, in-process tests)
             continue
         raise task.retry(countdown=wait)
+
+
+# The options of every channel's send task (`@shared_task(name="sms.send", **SEND_TASK_OPTIONS)`).
+# acks_late + reject_on_worker_lost: a worker killed mid-try leaves the message to be redelivered,
+# and the claim makes that harmless. Tries are bounded by the delivery's max_tries, not by Celery.
+# The database gone away: keep the delivery and come back later.
+SEND_TASK_OPTIONS = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": None,
+    "autoretry_for": (DatabaseError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "ignore_result": True,
+}
 
 
 # ---------------------------------------------------------------- the sweep

@@ -1,25 +1,12 @@
 from celery import shared_task
 from celery.signals import worker_init
-from django.db import DatabaseError
 from django.urls import reverse
 
 from apps.delivery import engine
 from apps.sms import services
 
 
-@shared_task(
-    name="sms.send",  # "sms.*" routes to the sms queue
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=None,  # tries are bounded by the delivery's max_tries, not by Celery
-    # The database went away: keep the delivery, come back later (the claim makes it safe).
-    autoretry_for=(DatabaseError,),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    ignore_result=True,
-)
+@shared_task(name="sms.send", **engine.SEND_TASK_OPTIONS)  # routed to the "sms" queue
 def sms_send(self, delivery_id: str) -> None:
     engine.run_task(self, services.SMS_CHANNEL, delivery_id)
 
