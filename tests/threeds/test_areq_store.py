@@ -246,3 +246,35 @@ class TestAConnectionThatDied:
         found = card_for()
         assert found is not None and found.pk == card.pk
         assert self.backend_pid() != pid
+
+
+PREPARED_AFTER_SIX_RUNS = (
+    "import django; django.setup()\n"
+    "from django.db import connection\n"
+    "with connection.cursor() as cursor:\n"
+    "    for i in range(6):\n"
+    "        cursor.execute('SELECT %s::int + 1', [i])\n"
+    "    cursor.execute('SELECT count(*) FROM pg_prepared_statements')\n"
+    "    print(cursor.fetchone()[0])\n"
+)
+
+
+@pytest.mark.parametrize("binding, prepared", [("1", True), ("", False)])
+@pytest.mark.django_db
+def test_db_server_side_binding_makes_psycopg_prepare_repeated_statements(binding, prepared):
+    # Django connects with prepare_threshold=None (never prepare) unless OPTIONS names one: the
+    # setting must name it, or "server-side binding" alone prepares nothing (seen in bench/areq.py).
+    import os
+    import subprocess
+    import sys
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    from tests.conftest import _database_url_for_worker
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "issuer_portal.settings", "DEBUG": "1",
+           "DATABASE_URL": _database_url_for_worker(), "DB_SERVER_SIDE_BINDING": binding}
+    done = subprocess.run([sys.executable, "-c", PREPARED_AFTER_SIX_RUNS], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr
+    assert (int(done.stdout.split()[-1]) > 0) is prepared
