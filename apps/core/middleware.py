@@ -54,10 +54,14 @@ class JsonErrorsMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if response.status_code not in (404, 405) or not request.path.startswith(JSON_ERROR_PREFIXES):
+        if response.status_code not in (400, 404, 405) or not request.path.startswith(JSON_ERROR_PREFIXES):
             return response
         if _is_json(response):
             return response
+        if response.status_code == 400 and request.resolver_match is None:
+            # Refused before routing (a Host not in ALLOWED_HOSTS: handler400, or with DEBUG on
+            # Django's HTML debug page).
+            return error_response(400, "bad_request", "Bad request.")
         if response.status_code == 404 and request.resolver_match is None:
             return error_response(404, "not_found", "Not found.")
         if response.status_code == 405 and not response.content:

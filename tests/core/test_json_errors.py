@@ -79,3 +79,14 @@ def test_pages_outside_the_machine_paths_keep_djangos_handling(http, settings):
     settings.DEBUG = False
     response = http.get("/analyst/test-boom")
     assert response.status_code == 500 and response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cards/x", "/sdk/v1/authn-requests/x/cancel", "/3ds/v2/areq"])
+def test_a_host_not_allowed_is_a_json_400_on_machine_paths(http, debug, path):
+    # Django refuses the Host before any view; schemathesis sent `Host: I` and got an HTML page.
+    assert_json_error(http.get(path, HTTP_HOST="I"), 400, "bad_request")
+
+
+def test_a_host_not_allowed_elsewhere_stays_html(http, debug):
+    response = http.get("/analyst/", HTTP_HOST="I")
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
