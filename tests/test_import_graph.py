@@ -29,9 +29,6 @@ KNOWN_EXCEPTIONS = {
     # OOB decisions (apps/oob/services.py asking apps.threeds.challenge to lock, approve, fall
     # back): not moved to threeds on branch h-map for lack of time; see its report.
     ("oob", "threeds"),
-    # apps.issuers asks about cards in two functions (bin_grant_in_use, bin_grant_attach_cards):
-    # they belong in apps.cards; not moved on h-map yet.
-    ("issuers", "cards"),
     # issuer_create makes the issuer's default OTP policy (apps.otp), and otp reads cards: the
     # default policy belongs to the caller of issuer_create or to a hook in apps.otp; not moved yet.
     ("issuers", "otp"),
