@@ -9,6 +9,7 @@ from apps.audit.services import audit_record
 from apps.core.crypto import hash_secret, new_token, secret_matches
 from apps.core.exceptions import ApplicationError, Conflict
 from apps.issuers.models import GRANT_MIN_DIGITS, GRANT_PREFIX_DIGITS, ApiKey, BinGrant, Issuer, prefix_interval
+from apps.issuers.signals import issuer_created
 
 API_KEY_HASH_PURPOSE = "issuer-api-key"
 # last_used_at is informational: refresh it at most this often instead of on every request.
@@ -44,10 +45,8 @@ def issuer_create(
     issuer.set_webhook_secret(webhook_secret)
     issuer.full_clean()
     issuer.save()
-    # Ready to serve: a default OTP policy (SMS to the issuer's own country only).
-    from apps.otp.services import otp_policy_create_default
-
-    otp_policy_create_default(issuer=issuer, actor="system", delivery_mode=otp_delivery)
+    # Ready to serve: apps.otp makes the default OTP policy (SMS to the issuer's own country only).
+    issuer_created.send(sender=Issuer, issuer=issuer, otp_delivery=otp_delivery)
     audit_record(issuer=issuer, kind="issuer.created", actor=actor, data={"issuer_id": issuer_id})
     return issuer, webhook_secret
 
