@@ -29,9 +29,6 @@ KNOWN_EXCEPTIONS = {
     # OOB decisions (apps/oob/services.py asking apps.threeds.challenge to lock, approve, fall
     # back): not moved to threeds on branch h-map for lack of time; see its report.
     ("oob", "threeds"),
-    # apps/devices/sdk_urls.py routes the OOB SDK API (apps.oob.apis): the routes belong in an
-    # urls module of their own included by the project; not moved on h-map yet.
-    ("devices", "oob"),
 }
 
 
