@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "apps.push",
     "apps.oob",
     "apps.analyst",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [

@@ -18,7 +18,7 @@ from apps.audit.models import AuditEvent
 from apps.cards import services as card_services
 from apps.cards.management.commands import import_cards
 from apps.cards.models import Card, Cardholder, Phone
-from apps.core.management.commands import seed_demo
+from apps.demo.management.commands import seed_demo
 from apps.issuers.models import ApiKey, Issuer
 from apps.issuers.services import api_key_authenticate
 from tests.factories import IssuerFactory, grant, new_pan

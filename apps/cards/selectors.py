@@ -2,8 +2,9 @@
 
 import uuid
 
-from apps.cards.models import Card, Cardholder, CardProduct, Phone
+from apps.cards.models import BinRange, Card, Cardholder, CardProduct, Phone
 from apps.core.exceptions import NotFound
+from apps.issuers.models import BinGrant, prefix_interval
 
 
 def _uuid_or_404(value) -> uuid.UUID:
@@ -65,3 +66,17 @@ def card_get(*, issuer, card_id) -> Card:
     if card is None:
         raise NotFound("No such card.")
     return card
+
+
+# ---------------------------------------------------------------- BIN grants (apps.issuers) and the cards inside
+
+
+def bin_grant_in_use(*, grant: BinGrant) -> bool:
+    """Whether a card is attached to the grant or a card product range of its issuer overlaps it."""
+    if grant.cards.exists():
+        return True
+    for r in BinRange.objects.filter(product__issuer=grant.issuer_id).only("start", "end"):
+        low, high = prefix_interval(r.start, r.end)
+        if low <= grant.high and grant.low <= high:
+            return True
+    return False

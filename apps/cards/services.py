@@ -9,10 +9,13 @@ from phonenumbers import NumberParseException
 
 from apps.audit.services import audit_record
 from apps.cards.models import BinRange, Card, Cardholder, CardProduct, Phone
+from apps.cards.selectors import bin_grant_in_use
 from apps.core.crypto import pan_fingerprint, seal
 from apps.core.exceptions import ApplicationError, Conflict
 from apps.core.logging import sensitive
 from apps.core.pan import CARTES_BANCAIRES, network_from_prefix, pan_problem
+from apps.issuers.grant_data import attach_cards
+from apps.issuers.models import BinGrant
 from apps.issuers.selectors import bin_grant_for_pan, bin_grants_cover
 
 # ---------------------------------------------------------------- cardholders
@@ -357,3 +360,32 @@ def card_delete(*, card: Card, actor: str) -> None:
     issuer = card.issuer
     card.delete()
     audit_record(issuer=issuer, kind="card.deleted", actor=actor, data=data)
+
+
+# ---------------------------------------------------------------- BIN grants (apps.issuers) and the cards inside
+
+
+def bin_grant_delete(*, grant: BinGrant, actor: str) -> None:
+    """Refused while a card of the issuer or a card product range lies inside the grant."""
+    if bin_grant_in_use(grant=grant):
+        raise Conflict(
+            "Cards or card product ranges lie inside this grant.", code="bin_grant_in_use",
+            fields={"bin_range": ["Remove or move the cards and card product ranges first."]},
+        )
+    issuer, data = grant.issuer, {"start": grant.start, "end": grant.end}
+    try:
+        with transaction.atomic():
+            grant.delete()
+    except IntegrityError:  # a card was attached meanwhile (on_delete RESTRICT)
+        raise Conflict("Cards lie inside this grant.", code="bin_grant_in_use", fields={"bin_range": ["Remove the cards first."]})
+    audit_record(issuer=issuer, kind="bin_grant.deleted", actor=actor, data=data)
+
+
+def bin_grant_attach_cards(*, issuer=None, every_card: bool = False) -> dict:
+    """Attach cards without a grant (or, with every_card, all cards) to their issuer's grant
+    that holds the PAN; for data that predates grants. Returns {"attached", "unattached"}."""
+    cards = Card.objects.all() if every_card else Card.objects.filter(grant__isnull=True)
+    if issuer is not None:
+        cards = cards.filter(issuer=issuer)
+    with transaction.atomic():
+        return attach_cards(Card=Card, BinGrant=BinGrant, cards=cards)

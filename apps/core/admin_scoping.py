@@ -2,6 +2,9 @@
 
 A superuser sees everything. A staff user sees the rows of `request.user.issuer`; a staff user
 without an issuer (a misconfiguration) sees nothing and can add nothing.
+
+The tenant model (apps.issuers' Issuer) is named by its own app (`register_tenant_model`, called
+from IssuersConfig.ready): core, the ground floor, imports no app.
 """
 
 from django import forms
@@ -10,7 +13,20 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
 
 from apps.core.exceptions import ApplicationError
-from apps.issuers.models import Issuer
+
+_tenant_model = None
+
+
+def register_tenant_model(model) -> None:
+    """Names the model every scoped row leads to; apps.issuers calls it with Issuer."""
+    global _tenant_model
+    _tenant_model = model
+
+
+def tenant_model():
+    if _tenant_model is None:
+        raise ImproperlyConfigured("No tenant model registered: apps.issuers registers Issuer in IssuersConfig.ready.")
+    return _tenant_model
 
 
 def scope_to_issuer(queryset, user, issuer_field: str = "issuer"):
@@ -176,14 +192,14 @@ class IssuerScopedMixin:
             path = self._issuer_path(related)
             if path is not None:
                 kwargs["queryset"] = scope_to_issuer(related._default_manager.all(), user, path)
-            if related is Issuer:
+            if related is tenant_model():
                 # Staff never choose the issuer: it is theirs, fixed and not shown. The field stays in
                 # the form (disabled) so unique constraints that include it are still validated.
                 kwargs.update(widget=forms.HiddenInput, initial=user.issuer_id, disabled=True)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def _issuer_path(self, model) -> str | None:
-        if model is Issuer:
+        if model is tenant_model():
             return "pk"
         model_admin = self.admin_site._registry.get(model)
         if isinstance(model_admin, IssuerScopedMixin):

@@ -9,8 +9,7 @@ from django.urls import path
 
 from apps.core.admin_scoping import IssuerScopedAdmin, ServiceModelForm, admin_actor
 from apps.issuers import services
-from apps.issuers.models import ApiKey, BinGrant, Issuer
-from apps.issuers.selectors import bin_grant_in_use
+from apps.issuers.models import ApiKey, Issuer
 
 ISSUER_FIELDS = [
     "issuer_id",
@@ -190,52 +189,3 @@ class ApiKeyAdmin(IssuerScopedAdmin):
             title="API key created", original=obj, plaintext_key=obj.plaintext_key,
         )
 
-
-class BinGrantAddForm(ServiceModelForm):
-    class Meta:
-        model = BinGrant
-        fields = ["issuer", "start", "end"]
-
-    def run_service(self):
-        return services.bin_grant_create(
-            issuer=self.cleaned_data["issuer"], start=self.cleaned_data["start"], end=self.cleaned_data["end"], actor=self.actor
-        )
-
-
-@admin.register(BinGrant)
-class BinGrantAdmin(IssuerScopedAdmin):
-    """Grants are the platform operator's: only superusers add or remove them, nobody edits one
-    (remove and grant again), and issuer staff may only see their own."""
-
-    list_display = ["__str__", "start", "end", "card_count", "created_by", "created_at"]
-    search_fields = ["start", "end", "issuer__issuer_id"]
-    fields = ["issuer", "start", "end", "created_by", "created_at"]
-    readonly_fields = ["created_by", "created_at"]
-    actions = None  # no bulk delete: each removal goes through the service and its checks
-
-    @admin.display(description="Cards")
-    def card_count(self, obj) -> int:
-        return obj.cards.count()
-
-    def has_add_permission(self, request):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = BinGrantAddForm
-        return super().get_form(request, obj, **kwargs)
-
-    def get_deleted_objects(self, objs, request):
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        # A grant with cards or product ranges inside stays: the delete page says why.
-        protected = [*protected, *(f"{o}: cards or card product ranges lie inside" for o in objs if bin_grant_in_use(grant=o))]
-        return deleted, counts, perms_needed, protected
-
-    def delete_model(self, request, obj):
-        services.bin_grant_delete(grant=obj, actor=admin_actor(request))

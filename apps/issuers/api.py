@@ -16,6 +16,8 @@ class IssuerApiView(StrictQueryMixin, APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated]
     throttle_classes = [ApiKeyRateThrottle]
+    # A POST may carry an Idempotency-Key (initial below); read by apps.core.openapi.
+    takes_idempotency_key = True
 
     _idempotency_record = None
 

@@ -28,15 +28,3 @@ def bin_grants_cover(*, issuer, start: str, end: str) -> bool:
             return True
     return at > high
 
-
-def bin_grant_in_use(*, grant: BinGrant) -> bool:
-    """Whether a card is attached to the grant or a card product range of its issuer overlaps it."""
-    from apps.cards.models import BinRange
-
-    if grant.cards.exists():
-        return True
-    for r in BinRange.objects.filter(product__issuer=grant.issuer_id).only("start", "end"):
-        low, high = prefix_interval(r.start, r.end)
-        if low <= grant.high and grant.low <= high:
-            return True
-    return False

@@ -9,6 +9,7 @@ from apps.audit.services import audit_record
 from apps.core.crypto import hash_secret, new_token, secret_matches
 from apps.core.exceptions import ApplicationError, Conflict
 from apps.issuers.models import GRANT_MIN_DIGITS, GRANT_PREFIX_DIGITS, ApiKey, BinGrant, Issuer, prefix_interval
+from apps.issuers.signals import issuer_created
 
 API_KEY_HASH_PURPOSE = "issuer-api-key"
 # last_used_at is informational: refresh it at most this often instead of on every request.
@@ -44,10 +45,8 @@ def issuer_create(
     issuer.set_webhook_secret(webhook_secret)
     issuer.full_clean()
     issuer.save()
-    # Ready to serve: a default OTP policy (SMS to the issuer's own country only).
-    from apps.otp.services import otp_policy_create_default
-
-    otp_policy_create_default(issuer=issuer, actor="system", delivery_mode=otp_delivery)
+    # Ready to serve: apps.otp makes the default OTP policy (SMS to the issuer's own country only).
+    issuer_created.send(sender=Issuer, issuer=issuer, otp_delivery=otp_delivery)
     audit_record(issuer=issuer, kind="issuer.created", actor=actor, data={"issuer_id": issuer_id})
     return issuer, webhook_secret
 
@@ -179,34 +178,3 @@ def bin_grant_create(*, issuer: Issuer, start: str, end: str, actor: str) -> Bin
     audit_record(issuer=issuer, kind="bin_grant.created", actor=actor, obj=grant, data={"start": start, "end": end})
     return grant
 
-
-def bin_grant_delete(*, grant: BinGrant, actor: str) -> None:
-    """Refused while a card of the issuer or a card product range lies inside the grant."""
-    from apps.issuers.selectors import bin_grant_in_use
-
-    in_use = bin_grant_in_use(grant=grant)
-    if in_use:
-        raise Conflict(
-            "Cards or card product ranges lie inside this grant.", code="bin_grant_in_use",
-            fields={"bin_range": ["Remove or move the cards and card product ranges first."]},
-        )
-    issuer, data = grant.issuer, {"start": grant.start, "end": grant.end}
-    try:
-        with transaction.atomic():
-            grant.delete()
-    except IntegrityError:  # a card was attached meanwhile (on_delete RESTRICT)
-        raise Conflict("Cards lie inside this grant.", code="bin_grant_in_use", fields={"bin_range": ["Remove the cards first."]})
-    audit_record(issuer=issuer, kind="bin_grant.deleted", actor=actor, data=data)
-
-
-def bin_grant_attach_cards(*, issuer: Issuer | None = None, every_card: bool = False) -> dict:
-    """Attach cards without a grant (or, with every_card, all cards) to their issuer's grant
-    that holds the PAN; for data that predates grants. Returns {"attached", "unattached"}."""
-    from apps.cards.models import Card
-    from apps.issuers.grant_data import attach_cards
-
-    cards = Card.objects.all() if every_card else Card.objects.filter(grant__isnull=True)
-    if issuer is not None:
-        cards = cards.filter(issuer=issuer)
-    with transaction.atomic():
-        return attach_cards(Card=Card, BinGrant=BinGrant, cards=cards)

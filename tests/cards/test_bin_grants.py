@@ -195,9 +195,9 @@ def test_a_grant_with_cards_or_product_ranges_inside_cannot_be_removed(issuer, c
 
     for busy in (with_card, with_range):
         with pytest.raises(ApplicationError) as exc:
-            issuer_services.bin_grant_delete(grant=busy, actor="tests")
+            card_services.bin_grant_delete(grant=busy, actor="tests")
         assert exc.value.code == "bin_grant_in_use"
-    issuer_services.bin_grant_delete(grant=unused, actor="tests")
+    card_services.bin_grant_delete(grant=unused, actor="tests")
     assert not BinGrant.objects.filter(pk=unused.pk).exists()
 
 

@@ -75,3 +75,31 @@ def test_an_override_for_another_issuers_product_is_refused(issuer, other_issuer
     product = CardProductFactory(issuer=other_issuer)
     with pytest.raises(ValidationError):
         otp_policy_save(policy=OtpPolicy(issuer=issuer, product=product, allowed_countries=["JP"]), actor="tests")
+
+
+def test_every_new_issuer_gets_its_default_policy_from_apps_otp():
+    # issuer_create sends issuer_created; apps.otp (OtpConfig.ready) makes the default policy.
+    from apps.issuers.services import issuer_create
+
+    issuer, _ = issuer_create(issuer_id="NEWBANK001", name="New Bank", country="fr")
+    policy = OtpPolicy.objects.get(issuer=issuer, product__isnull=True)
+    assert (policy.allowed_countries, policy.delivery_mode, policy.version) == (["FR"], "provider", 1)
+    issuer, _ = issuer_create(
+        issuer_id="NEWBANK002", name="Other Bank", deliver_otp_url="https://bank.example/otp", otp_delivery="issuer"
+    )
+    assert OtpPolicy.objects.get(issuer=issuer, product__isnull=True).delivery_mode == "issuer"
+
+
+def test_an_issuer_whose_default_policy_fails_is_not_created(monkeypatch):
+    # Same transaction: no issuer left without its policy.
+    from apps.issuers.models import Issuer
+    from apps.issuers.services import issuer_create
+    from apps.otp import services as otp_services
+
+    def refuse(**kwargs):
+        raise RuntimeError("policy refused")
+
+    monkeypatch.setattr(otp_services, "otp_policy_save", refuse)
+    with pytest.raises(RuntimeError):
+        issuer_create(issuer_id="NEWBANK003", name="New Bank")
+    assert not Issuer.objects.filter(issuer_id="NEWBANK003").exists()

@@ -7,15 +7,18 @@
 
 `attach-cards` finishes what the migration could not: after granting legacy ranges with `add`,
 it attaches each card without a grant (with --all: every card) to its issuer's grant that holds
-its PAN. Cards without a grant are not found by an AReq (answer N/08)."""
+its PAN. Cards without a grant are not found by an AReq (answer N/08).
+
+In apps.cards, not apps.issuers: removing a grant and attaching cards both look at the cards."""
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from apps.cards.services import bin_grant_attach_cards, bin_grant_delete
 from apps.core.exceptions import ApplicationError
 from apps.issuers.models import BinGrant, Issuer
 from apps.issuers.selectors import bin_grant_list
-from apps.issuers.services import bin_grant_attach_cards, bin_grant_create, bin_grant_delete, parse_bin_range
+from apps.issuers.services import bin_grant_create, parse_bin_range
 
 ACTOR = "bin_grants command"
 
