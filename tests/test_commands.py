@@ -379,3 +379,14 @@ def test_import_refuses_an_unknown_issuer(tmp_path):
 
     with pytest.raises(CommandError, match="No issuer"):
         run("import_cards", path, "--issuer-id", "NOSUCHBANK")
+
+
+def test_seed_demo_enrolls_the_card_simulate_3ds_uses_by_default():
+    from apps.threeds.management.commands.simulate_3ds import demo_pan
+
+    run("seed_demo")
+    issuer = Issuer.objects.get(issuer_id="DEMOBANK01")
+    from apps.core.crypto import pan_fingerprint
+
+    card = Card.objects.get(issuer=issuer, pan_fingerprint=pan_fingerprint(demo_pan()), status=Card.ACTIVE)
+    assert card.cardholder.phones.filter(verified=True).exists()
