@@ -1,8 +1,7 @@
-import time
-
 from celery import shared_task
 from django.db import DatabaseError
 
+from apps.delivery import engine
 from apps.push import services
 
 
@@ -20,14 +19,4 @@ from apps.push import services
     ignore_result=True,
 )
 def push_send(self, delivery_id: str) -> None:
-    while (wait := services.push_delivery_send(delivery_id=delivery_id, task_id=self.request.id or "")) is not None:
-        if not self.request.is_eager:
-            raise self.retry(countdown=wait)
-        # No broker to hold the retry (development, in-process tests): wait here.
-        time.sleep(wait)
-
-
-@shared_task(name="push.resume_stalled", ignore_result=True)
-def push_resume_stalled() -> int:
-    """Beat: deliveries whose task was lost or whose worker died are picked up again."""
-    return services.push_deliveries_resume()
+    engine.run_task(self, services.PUSH_CHANNEL, delivery_id)

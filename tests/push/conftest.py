@@ -65,7 +65,8 @@ def reload(delivery) -> PushDelivery:
 
 
 def outcomes(delivery) -> list[str]:
-    return [a.outcome for a in delivery.attempts.order_by("number")]
+    """The engine's state of every try, in order."""
+    return [a.state for a in delivery.attempts.order_by("number")]
 
 
 def oob_hook_ready() -> bool:

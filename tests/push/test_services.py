@@ -1,6 +1,7 @@
-"""The push service in this process: deliveries and tries recorded, retries bounded, the limit
-per device, the claim that makes a repeated task harmless, resuming lost work. The worker tests
-(test_worker.py) do the same through a real worker."""
+"""The push channel in this process: deliveries and tries recorded, retries bounded, the limit
+per device, the engine's claim that makes a repeated task harmless, the sweep resuming lost work,
+the OOB flow told exactly once. The worker tests (test_worker.py) do the same through a real
+worker."""
 
 import json
 import uuid
@@ -11,10 +12,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
+from apps.delivery import engine
 from apps.delivery.engine import backoff_seconds
 from apps.devices.models import Device
 from apps.push.models import PushAttempt, PushDelivery
-from apps.push.services import push_authn_request, push_deliveries_resume, push_delivery_send
+from apps.push.services import PUSH_CHANNEL, push_authn_request, push_delivery_send
+from apps.push.signals import push_undeliverable
 from tests.push.conftest import create, make_device, needs_oob_hook, outcomes, reload, send_now
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
@@ -75,7 +78,8 @@ def test_a_500_then_success_sends_exactly_one_push(device, fake_fcm):
     assert delivery.status == "sent" and outcomes(delivery) == ["failed_transient", "succeeded"]
     assert [m.outcome for m in fake_fcm.messages(push_token=token)] == ["error 500", "accepted"]
     first = delivery.attempts.get(number=1)
-    assert (first.status_code, first.error_code, first.error_class) == (500, "internal", "TransientPushError")
+    assert (first.status_code, first.error_code, first.state) == (500, "internal", "failed_transient")
+    assert first.error_message and first.finished_at is not None and first.provider == "fcm"
     assert "INTERNAL" in first.response_excerpt
     assert delivery.provider_message_id == fake_fcm.accepted(push_token=token)[0].name
 
@@ -165,9 +169,7 @@ def test_a_repeated_task_after_success_sends_nothing(device, push_file):
 
 def test_a_task_while_a_try_is_in_flight_sends_nothing_and_looks_again_later(device, push_file):
     delivery = create(device)
-    PushDelivery.objects.filter(pk=delivery.pk).update(
-        status=PushDelivery.SENDING, tries=1, next_attempt_at=timezone.now() + timedelta(seconds=10)
-    )
+    PushDelivery.objects.filter(pk=delivery.pk).update(tries=1, lease_expires_at=timezone.now() + timedelta(seconds=10))
     wait = push_delivery_send(delivery_id=delivery.pk)
     assert 9 < wait <= 11 and push_file.lines() == []
 
@@ -175,7 +177,7 @@ def test_a_task_while_a_try_is_in_flight_sends_nothing_and_looks_again_later(dev
 def test_a_claim_whose_worker_died_is_taken_over_by_the_next_task(device, push_file):
     delivery = create(device)
     long_ago = timezone.now() - timedelta(minutes=5)
-    PushDelivery.objects.filter(pk=delivery.pk).update(status=PushDelivery.SENDING, tries=1, next_attempt_at=long_ago)
+    PushDelivery.objects.filter(pk=delivery.pk).update(tries=1, next_attempt_at=long_ago, lease_expires_at=long_ago)
     PushAttempt.objects.create(delivery=delivery, number=1, started_at=long_ago, task_id="dead")
     delivery = send_now(delivery)
     assert delivery.status == "sent" and outcomes(delivery) == ["interrupted", "succeeded"]
@@ -185,7 +187,7 @@ def test_a_claim_whose_worker_died_is_taken_over_by_the_next_task(device, push_f
 def test_a_last_try_whose_worker_died_fails_the_delivery(device, push_file):
     delivery = create(device)
     long_ago = timezone.now() - timedelta(minutes=5)
-    PushDelivery.objects.filter(pk=delivery.pk).update(status=PushDelivery.SENDING, tries=delivery.max_tries, next_attempt_at=long_ago)
+    PushDelivery.objects.filter(pk=delivery.pk).update(tries=delivery.max_tries, next_attempt_at=long_ago, lease_expires_at=long_ago)
     PushAttempt.objects.create(delivery=delivery, number=delivery.max_tries, started_at=long_ago)
     delivery = send_now(delivery)
     assert (delivery.status, delivery.error_code) == ("failed", "interrupted")
@@ -193,14 +195,14 @@ def test_a_last_try_whose_worker_died_fails_the_delivery(device, push_file):
     assert kinds(delivery) == ["push.created", "push.failed"]
 
 
-def test_beat_resumes_a_delivery_whose_task_was_lost(device, push_file, django_capture_on_commit_callbacks):
+def test_the_delivery_sweep_resumes_a_push_whose_task_was_lost(device, push_file, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):  # the task is never enqueued
         delivery = create(device)
-    assert push_deliveries_resume() == 0  # not overdue yet: its task may be on its way
+    assert engine.sweep()["push"] == 0  # not overdue yet: its task may be on its way
     PushDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=1))
-    assert push_deliveries_resume() == 1
+    assert engine.sweep()["push"] == 1
     assert reload(delivery).status == "sent" and len(push_file.lines()) == 1
-    assert push_deliveries_resume() == 0
+    assert engine.sweep()["push"] == 0
 
 
 # ---------------------------------------------------------------- push bombing
