@@ -17,7 +17,6 @@ from apps.delivery.engine import backoff_seconds
 from apps.devices.models import Device
 from apps.push.models import PushAttempt, PushDelivery
 from apps.push.services import PUSH_CHANNEL, push_authn_request, push_delivery_send
-from apps.push.signals import push_undeliverable
 from tests.push.conftest import create, make_device, needs_oob_hook, outcomes, reload, send_now
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
@@ -146,6 +145,15 @@ def test_a_device_revoked_before_the_try_gets_no_push(device, push_file):
     assert push_file.lines() == []
 
 
+def test_push_is_a_channel_of_the_delivery_engine_with_a_lease_for_three_requests(settings):
+    settings.OUTBOUND_HTTP_TIMEOUT_SECONDS = 10
+    assert engine.channel("push") is PUSH_CHANNEL
+    assert PUSH_CHANNEL.task().name == "push.send"
+    assert settings.CELERY_TASK_ROUTES["push.*"]["queue"] == "push"
+    assert PUSH_CHANNEL.lease_seconds() == 65  # access token, send, send again after a 401
+    assert "push-resume-stalled" not in settings.CELERY_BEAT_SCHEDULE
+
+
 @needs_oob_hook
 def test_an_undeliverable_push_is_reported_to_the_oob_flow_once(device, fake_fcm):
     fake_fcm.program(device.get_push_token(), "unregistered")
@@ -155,6 +163,89 @@ def test_an_undeliverable_push_is_reported_to_the_oob_flow_once(device, fake_fcm
     reported_at = delivery.undeliverable_reported_at
     send_now(delivery)
     assert reload(delivery).undeliverable_reported_at == reported_at
+
+
+def test_a_failed_push_is_reported_exactly_once_in_the_transaction_that_ends_it(device, fake_fcm, reports):
+    fake_fcm.program(device.get_push_token(), "unregistered")
+    delivery = send_now(create(device))
+    assert delivery.status == "failed" and delivery.undeliverable_reported_at is not None
+    assert [(c["acs_trans_id"], c["device_id"], c["reason"]) for c in reports.calls] == [
+        (delivery.acs_trans_id, device.pk, "push_failed")
+    ]
+    send_now(delivery)
+    assert engine.sweep(grace_seconds=0)["push"] == 0
+    assert len(reports.calls) == 1
+
+
+def test_a_report_that_raises_undoes_the_end_and_the_sweep_tries_again(device, fake_fcm, reports):
+    reports.failures = 1
+    token = device.get_push_token()
+    fake_fcm.program(token, "unregistered", "unregistered")
+    delivery = send_now(create(device))
+    # The receiver raised inside the transaction that ended the delivery: nothing of the end
+    # committed. The delivery is pending with the lease of its first try.
+    assert (delivery.status, delivery.tries, delivery.undeliverable_reported_at) == ("pending", 1, None)
+    assert delivery.lease_expires_at is not None and outcomes(delivery) == ["claimed"]
+    assert "push.failed" not in kinds(delivery) and len(reports.calls) == 1
+    assert engine.sweep(grace_seconds=0)["push"] == 0  # leased: its worker may still be at it
+
+    # The lease lapses: the sweep hands it to a worker, which tries again and reports it.
+    long_ago = timezone.now() - timedelta(minutes=5)
+    PushDelivery.objects.filter(pk=delivery.pk).update(lease_expires_at=long_ago, next_attempt_at=long_ago)
+    assert engine.sweep(grace_seconds=0)["push"] == 1
+    delivery = reload(delivery)
+    assert (delivery.status, delivery.error_code) == ("failed", "unregistered")
+    assert delivery.undeliverable_reported_at is not None
+    assert outcomes(delivery) == ["interrupted", "failed_permanent"]
+    assert len(reports.calls) == 2 and kinds(delivery) == ["push.created", "push.failed"]
+    assert engine.sweep(grace_seconds=0)["push"] == 0 and len(reports.calls) == 2
+
+
+def test_a_refused_push_is_reported_once_after_commit(device, push_file, settings, reports, django_capture_on_commit_callbacks):
+    settings.PUSH_MAX_PER_DEVICE_PER_MINUTE = 1
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with transaction.atomic():
+            create(device)
+            refused = create(device)
+            assert reports.calls == []  # never inside the creating transaction
+    assert (refused.status, refused.next_attempt_at, refused.tries) == ("refused", None, 0)
+    for callback in callbacks:
+        callback()
+    assert reload(refused).undeliverable_reported_at is not None
+    assert [c["reason"] for c in reports.calls] == ["push_rate_limited"]
+    assert engine.sweep(grace_seconds=0)["push"] == 0 and len(reports.calls) == 1
+
+
+def test_a_refused_push_whose_report_was_lost_is_reported_by_the_sweep(device, push_file, settings, reports,
+                                                                        django_capture_on_commit_callbacks):
+    settings.PUSH_MAX_PER_DEVICE_PER_MINUTE = 1
+    with django_capture_on_commit_callbacks(execute=False):  # the process died before its on-commit work
+        create(device)
+        refused = create(device)
+    assert engine.sweep()["push"] == 0  # too recent: the on-commit work may be on its way
+    assert reload(refused).undeliverable_reported_at is None and reports.calls == []
+    PushDelivery.objects.filter(pk=refused.pk).update(finished_at=timezone.now() - timedelta(minutes=1))
+    assert engine.sweep()["push"] == 1
+    assert reload(refused).undeliverable_reported_at is not None
+    assert [c["reason"] for c in reports.calls] == ["push_rate_limited"]
+    assert engine.sweep(grace_seconds=0)["push"] == 1  # the first push's lost wake-up; not the refusal again
+    assert len(reports.calls) == 1 and len(push_file.lines()) == 1
+
+
+def test_a_refused_push_whose_report_raises_is_reported_by_the_sweep_exactly_once(
+    device, push_file, settings, reports, django_capture_on_commit_callbacks
+):
+    settings.PUSH_MAX_PER_DEVICE_PER_MINUTE = 1
+    reports.failures = 2  # after commit, and at the sweep's first pass
+    with django_capture_on_commit_callbacks(execute=True):  # the caller's commit does not fail
+        create(device)
+        refused = create(device)
+    assert reload(refused).undeliverable_reported_at is None and len(reports.calls) == 1
+    assert engine.sweep(grace_seconds=0)["push"] == 0
+    assert reload(refused).undeliverable_reported_at is None and len(reports.calls) == 2
+    assert engine.sweep(grace_seconds=0)["push"] == 1
+    assert reload(refused).undeliverable_reported_at is not None and len(reports.calls) == 3
+    assert engine.sweep(grace_seconds=0)["push"] == 0 and len(reports.calls) == 3
 
 
 # ---------------------------------------------------------------- claims
