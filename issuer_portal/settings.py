@@ -337,8 +337,6 @@ CELERY_BEAT_SCHEDULE = {
     # Wipes SMS bodies past their retention.
     "sms-maintenance": {"task": "sms.maintenance", "schedule": 300.0},
     "webhooks-wipe-payloads": {"task": "webhooks.wipe_payloads", "schedule": 3600.0},
-    # Pushes whose task was lost or whose worker died; undeliverable pushes not yet reported to OOB.
-    "push-resume-stalled": {"task": "push.resume_stalled", "schedule": 15.0},
 }
 # Celery's Django fixup closes the DB connection around every task unless told to reuse it.
 CELERY_DB_REUSE_MAX = envint("CELERY_DB_REUSE_MAX", 1000)

@@ -355,7 +355,7 @@ def _push_entries(issuer_id, acs_trans_id) -> list[TimelineEntry]:
                                      _details(platform=getattr(p, "platform", ""), status_now=p.status,
                                               error_code=getattr(p, "error_code", "")), "", 1))
         for a in sorted(p.attempts.all(), key=lambda a: (a.started_at, a.pk)):
-            outcome = getattr(a, "outcome", "")
+            outcome = getattr(a, "state", "")
             entries.append(TimelineEntry(
                 a.started_at, "push try", f"Push try {a.number} — {outcome}",
                 _details(http_status=getattr(a, "status_code", None), error_code=getattr(a, "error_code", ""),

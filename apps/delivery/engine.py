@@ -18,7 +18,8 @@ The path of a delivery:
    jitter (a provider's Retry-After honoured), or goes straight on (SMS: the fallback provider).
 6. **Sweep.** Every few seconds (beat, or `run_schedule` without a broker) `sweep()` wakes every
    pending delivery that is overdue and not leased: a lost task, a killed worker (its lease
-   lapsed; the interrupted try is marked so when the next claim takes over), a broker restart.
+   lapsed; the interrupted try is marked so when the next claim takes over), a broker restart;
+   and whatever else a channel left overdue (`Channel.sweep_more`).
 
 A lease lasts as long as a try can take (the channel's connect and read timeouts) plus a margin,
 so a try is handed to a provider again only once its first claimant can no longer be talking to
@@ -131,6 +132,11 @@ class Channel:
     def sensitive_values(self, job) -> tuple:
         """Values kept out of every log line while the try runs (an OTP, a push token)."""
         return ()
+
+    def sweep_more(self, *, grace_seconds: float, now) -> int:
+        """The channel's own overdue work besides its pending deliveries, done by sweep() (push:
+        an undeliverable push not yet reported to the OOB flow). Returns how many it took on."""
+        return 0
 
     # -------------------------------------------------------------- the engine's helpers
 
@@ -427,8 +433,9 @@ def sweep(*, grace_seconds: float | None = None, names: tuple[str, ...] | None =
     for ch in channels():
         if names is not None and ch.name not in names:
             continue
-        ids = overdue_ids(ch, grace_seconds=grace)
+        now = timezone.now()
+        ids = overdue_ids(ch, grace_seconds=grace, now=now)
         for delivery_id in ids:
             wake(ch, delivery_id)
-        woken[ch.name] = len(ids)
+        woken[ch.name] = len(ids) + ch.sweep_more(grace_seconds=grace, now=now)
     return woken

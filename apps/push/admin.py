@@ -15,8 +15,8 @@ class PushAttemptInline(ReadOnlyAdminMixin, IssuerScopedTabularInline):
     model = PushAttempt
     issuer_field = "delivery__issuer"
     fields = [
-        "number", "outcome", "started_at", "duration_ms", "status_code", "error_code", "error_class",
-        "response_excerpt", "task_id",
+        "number", "state", "provider", "started_at", "finished_at", "duration_ms", "status_code", "error_code",
+        "error_message", "response_excerpt", "provider_message_id", "task_id",
     ]
     readonly_fields = fields
     extra = 0
@@ -32,7 +32,7 @@ class PushDeliveryAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
     search_help_text = "Delivery id, acsTransID or provider message id."
     fields = [
         "id", "issuer", "device", "platform", "acs_trans_id", "status", "tries", "max_tries", "next_attempt_at",
-        "provider", "provider_message_id", "error_code", "error_message", "created_at", "finished_at",
+        "lease_expires_at", "provider", "provider_message_id", "error_code", "error_message", "created_at", "finished_at",
         "undeliverable_reported_at",
     ]
     readonly_fields = fields

@@ -5,3 +5,9 @@ class PushConfig(AppConfig):
     name = "apps.push"
     label = "push"
     verbose_name = "Push notifications"
+
+    def ready(self) -> None:
+        from apps.delivery import engine
+        from apps.push.services import PUSH_CHANNEL
+
+        engine.register(PUSH_CHANNEL)

@@ -1,33 +1,33 @@
-"""Push deliveries (SPEC §3.4): created inside the caller's transaction, sent one try at a time by
-the `push.send` task, resumed by beat when a task was lost.
+"""Push deliveries (SPEC §3.4): a channel on the delivery engine (apps.delivery.engine), like
+SMS, webhooks and RReq. The delivery row is written in the caller's transaction (the outbox), the
+`push.send` task (queue `push`) is woken after commit with the id only, the engine claims each
+try with its lease and backoff, and the engine's sweep resumes a lost task or a killed worker.
+This module is the adapter: which device and token, the provider call, and what an answer means.
 
 - Only the delivery id travels in a task message; the push token is read from the Device, in
-  clear only in the worker's memory, and declared `sensitive` while it is there.
-- A try is claimed with a conditional UPDATE (status and due time), so a redelivered or
-  duplicated task never sends again after success and two workers never send the same try.
+  clear only in the worker's memory, and declared `sensitive` while the try runs.
 - Push bombing: at most PUSH_MAX_PER_DEVICE_PER_MINUTE deliveries per device in any 60 s,
   counted under a lock on the device row; a delivery over the limit is recorded as refused.
 - A push that cannot be delivered (refused, permanent error, tries exhausted) is reported to the
-  OOB flow once, in a transaction that also records the report; until then beat retries it.
+  OOB flow exactly once (push_undeliverable), recorded by undeliverable_reported_at in the same
+  transaction as the report; see _report_undeliverable.
 """
 
 import logging
-import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core.logging import scrub
 from apps.delivery import engine
-from apps.core.logging import scrub, sensitive
 from apps.devices.models import Device
 from apps.push.models import PushAttempt, PushDelivery
-from apps.push.providers import PermanentPushError, PushError, PushResult, TransientPushError, push_provider
-from apps.push.selectors import push_deliveries_due_ids
+from apps.push.providers import PermanentPushError, PushError, PushProvider, push_provider
 from apps.push.signals import push_undeliverable
 
 logger = logging.getLogger(__name__)
@@ -35,9 +35,6 @@ logger = logging.getLogger(__name__)
 ACTOR = "system:push"
 MESSAGE_TYPE = "3ds_authn_request"
 RATE_WINDOW = timedelta(seconds=60)
-# Beat re-enqueues a delivery only this long after its task should have acted on it, so that a
-# task that is merely on its way is not doubled (a doubled one would be harmless, only wasted).
-RESUME_GRACE_SECONDS = 15.0
 
 
 def authn_request_data(*, acs_trans_id) -> dict:
@@ -72,8 +69,7 @@ def push_authn_request(*, device: Device, acs_trans_id) -> PushDelivery:
             error_code="rate_limited" if refused else "",
             error_message=f"More than {limit} pushes to this device in 60 s." if refused else "",
             finished_at=now if refused else None,
-            # Due now: the first try, or (refused) telling the OOB flow.
-            next_attempt_at=now,
+            next_attempt_at=None if refused else now,
         )
         audit_record(
             issuer=device.issuer,
@@ -83,223 +79,174 @@ def push_authn_request(*, device: Device, acs_trans_id) -> PushDelivery:
             obj=delivery,
             data={**_audit_data(delivery), **({"reason": "rate_limited", "recent": recent, "limit": limit} if refused else {})},
         )
-    delivery_id = str(delivery.pk)
-    transaction.on_commit(lambda: push_delivery_enqueue(delivery_id=delivery_id))
+    delivery_id = delivery.pk
+    if refused:
+        # Reported after commit, not in this transaction: the caller is the OOB flow starting the
+        # challenge under its row lock, with more pushes (other devices) still to create; a report
+        # now would find none of them and fall back to SMS at once. If this process dies first,
+        # or the receiver raises, the sweep's safety net reports it (PushChannel.sweep_more).
+        transaction.on_commit(lambda: _report_refused(delivery_id))
+    else:
+        transaction.on_commit(lambda: engine.wake(PUSH_CHANNEL, delivery_id))
     return delivery
-
-
-def push_delivery_enqueue(*, delivery_id: str) -> None:
-    from apps.push.tasks import push_send
-
-    try:
-        push_send.delay(delivery_id)  # the id only: never the token
-    except Exception:
-        # Committed already: the caller must not fail now. push_deliveries_resume sends it later.
-        logger.exception("Could not enqueue push delivery %s; it will be resumed", delivery_id)
 
 
 def _audit_data(delivery: PushDelivery) -> dict:
     return {"delivery": str(delivery.pk), "device": str(delivery.device_id), "platform": delivery.platform}
 
 
-# ---------------------------------------------------------------- sending
+# ---------------------------------------------------------------- the push channel
 
 
-def _lease_seconds() -> float:
-    """How long a claimed try may be in flight: up to three requests (access token, send, send
-    again after a 401), each with a connect and a read timeout, plus margin. Past that, whoever
-    claimed it is gone."""
-    return 6 * settings.OUTBOUND_HTTP_TIMEOUT_SECONDS + 5
+@dataclass(frozen=True)
+class _Job:
+    """One claimed try: the provider and the device's token (in clear, in memory only)."""
+
+    provider: PushProvider
+    token: str = field(repr=False)  # never in a repr (a traceback, a log line)
 
 
-def push_delivery_send(*, delivery_id, task_id: str = "") -> float | None:
-    """Make the next try of a delivery if one is due. Returns the seconds to wait before calling
-    again, or None when this caller has nothing more to do. Safe to call twice at once or again
-    after a crash."""
-    now = timezone.now()
-    attempt = _claim(delivery_id, task_id, now)
-    if attempt is None:
-        return _unclaimed(delivery_id, now)
-    delivery = attempt.delivery
-    device = delivery.device
-    token = None
-    provider_name = settings.PUSH_BACKEND
-    started = time.monotonic()
-    result, error = None, None
-    try:
+class PushChannel(engine.Channel):
+    """Push on the delivery engine. FCM's answers are classified in apps.push.providers
+    (TransientPushError: 5xx, 429, timeouts, network; PermanentPushError: a dead or wrong token,
+    an invalid request, refused credentials); this adapter maps them to the engine's kinds."""
+
+    name = "push"
+    delivery_model = PushDelivery
+    attempt_model = PushAttempt
+    related = ("device", "issuer")
+    succeeded_status = PushDelivery.SENT
+    failed_status = PushDelivery.FAILED
+
+    def task(self):
+        from apps.push.tasks import push_send
+
+        return push_send
+
+    def lease_seconds(self) -> float:
+        """Up to three requests (access token, send, send again after a 401), each with a connect
+        and a read timeout, plus margin. Past that, whoever claimed the try is gone."""
+        return 6 * settings.OUTBOUND_HTTP_TIMEOUT_SECONDS + 5
+
+    def prepare(self, delivery: PushDelivery, number: int):
+        device = delivery.device
         if device.status != Device.STATUS_ACTIVE or device.issuer_id != delivery.issuer_id:
-            raise PermanentPushError(f"The device is {device.status}.", code="device_inactive")
+            return engine.End(PushDelivery.FAILED, "device_inactive", f"The device is {device.status}.")
         token = device.get_push_token()
         if not token:
-            raise PermanentPushError("The device has no push token.", code="no_push_token")
-        with sensitive(token):
+            return engine.End(PushDelivery.FAILED, "no_push_token", "The device has no push token.")
+        try:
             provider = push_provider()
-            provider_name = provider.name
-            result = provider.send(
-                platform=device.push_platform,
-                token=token,
+        except PushError as error:  # not configured: no try can succeed
+            return engine.End(PushDelivery.FAILED, error.code, scrub(error.message))
+        return _Job(provider=provider, token=token)
+
+    def attempt_fields(self, delivery, job: _Job) -> dict:
+        return {"provider": job.provider.name[:10]}
+
+    def sensitive_values(self, job: _Job) -> tuple:
+        return (job.token,)
+
+    def send(self, delivery: PushDelivery, job: _Job) -> engine.Outcome:
+        provider_field = {"provider": job.provider.name[:10]}
+        try:
+            result = job.provider.send(
+                platform=delivery.device.push_platform,
+                token=job.token,
                 data=authn_request_data(acs_trans_id=delivery.acs_trans_id),
                 reference=str(delivery.pk),
             )
-    except PushError as exc:
-        error = exc
-    except Exception as exc:  # an adapter bug is a failed try, bounded like any other
-        with sensitive(token):
-            logger.exception("Push provider %s crashed", provider_name)
-        error = TransientPushError(f"Internal error: {exc.__class__.__name__}", code="internal")
-    duration_ms = int((time.monotonic() - started) * 1000)
-    logger.info(
-        "push %s try %d/%d via %s: %s", delivery.pk, attempt.number, delivery.max_tries, provider_name,
-        "accepted" if error is None else f"{error.__class__.__name__} {error.code}",
-    )
-    return _record_try(delivery, attempt, provider_name=provider_name, result=result, error=error, duration_ms=duration_ms)
-
-
-def _claim(delivery_id, task_id: str, now) -> PushAttempt | None:
-    with transaction.atomic():
-        # Due and tries left: pending, or sending with a claim that lapsed (its worker died).
-        claimed = PushDelivery.objects.filter(
-            Q(status=PushDelivery.PENDING) | Q(status=PushDelivery.SENDING),
-            pk=delivery_id,
-            next_attempt_at__lte=now,
-            tries__lt=F("max_tries"),
-        ).update(status=PushDelivery.SENDING, tries=F("tries") + 1, next_attempt_at=now + timedelta(seconds=_lease_seconds()))
-        if not claimed:
-            return None
-        delivery = PushDelivery.objects.select_related("device", "issuer").get(pk=delivery_id)
-        _interrupt_claimed_attempts(delivery)
-        attempt = PushAttempt.objects.create(delivery=delivery, number=delivery.tries, started_at=now, task_id=task_id or "")
-    attempt.delivery = delivery
-    return attempt
-
-
-def _interrupt_claimed_attempts(delivery: PushDelivery) -> None:
-    # A try still marked claimed when the delivery is claimed again belongs to a dead worker. If
-    # that worker was only slow, it overwrites this with what really happened.
-    PushAttempt.objects.filter(delivery=delivery, outcome=PushAttempt.CLAIMED).update(
-        outcome=PushAttempt.INTERRUPTED, error_code="interrupted"
-    )
-
-
-def _unclaimed(delivery_id, now) -> float | None:
-    delivery = PushDelivery.objects.select_related("issuer").filter(pk=delivery_id).first()
-    if delivery is None:
-        return None
-    if delivery.status == PushDelivery.SENDING:
-        if delivery.next_attempt_at > now:
-            # A try in flight elsewhere (or a task redelivered while it runs): look again when
-            # its claim lapses, in case its worker is gone.
-            return engine.below_visibility_timeout((delivery.next_attempt_at - now).total_seconds() + 0.5)
-        _fail_interrupted(delivery, now)  # the last try's worker died: no tries left
-    elif delivery.status == PushDelivery.PENDING:
-        # Early (a duplicate task, or this host's clock behind the one that scheduled it).
-        return engine.below_visibility_timeout((delivery.next_attempt_at - now).total_seconds() + 0.1)
-    elif delivery.status not in PushDelivery.UNDELIVERABLE or delivery.undeliverable_reported_at is not None:
-        return None  # sent, or finished
-    _report_undeliverable(delivery.pk)
-    return None
-
-
-def _fail_interrupted(delivery: PushDelivery, now) -> None:
-    with transaction.atomic():
-        failed = PushDelivery.objects.filter(
-            pk=delivery.pk, status=PushDelivery.SENDING, tries=delivery.tries, next_attempt_at__lte=now
-        ).update(
-            status=PushDelivery.FAILED, error_code="interrupted", error_message="The worker stopped during the last try.",
-            finished_at=now, next_attempt_at=now,
+        except PushError as error:
+            permanent = isinstance(error, PermanentPushError)
+            return engine.Outcome(
+                engine.PERMANENT if permanent else engine.TRANSIENT, error_code=error.code,
+                error_message=scrub(error.message), status_code=error.status_code, excerpt=error.excerpt,
+                retry_after=getattr(error, "retry_after", None), attempt_fields=provider_field,
+            )
+        return engine.Outcome(
+            engine.SUCCESS, status_code=result.status_code, excerpt=result.excerpt,
+            attempt_fields={**provider_field, "provider_message_id": result.message_id[:200]},
         )
-        if failed:
-            _interrupt_claimed_attempts(delivery)
-            audit_record(
-                issuer=delivery.issuer, kind="push.failed", actor=ACTOR, acs_trans_id=delivery.acs_trans_id, obj=delivery,
-                data={**_audit_data(delivery), "error_code": "interrupted", "tries": delivery.tries},
-            )
+
+    def success_fields(self, delivery, job: _Job, outcome: engine.Outcome, now) -> dict:
+        return {"status": PushDelivery.SENT, "finished_at": now, "provider": job.provider.name[:10],
+                "provider_message_id": outcome.attempt_fields["provider_message_id"], "error_code": "",
+                "error_message": ""}
+
+    def end_fields(self, delivery, status: str, error_code: str, error_message: str, now, outcome=None) -> dict:
+        fields = {"status": status, "finished_at": now, "error_code": error_code[:32],
+                  "error_message": error_message[:255]}
+        if outcome is not None:
+            fields["provider"] = outcome.attempt_fields.get("provider", "")
+        return fields
+
+    def ended(self, delivery: PushDelivery, status: str, data: dict) -> None:
+        audit_record(
+            issuer=delivery.issuer, kind=f"push.{status}", actor=ACTOR, acs_trans_id=delivery.acs_trans_id,
+            obj=delivery,
+            data={**_audit_data(delivery), "provider": delivery.provider, "tries": data["tries"],
+                  "message_id": delivery.provider_message_id, "error_code": delivery.error_code},
+        )
+        if status in PushDelivery.UNDELIVERABLE:
+            # In the transaction that ends the delivery: the report commits with the end or not
+            # at all. If a receiver raises, the end rolls back, the delivery stays pending with
+            # its lease, and the sweep hands it to a worker again once the lease lapses.
+            _report_undeliverable(delivery)
+
+    def sweep_more(self, *, grace_seconds: float, now) -> int:
+        """The safety net for undeliverable pushes never reported: a refused push whose process
+        died before its on-commit report, or whose receiver raised then (failures are reported
+        in the transaction that ends them, so they never wait here)."""
+        ids = list(
+            PushDelivery.objects.filter(
+                status__in=PushDelivery.UNDELIVERABLE, undeliverable_reported_at__isnull=True,
+                finished_at__lte=now - timedelta(seconds=grace_seconds),
+            ).order_by("finished_at").values_list("pk", flat=True)[:100]
+        )
+        reported = 0
+        for delivery_id in ids:
+            reported += _report_refused(delivery_id)
+        return reported
 
 
-def _record_try(
-    delivery: PushDelivery, attempt: PushAttempt, *, provider_name: str, result: PushResult | None,
-    error: PushError | None, duration_ms: int,
-) -> float | None:
-    now = timezone.now()
-    delay = None
-    answer = result if error is None else error
-    attempt_fields = {
-        "duration_ms": duration_ms,
-        "status_code": answer.status_code,
-        "response_excerpt": answer.excerpt[:500],
-        "error_code": error.code[:32] if error else "",
-        "error_class": error.__class__.__name__ if error else "",
-    }
-    if error is None:
-        attempt_fields["outcome"] = PushAttempt.SUCCEEDED
-        fields = {
-            "status": PushDelivery.SENT, "provider_message_id": result.message_id[:200], "finished_at": now,
-            "next_attempt_at": None, "error_code": "", "error_message": "",
-        }
-    else:
-        permanent = isinstance(error, PermanentPushError)
-        attempt_fields["outcome"] = PushAttempt.FAILED_PERMANENT if permanent else PushAttempt.FAILED_TRANSIENT
-        fields = {"error_code": error.code[:32], "error_message": scrub(error.message)[:255]}
-        if not permanent and delivery.tries < delivery.max_tries:
-            delay = engine.backoff_seconds(tries=delivery.tries, retry_after=getattr(error, "retry_after", None))
-            fields.update(status=PushDelivery.PENDING, next_attempt_at=now + timedelta(seconds=delay))
-        else:
-            # Due now: telling the OOB flow that this device cannot be reached.
-            fields.update(status=PushDelivery.FAILED, finished_at=now, next_attempt_at=now)
-    fields["provider"] = provider_name[:10]
-    with transaction.atomic():
-        PushAttempt.objects.filter(pk=attempt.pk).update(**attempt_fields)
-        # If this try outlived its claim and another worker took over, the newer try decides.
-        updated = PushDelivery.objects.filter(
-            pk=delivery.pk, status=PushDelivery.SENDING, tries=delivery.tries
-        ).update(**fields)
-        if updated and fields["status"] != PushDelivery.PENDING:
-            audit_record(
-                issuer=delivery.issuer, kind=f"push.{fields['status']}", actor=ACTOR, acs_trans_id=delivery.acs_trans_id,
-                obj=delivery,
-                data={
-                    **_audit_data(delivery), "provider": provider_name, "tries": delivery.tries,
-                    "message_id": fields.get("provider_message_id", ""), "error_code": fields["error_code"],
-                },
-            )
-    if not updated:
-        return None
-    if fields["status"] == PushDelivery.FAILED:
-        _report_undeliverable(delivery.pk)
-    return delay
+PUSH_CHANNEL = PushChannel()
 
 
-def _report_undeliverable(delivery_id) -> None:
+def push_delivery_send(*, delivery_id, task_id: str = "") -> float | None:
+    """Make the next try of a delivery (apps.delivery.engine.deliver). Returns the seconds to wait
+    before calling again, or None when nothing is left to do."""
+    return engine.deliver(PUSH_CHANNEL, delivery_id, task_id=task_id)
+
+
+# ---------------------------------------------------------------- telling the OOB flow
+
+
+def _report_undeliverable(delivery: PushDelivery) -> bool:
     """Tell the OOB flow, once, that this device cannot be reached (it decides about the SMS
-    fallback) through the push_undeliverable signal. The report and its record commit together;
-    if the report fails, beat retries."""
+    fallback), through the push_undeliverable signal. The conditional UPDATE of
+    undeliverable_reported_at and the report share the caller's transaction: whoever matches the
+    UPDATE reports, and a receiver that raises undoes the record too, so it is tried again."""
     with transaction.atomic():
-        delivery = (
-            PushDelivery.objects.select_for_update()
-            .filter(pk=delivery_id, status__in=PushDelivery.UNDELIVERABLE, undeliverable_reported_at__isnull=True)
-            .first()
-        )
-        if delivery is None:
-            return
+        marked = PushDelivery.objects.filter(
+            pk=delivery.pk, status__in=PushDelivery.UNDELIVERABLE, undeliverable_reported_at__isnull=True
+        ).update(undeliverable_reported_at=timezone.now())
+        if not marked:
+            return False
         push_undeliverable.send(
             sender=PushDelivery,
             acs_trans_id=delivery.acs_trans_id,
             device_id=delivery.device_id,
             reason="push_rate_limited" if delivery.status == PushDelivery.REFUSED else "push_failed",
         )
-        delivery.undeliverable_reported_at = timezone.now()
-        delivery.next_attempt_at = None
-        delivery.save(update_fields=["undeliverable_reported_at", "next_attempt_at"])
+    return True
 
 
-# ---------------------------------------------------------------- beat
-
-
-def push_deliveries_resume(*, grace_seconds: float = RESUME_GRACE_SECONDS) -> int:
-    """Enqueue again the deliveries a task should have acted on by now: a retry whose task was
-    lost (broker restart), a claim whose worker was killed, an undeliverable push not yet
-    reported. A duplicate task is harmless: only one claim succeeds."""
-    ids = push_deliveries_due_ids(overdue_seconds=grace_seconds)
-    for delivery_id in ids:
-        push_delivery_enqueue(delivery_id=str(delivery_id))
-    return len(ids)
+def _report_refused(delivery_id) -> int:
+    """Report an undeliverable push in a transaction of its own (after the creating transaction
+    committed, or from the sweep). Never raises: what fails here the sweep tries again."""
+    try:
+        delivery = PushDelivery.objects.filter(pk=delivery_id).first()
+        return int(delivery is not None and _report_undeliverable(delivery))
+    except Exception:
+        logger.exception("push %s: reporting it undeliverable failed; the sweep will try again", delivery_id)
+        return 0

@@ -55,7 +55,7 @@ def test_every_channel_is_registered_with_its_own_queue():
     from django.conf import settings
 
     names = {ch.name for ch in engine.channels()}
-    assert {"sms", "webhooks", "rreq"} <= names
+    assert {"sms", "webhooks", "rreq", "push"} <= names
     for ch in engine.channels():
         assert settings.CELERY_TASK_ROUTES[f"{ch.name}.*"]["queue"] == ch.name
         assert ch.task().name.startswith(f"{ch.name}.")

@@ -1,3 +1,4 @@
+import importlib
 import json
 import secrets
 import uuid
@@ -65,15 +66,15 @@ def reload(delivery) -> PushDelivery:
 
 
 def outcomes(delivery) -> list[str]:
-    return [a.outcome for a in delivery.attempts.order_by("number")]
+    """The engine's state of every try, in order."""
+    return [a.state for a in delivery.attempts.order_by("number")]
 
 
 def oob_hook_ready() -> bool:
     try:
-        from apps.oob.services import oob_push_undeliverable  # noqa: F401
+        return hasattr(importlib.import_module("apps.oob.services"), "oob_push_undeliverable")
     except ImportError:
         return False
-    return True
 
 
 needs_oob_hook = pytest.mark.skipif(
@@ -122,3 +123,27 @@ def eager_tasks():
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, False
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = before
+
+
+class Reports:
+    """Every push_undeliverable report this test sees; the first `failures` of them raise."""
+
+    def __init__(self, failures: int = 0):
+        self.failures = failures
+        self.calls: list[dict] = []
+
+    def __call__(self, sender, **kwargs):
+        self.calls.append(kwargs)
+        if len(self.calls) <= self.failures:
+            raise RuntimeError("the OOB flow is unavailable")
+
+
+@pytest.fixture
+def reports():
+    """Connects a Reports receiver (after apps.oob's); set .failures to make reports raise."""
+    from apps.push.signals import push_undeliverable
+
+    receiver = Reports()
+    push_undeliverable.connect(receiver, weak=False, dispatch_uid="tests.push.reports")
+    yield receiver
+    push_undeliverable.disconnect(dispatch_uid="tests.push.reports")

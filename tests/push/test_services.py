@@ -1,6 +1,7 @@
-"""The push service in this process: deliveries and tries recorded, retries bounded, the limit
-per device, the claim that makes a repeated task harmless, resuming lost work. The worker tests
-(test_worker.py) do the same through a real worker."""
+"""The push channel in this process: deliveries and tries recorded, retries bounded, the limit
+per device, the engine's claim that makes a repeated task harmless, the sweep resuming lost work,
+the OOB flow told exactly once. The worker tests (test_worker.py) do the same through a real
+worker."""
 
 import json
 import uuid
@@ -11,10 +12,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
+from apps.delivery import engine
 from apps.delivery.engine import backoff_seconds
 from apps.devices.models import Device
 from apps.push.models import PushAttempt, PushDelivery
-from apps.push.services import push_authn_request, push_deliveries_resume, push_delivery_send
+from apps.push.services import PUSH_CHANNEL, push_authn_request, push_delivery_send
 from tests.push.conftest import create, make_device, needs_oob_hook, outcomes, reload, send_now
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
@@ -75,7 +77,8 @@ def test_a_500_then_success_sends_exactly_one_push(device, fake_fcm):
     assert delivery.status == "sent" and outcomes(delivery) == ["failed_transient", "succeeded"]
     assert [m.outcome for m in fake_fcm.messages(push_token=token)] == ["error 500", "accepted"]
     first = delivery.attempts.get(number=1)
-    assert (first.status_code, first.error_code, first.error_class) == (500, "internal", "TransientPushError")
+    assert (first.status_code, first.error_code, first.state) == (500, "internal", "failed_transient")
+    assert first.error_message and first.finished_at is not None and first.provider == "fcm"
     assert "INTERNAL" in first.response_excerpt
     assert delivery.provider_message_id == fake_fcm.accepted(push_token=token)[0].name
 
@@ -142,6 +145,15 @@ def test_a_device_revoked_before_the_try_gets_no_push(device, push_file):
     assert push_file.lines() == []
 
 
+def test_push_is_a_channel_of_the_delivery_engine_with_a_lease_for_three_requests(settings):
+    settings.OUTBOUND_HTTP_TIMEOUT_SECONDS = 10
+    assert engine.channel("push") is PUSH_CHANNEL
+    assert PUSH_CHANNEL.task().name == "push.send"
+    assert settings.CELERY_TASK_ROUTES["push.*"]["queue"] == "push"
+    assert PUSH_CHANNEL.lease_seconds() == 65  # access token, send, send again after a 401
+    assert "push-resume-stalled" not in settings.CELERY_BEAT_SCHEDULE
+
+
 @needs_oob_hook
 def test_an_undeliverable_push_is_reported_to_the_oob_flow_once(device, fake_fcm):
     fake_fcm.program(device.get_push_token(), "unregistered")
@@ -151,6 +163,89 @@ def test_an_undeliverable_push_is_reported_to_the_oob_flow_once(device, fake_fcm
     reported_at = delivery.undeliverable_reported_at
     send_now(delivery)
     assert reload(delivery).undeliverable_reported_at == reported_at
+
+
+def test_a_failed_push_is_reported_exactly_once_in_the_transaction_that_ends_it(device, fake_fcm, reports):
+    fake_fcm.program(device.get_push_token(), "unregistered")
+    delivery = send_now(create(device))
+    assert delivery.status == "failed" and delivery.undeliverable_reported_at is not None
+    assert [(c["acs_trans_id"], c["device_id"], c["reason"]) for c in reports.calls] == [
+        (delivery.acs_trans_id, device.pk, "push_failed")
+    ]
+    send_now(delivery)
+    assert engine.sweep(grace_seconds=0)["push"] == 0
+    assert len(reports.calls) == 1
+
+
+def test_a_report_that_raises_undoes_the_end_and_the_sweep_tries_again(device, fake_fcm, reports):
+    reports.failures = 1
+    token = device.get_push_token()
+    fake_fcm.program(token, "unregistered", "unregistered")
+    delivery = send_now(create(device))
+    # The receiver raised inside the transaction that ended the delivery: nothing of the end
+    # committed. The delivery is pending with the lease of its first try.
+    assert (delivery.status, delivery.tries, delivery.undeliverable_reported_at) == ("pending", 1, None)
+    assert delivery.lease_expires_at is not None and outcomes(delivery) == ["claimed"]
+    assert "push.failed" not in kinds(delivery) and len(reports.calls) == 1
+    assert engine.sweep(grace_seconds=0)["push"] == 0  # leased: its worker may still be at it
+
+    # The lease lapses: the sweep hands it to a worker, which tries again and reports it.
+    long_ago = timezone.now() - timedelta(minutes=5)
+    PushDelivery.objects.filter(pk=delivery.pk).update(lease_expires_at=long_ago, next_attempt_at=long_ago)
+    assert engine.sweep(grace_seconds=0)["push"] == 1
+    delivery = reload(delivery)
+    assert (delivery.status, delivery.error_code) == ("failed", "unregistered")
+    assert delivery.undeliverable_reported_at is not None
+    assert outcomes(delivery) == ["interrupted", "failed_permanent"]
+    assert len(reports.calls) == 2 and kinds(delivery) == ["push.created", "push.failed"]
+    assert engine.sweep(grace_seconds=0)["push"] == 0 and len(reports.calls) == 2
+
+
+def test_a_refused_push_is_reported_once_after_commit(device, push_file, settings, reports, django_capture_on_commit_callbacks):
+    settings.PUSH_MAX_PER_DEVICE_PER_MINUTE = 1
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with transaction.atomic():
+            create(device)
+            refused = create(device)
+            assert reports.calls == []  # never inside the creating transaction
+    assert (refused.status, refused.next_attempt_at, refused.tries) == ("refused", None, 0)
+    for callback in callbacks:
+        callback()
+    assert reload(refused).undeliverable_reported_at is not None
+    assert [c["reason"] for c in reports.calls] == ["push_rate_limited"]
+    assert engine.sweep(grace_seconds=0)["push"] == 0 and len(reports.calls) == 1
+
+
+def test_a_refused_push_whose_report_was_lost_is_reported_by_the_sweep(device, push_file, settings, reports,
+                                                                        django_capture_on_commit_callbacks):
+    settings.PUSH_MAX_PER_DEVICE_PER_MINUTE = 1
+    with django_capture_on_commit_callbacks(execute=False):  # the process died before its on-commit work
+        create(device)
+        refused = create(device)
+    assert engine.sweep()["push"] == 0  # too recent: the on-commit work may be on its way
+    assert reload(refused).undeliverable_reported_at is None and reports.calls == []
+    PushDelivery.objects.filter(pk=refused.pk).update(finished_at=timezone.now() - timedelta(minutes=1))
+    assert engine.sweep()["push"] == 1
+    assert reload(refused).undeliverable_reported_at is not None
+    assert [c["reason"] for c in reports.calls] == ["push_rate_limited"]
+    assert engine.sweep(grace_seconds=0)["push"] == 1  # the first push's lost wake-up; not the refusal again
+    assert len(reports.calls) == 1 and len(push_file.lines()) == 1
+
+
+def test_a_refused_push_whose_report_raises_is_reported_by_the_sweep_exactly_once(
+    device, push_file, settings, reports, django_capture_on_commit_callbacks
+):
+    settings.PUSH_MAX_PER_DEVICE_PER_MINUTE = 1
+    reports.failures = 2  # after commit, and at the sweep's first pass
+    with django_capture_on_commit_callbacks(execute=True):  # the caller's commit does not fail
+        create(device)
+        refused = create(device)
+    assert reload(refused).undeliverable_reported_at is None and len(reports.calls) == 1
+    assert engine.sweep(grace_seconds=0)["push"] == 0
+    assert reload(refused).undeliverable_reported_at is None and len(reports.calls) == 2
+    assert engine.sweep(grace_seconds=0)["push"] == 1
+    assert reload(refused).undeliverable_reported_at is not None and len(reports.calls) == 3
+    assert engine.sweep(grace_seconds=0)["push"] == 0 and len(reports.calls) == 3
 
 
 # ---------------------------------------------------------------- claims
@@ -165,9 +260,7 @@ def test_a_repeated_task_after_success_sends_nothing(device, push_file):
 
 def test_a_task_while_a_try_is_in_flight_sends_nothing_and_looks_again_later(device, push_file):
     delivery = create(device)
-    PushDelivery.objects.filter(pk=delivery.pk).update(
-        status=PushDelivery.SENDING, tries=1, next_attempt_at=timezone.now() + timedelta(seconds=10)
-    )
+    PushDelivery.objects.filter(pk=delivery.pk).update(tries=1, lease_expires_at=timezone.now() + timedelta(seconds=10))
     wait = push_delivery_send(delivery_id=delivery.pk)
     assert 9 < wait <= 11 and push_file.lines() == []
 
@@ -175,7 +268,7 @@ def test_a_task_while_a_try_is_in_flight_sends_nothing_and_looks_again_later(dev
 def test_a_claim_whose_worker_died_is_taken_over_by_the_next_task(device, push_file):
     delivery = create(device)
     long_ago = timezone.now() - timedelta(minutes=5)
-    PushDelivery.objects.filter(pk=delivery.pk).update(status=PushDelivery.SENDING, tries=1, next_attempt_at=long_ago)
+    PushDelivery.objects.filter(pk=delivery.pk).update(tries=1, next_attempt_at=long_ago, lease_expires_at=long_ago)
     PushAttempt.objects.create(delivery=delivery, number=1, started_at=long_ago, task_id="dead")
     delivery = send_now(delivery)
     assert delivery.status == "sent" and outcomes(delivery) == ["interrupted", "succeeded"]
@@ -185,7 +278,7 @@ def test_a_claim_whose_worker_died_is_taken_over_by_the_next_task(device, push_f
 def test_a_last_try_whose_worker_died_fails_the_delivery(device, push_file):
     delivery = create(device)
     long_ago = timezone.now() - timedelta(minutes=5)
-    PushDelivery.objects.filter(pk=delivery.pk).update(status=PushDelivery.SENDING, tries=delivery.max_tries, next_attempt_at=long_ago)
+    PushDelivery.objects.filter(pk=delivery.pk).update(tries=delivery.max_tries, next_attempt_at=long_ago, lease_expires_at=long_ago)
     PushAttempt.objects.create(delivery=delivery, number=delivery.max_tries, started_at=long_ago)
     delivery = send_now(delivery)
     assert (delivery.status, delivery.error_code) == ("failed", "interrupted")
@@ -193,14 +286,14 @@ def test_a_last_try_whose_worker_died_fails_the_delivery(device, push_file):
     assert kinds(delivery) == ["push.created", "push.failed"]
 
 
-def test_beat_resumes_a_delivery_whose_task_was_lost(device, push_file, django_capture_on_commit_callbacks):
+def test_the_delivery_sweep_resumes_a_push_whose_task_was_lost(device, push_file, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):  # the task is never enqueued
         delivery = create(device)
-    assert push_deliveries_resume() == 0  # not overdue yet: its task may be on its way
+    assert engine.sweep()["push"] == 0  # not overdue yet: its task may be on its way
     PushDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=1))
-    assert push_deliveries_resume() == 1
+    assert engine.sweep()["push"] == 1
     assert reload(delivery).status == "sent" and len(push_file.lines()) == 1
-    assert push_deliveries_resume() == 0
+    assert engine.sweep()["push"] == 0
 
 
 # ---------------------------------------------------------------- push bombing

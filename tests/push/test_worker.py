@@ -16,7 +16,8 @@ from django.urls import reverse
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.push.models import PushDelivery
-from apps.push.services import push_authn_request, push_deliveries_resume
+from apps.delivery import engine
+from apps.push.services import push_authn_request
 from apps.push.tasks import push_send
 from tests.concurrency import run_parallel
 from tests.conftest import wait_for
@@ -41,7 +42,7 @@ def test_the_worker_sends_exactly_one_push(celery_worker, fake_fcm, device):
     assert message.data == {"type": "3ds_authn_request", "acsTransId": str(delivery.acs_trans_id)}
     assert (delivery.status, delivery.provider, delivery.provider_message_id) == ("sent", "fcm", message.name)
     [attempt] = delivery.attempts.all()
-    assert (attempt.outcome, attempt.status_code, attempt.task_id != "") == ("succeeded", 200, True)
+    assert (attempt.state, attempt.status_code, attempt.task_id != "", attempt.provider) == ("succeeded", 200, True, "fcm")
     assert kinds(delivery) == ["push.created", "push.sent"]
 
 
@@ -57,7 +58,7 @@ def test_a_429_retry_after_is_honoured_by_the_worker(celery_worker, fake_fcm, de
     fake_fcm.program(device.get_push_token(), "429:2")
     delivery = finished(create(device))
     first, second = delivery.attempts.order_by("number")
-    assert (first.status_code, second.outcome) == (429, "succeeded")
+    assert (first.status_code, second.state) == (429, "succeeded")
     # The engine honours a Retry-After up to its backoff cap: 0.5 s in the test worker
     # (tests/fakes/twilio_server.py), whose own backoff after a first try is at most 0.05 s.
     assert (second.started_at - first.started_at).total_seconds() >= 0.5
@@ -117,14 +118,14 @@ def test_parallel_requests_for_one_device_send_exactly_the_limit(celery_worker, 
     assert len(fake_fcm.accepted(push_token=token)) == 3 and len(fake_fcm.messages(push_token=token)) == 3
 
 
-def test_beat_hands_a_lost_push_to_the_worker(celery_worker, fake_fcm, device):
+def test_the_delivery_sweep_hands_a_lost_push_to_the_worker(celery_worker, fake_fcm, device):
     token = device.get_push_token()
     parked = f"push-lost-{uuid.uuid4().hex[:8]}"
     delivery = _create_parked(device, parked)
     assert len(_raw_queue(parked)) == 1  # and now it is gone, as after a broker restart
     time.sleep(0.5)
     assert fake_fcm.messages(push_token=token) == []
-    assert push_deliveries_resume(grace_seconds=0) >= 1
+    assert engine.sweep(grace_seconds=0, names=("push",))["push"] >= 1
     assert finished(delivery).status == "sent"
     assert len(fake_fcm.messages(push_token=token)) == 1
 
@@ -175,7 +176,7 @@ def test_the_token_is_in_no_task_message_log_line_audit_event_or_admin_page(cele
     assert [m.push_token for m in fake_fcm.messages(push_token=token)] == [token, token]  # really used
 
     log = celery_worker.log_path.read_text()
-    assert f"push {sent.pk} try 1/3 via fcm: accepted" in log and token not in log
+    assert f"push {sent.pk} try 1/3: accepted" in log and token not in log
     assert all(token not in json.dumps(e.data) for e in AuditEvent.objects.all())
     client = Client()
     client.force_login(User.objects.create_superuser(username="root", password="x"))
