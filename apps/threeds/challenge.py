@@ -27,6 +27,7 @@ from apps.core.exceptions import ApplicationError
 from apps.otp import services as otp
 from apps.threeds.models import Challenge, Transaction
 from apps.threeds.emv import (
+    APP,
     CANCEL_BY_CARDHOLDER,
     CANCEL_TIMEOUT_FIRST_CREQ,
     CANCEL_TIMEOUT_OTHER,
@@ -400,32 +401,91 @@ def challenges_time_out(*, now=None) -> int:
     return ended
 
 
-# ---------------------------------------------------------------- app channel counters (SPEC §3.3)
+# ---------------------------------------------------------------- the app channel's CReq (SPEC §3.3)
 
 COUNTER_CLAIMED, COUNTER_REPLAYED, COUNTER_SKIPPED = "claimed", "replayed", "skipped"
+NOT_RECOGNISED = "not_recognised"
 
 
-def challenge_sdk_counter_claim(*, acs_trans_id, counter: int, three_ds_requestor_app_url: str = "") -> str:
-    """Claim the SDK's sdkCounterStoA: it must be exactly the one expected next. A conditional
-    UPDATE, so two CReqs carrying one counter cannot both pass. A refused counter (replayed: below
-    the expected one; skipped: above it) changes nothing; a claimed one also keeps the
-    threeDSRequestorAppURL the CReq carries (2.2.0: where the issuer app sends the cardholder back
-    after OOB)."""
+@dataclass(frozen=True)
+class AppStep:
+    """What an app CReq led to: refused (NOT_RECOGNISED, COUNTER_REPLAYED, COUNTER_SKIPPED; nothing
+    changed), or the challenge after the step, the Step and the CRes's acsCounterAtoS."""
+
+    refused: str = ""
+    challenge: Challenge | None = None
+    step: Step | None = None
+    acs_counter: int | None = None
+
+
+def challenge_app_creq(*, acs_trans_id, three_ds_server_trans_id: str, sdk_trans_id: str, counter: int,
+                       three_ds_requestor_app_url: str = "", cancel: bool = False, resend: bool = False,
+                       code: str | None = None) -> AppStep:
+    """The 3DS SDK's CReq, in one transaction under the challenge's row lock (the same `_locked`
+    read as the browser's steps, which also names the transaction the CReq must match).
+
+    sdkCounterStoA must be exactly the one expected next: checked under the lock, so two CReqs
+    carrying one counter cannot both pass; a replayed counter (below the expected one) or a skipped
+    one (above it) changes nothing. A claimed one also keeps the threeDSRequestorAppURL the CReq
+    carries (2.2.0: where the issuer app sends the cardholder back after OOB), and takes the CRes's
+    acsCounterAtoS (000 first, one per CRes): both counters are written by one conditional UPDATE
+    after the step, in the step's transaction, so two CRes never carry the same counter. The step's
+    audit events are written in one INSERT."""
     with transaction.atomic():
-        claimed = Challenge.objects.filter(transaction_id=acs_trans_id, sdk_counter_expected=counter).update(
-            sdk_counter_expected=F("sdk_counter_expected") + 1
+        try:
+            challenge = _locked(acs_trans_id)
+        except Challenge.DoesNotExist:
+            return AppStep(refused=NOT_RECOGNISED)
+        tx = challenge.transaction
+        if (
+            tx.device_channel != APP
+            or str(tx.three_ds_server_trans_id) != three_ds_server_trans_id.lower()
+            or str(tx.sdk_trans_id) != sdk_trans_id.lower()
+        ):
+            return AppStep(refused=NOT_RECOGNISED)
+        expected = challenge.sdk_counter_expected
+        if counter != expected:
+            return AppStep(refused=COUNTER_REPLAYED if counter < expected else COUNTER_SKIPPED)
+        if three_ds_requestor_app_url and three_ds_requestor_app_url != tx.three_ds_requestor_app_url:
+            # Before the step: a push the step sends names it.
+            Transaction.objects.filter(pk=tx.pk).update(three_ds_requestor_app_url=three_ds_requestor_app_url)
+            tx.three_ds_requestor_app_url = three_ds_requestor_app_url
+        was_final = challenge.is_final
+        audit: list = []
+        step = _app_step_locked(challenge, cancel=cancel, resend=resend, code=code, audit=audit)
+        acs_counter = challenge.acs_counter
+        Challenge.objects.filter(pk=challenge.pk, sdk_counter_expected=expected).update(
+            sdk_counter_expected=F("sdk_counter_expected") + 1, acs_counter=F("acs_counter") + 1,
         )
-        if not claimed:
-            expected = Challenge.objects.filter(transaction_id=acs_trans_id).values_list("sdk_counter_expected", flat=True).first()
-            return COUNTER_REPLAYED if expected is None or counter < expected else COUNTER_SKIPPED
-        if three_ds_requestor_app_url:
-            Transaction.objects.filter(pk=acs_trans_id).update(three_ds_requestor_app_url=three_ds_requestor_app_url)
-    return COUNTER_CLAIMED
+        challenge.sdk_counter_expected, challenge.acs_counter = expected + 1, acs_counter + 1
+        audit_record_many(audit)
+        if was_final:
+            # Ended by someone else (the app's answer, a timeout) while this CReq may have waited
+            # for the lock: the result is read again rather than taken from the join.
+            tx.refresh_from_db()
+    return AppStep(challenge=challenge, step=step, acs_counter=acs_counter)
 
 
-def challenge_acs_counter_next(*, acs_trans_id) -> int:
-    """The acsCounterAtoS of the next CRes (000 first, one per CRes), taken under the row lock the
-    UPDATE holds until commit, so two CRes never carry the same counter."""
-    with transaction.atomic():
-        Challenge.objects.filter(transaction_id=acs_trans_id).update(acs_counter=F("acs_counter") + 1)
-        return Challenge.objects.filter(transaction_id=acs_trans_id).values_list("acs_counter", flat=True).get() - 1
+def _app_step_locked(challenge: Challenge, *, cancel: bool, resend: bool, code: str | None, audit: list) -> Step:
+    if cancel:  # also on the first CReq: the cardholder left before any code was sent
+        if not challenge.is_final:
+            _finish_locked(challenge, "N", REASON_AUTH_FAILED, cancel=CANCEL_BY_CARDHOLDER, actor="cardholder", audit=audit)
+        return Step("finished")
+    if challenge.state == Challenge.AWAITING_CREQ:
+        return _begin_locked(challenge, challenge_window_size="", three_ds_session_data="", audit=audit)
+    if resend:
+        if challenge.is_final:
+            return Step("finished")
+        if challenge.otp_session_id is None:
+            raise ChallengeClosed("No code can be sent now.")
+        try:
+            otp.otp_resend(session_id=challenge.otp_session_id, actor="cardholder", audit=audit)
+            return Step("resent")
+        except otp.OtpRefused as exc:
+            return Step("resend_refused", message=exc.message, retry_after=exc.retry_after)
+    if code is not None:
+        try:
+            return _submit_code_locked(challenge, code, audit=audit)
+        except ChallengeClosed:  # raised before anything is written
+            return Step("started")
+    return Step("started")
