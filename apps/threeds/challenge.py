@@ -57,12 +57,13 @@ class Step:
 
 def _locked(acs_trans_id) -> Challenge:
     """The challenge row, locked, with everything a step reads, in one query (the OTP session's
-    active code too: `challenge.active_code`, and the issuer's risk policy for OOB). Only the challenge row is locked and, after a wait
-    for the lock, re-read; the joined rows are as the statement first saw them. The OTP session
-    and code are re-checked by otp_verify's conditional UPDATE. The transaction's interaction
-    counter is written from this read when a code ends the challenge (else incremented with F());
-    it could only under-count a CReq that raced another CReq of the same challenge past the
-    page token or sdkCounterStoA claim, which each let one through."""
+    active code too: `challenge.active_code`, and the issuer's risk policy for OOB). Only the
+    challenge row is locked and, after a wait for the lock, re-read; the joined rows are as the
+    statement first saw them. The OTP session and code are re-checked by otp_verify's conditional
+    UPDATE. The transaction's interaction counter is written from this read when a code ends the
+    challenge (else incremented with F()); it could only under-count a CReq that raced another
+    CReq of the same challenge past the page token or sdkCounterStoA claim, which each let one
+    through."""
     return (
         Challenge.objects.select_for_update(of=("self",))
         .annotate(active_code=otp.active_code_relation("otp_session"))
