@@ -44,7 +44,10 @@ FALLBACK_NO_DEVICE = "no_active_device"
 
 
 def active_devices(cardholder_id) -> list[Device]:
-    return list(Device.objects.filter(cardholder_id=cardholder_id, status=Device.STATUS_ACTIVE).order_by("created_at"))
+    """With their issuer (the push records its audit event under it)."""
+    return list(
+        Device.objects.filter(cardholder_id=cardholder_id, status=Device.STATUS_ACTIVE).select_related("issuer").order_by("created_at")
+    )
 
 
 def has_active_device(cardholder_id) -> bool:
@@ -54,9 +57,11 @@ def has_active_device(cardholder_id) -> bool:
 # ---------------------------------------------------------------- from the challenge
 
 
-def oob_request_start(*, challenge, oob_timeout_seconds: int) -> AuthnRequest | None:
+def oob_request_start(*, challenge, oob_timeout_seconds: int, audit: list | None = None) -> AuthnRequest | None:
     """Inside the locked challenge's transaction: the request and a push to every active device.
-    None when the cardholder has no active device any more (revoked since the ARes)."""
+    None when the cardholder has no active device any more (revoked since the ARes). `audit`: the
+    caller's list of events to write in one INSERT (else written here). The request's devices are
+    written in one INSERT (a new request has none yet)."""
     tx = challenge.transaction
     devices = active_devices(tx.card.cardholder_id) if tx.card else []
     if not devices:
@@ -68,10 +73,12 @@ def oob_request_start(*, challenge, oob_timeout_seconds: int) -> AuthnRequest | 
         cardholder_id=tx.card.cardholder_id,
         expires_at=now + timedelta(seconds=oob_timeout_seconds),
     )
-    request.devices.set(devices)
+    through = AuthnRequest.devices.through
+    through.objects.bulk_create([through(authnrequest=request, device=device) for device in devices])
     audit_record(
         issuer=tx.issuer, kind="oob.request_created", actor="acs", acs_trans_id=tx.acs_trans_id,
         data={"devices": [str(d.pk) for d in devices], "expires_at": request.expires_at.isoformat()},
+        batch=audit,
     )
     from apps.push.services import push_authn_request
 

@@ -27,6 +27,7 @@ from apps.core.exceptions import ApplicationError
 from apps.otp import services as otp
 from apps.threeds.models import Challenge, Transaction
 from apps.threeds.emv import (
+    APP,
     CANCEL_BY_CARDHOLDER,
     CANCEL_TIMEOUT_FIRST_CREQ,
     CANCEL_TIMEOUT_OTHER,
@@ -56,17 +57,19 @@ class Step:
 
 def _locked(acs_trans_id) -> Challenge:
     """The challenge row, locked, with everything a step reads, in one query (the OTP session's
-    active code too: `challenge.active_code`). Only the challenge row is locked and, after a wait
-    for the lock, re-read; the joined rows are as the statement first saw them. The OTP session
-    and code are re-checked by otp_verify's conditional UPDATE. The transaction's interaction
-    counter is written from this read when a code ends the challenge (else incremented with F());
-    it could only under-count a CReq that raced another CReq of the same challenge past the
-    page token or sdkCounterStoA claim, which each let one through."""
+    active code too: `challenge.active_code`, and the issuer's risk policy for OOB). Only the
+    challenge row is locked and, after a wait for the lock, re-read; the joined rows are as the
+    statement first saw them. The OTP session and code are re-checked by otp_verify's conditional
+    UPDATE. The transaction's interaction counter is written from this read when a code ends the
+    challenge (else incremented with F()); it could only under-count a CReq that raced another
+    CReq of the same challenge past the page token or sdkCounterStoA claim, which each let one
+    through."""
     return (
         Challenge.objects.select_for_update(of=("self",))
         .annotate(active_code=otp.active_code_relation("otp_session"))
         .select_related(
-            "active_code", "transaction", "transaction__issuer", "transaction__card", "transaction__card__cardholder",
+            "active_code", "transaction", "transaction__issuer", "transaction__issuer__risk_policy", "transaction__card",
+            "transaction__card__cardholder",
             "transaction__card__issuer", "phone", "otp_session", "otp_session__issuer", "otp_session__policy_version",
         )
         .get(transaction_id=acs_trans_id)
@@ -127,14 +130,15 @@ def challenge_begin(*, acs_trans_id, challenge_window_size: str = "", three_ds_s
     return challenge, step
 
 
-def _begin_locked(challenge: Challenge, *, challenge_window_size: str, three_ds_session_data: str, audit: list) -> Step:
+def _begin_locked(challenge: Challenge, *, challenge_window_size: str, three_ds_session_data: str, audit: list,
+                  unsaved: set | None = None) -> Step:
     if challenge.is_final:
         return Step("finished")
     now = timezone.now()
     if challenge.state != Challenge.AWAITING_CREQ:
         return Step("started")
     if now > challenge.first_creq_deadline:
-        _finish_locked(challenge, "N", REASON_TIMEOUT, cancel=CANCEL_TIMEOUT_FIRST_CREQ, actor="acs", audit=audit)
+        _finish_locked(challenge, "N", REASON_TIMEOUT, cancel=CANCEL_TIMEOUT_FIRST_CREQ, actor="acs", audit=audit, unsaved=unsaved)
         return Step("finished")
     challenge.state = Challenge.IN_PROGRESS
     challenge.creq_received_at = now
@@ -152,9 +156,18 @@ def _begin_locked(challenge: Challenge, *, challenge_window_size: str, three_ds_
             step = Step("finished")
     # One UPDATE for what the first CReq changed (a method that ended the challenge has written
     # its end already; this adds the CReq's own fields).
-    challenge.save(update_fields=["state", "creq_received_at", "challenge_window_size", "three_ds_session_data",
-                                  "otp_session", "oob_deadline", "method", "fallback_reason"])
+    _save(challenge, ["state", "creq_received_at", "challenge_window_size", "three_ds_session_data",
+                      "otp_session", "oob_deadline", "method", "fallback_reason"], unsaved)
     return step or Step("started")
+
+
+def _save(challenge: Challenge, fields: list, unsaved: set | None) -> None:
+    """One UPDATE of the challenge's `fields`, and of the fields a caller changed in memory and
+    listed in `unsaved` (the app channel's counters), which are then saved."""
+    if unsaved:
+        fields = [*fields, *sorted(unsaved)]
+        unsaved.clear()
+    challenge.save(update_fields=fields)
 
 
 def _start_oob(challenge: Challenge, *, audit: list) -> None:
@@ -162,7 +175,7 @@ def _start_oob(challenge: Challenge, *, audit: list) -> None:
     from apps.threeds.risk import risk_policy_for
 
     policy = risk_policy_for(challenge.transaction.issuer)
-    request = oob_request_start(challenge=challenge, oob_timeout_seconds=policy.oob_timeout_seconds)
+    request = oob_request_start(challenge=challenge, oob_timeout_seconds=policy.oob_timeout_seconds, audit=audit)
     if request is None:  # the device was revoked since the ARes
         challenge_fall_back_locked(challenge, reason=FALLBACK_NO_DEVICE, actor="acs", audit=audit)
         return
@@ -250,13 +263,13 @@ def challenge_submit_code(*, acs_trans_id, code: str) -> tuple[Challenge, Step]:
     return challenge, step
 
 
-def _submit_code_locked(challenge: Challenge, code: str, *, audit: list) -> Step:
+def _submit_code_locked(challenge: Challenge, code: str, *, audit: list, unsaved: set | None = None) -> Step:
     if challenge.is_final:
         return Step("finished")
     if challenge.state != Challenge.IN_PROGRESS or challenge.otp_session_id is None:
         raise ChallengeClosed("No code is expected now.")
     if timezone.now() > challenge.deadline:
-        _finish_locked(challenge, "N", REASON_TIMEOUT, cancel=CANCEL_TIMEOUT_OTHER, actor="acs", audit=audit)
+        _finish_locked(challenge, "N", REASON_TIMEOUT, cancel=CANCEL_TIMEOUT_OTHER, actor="acs", audit=audit, unsaved=unsaved)
         return Step("finished")
     tx = challenge.transaction
     # Counted under the challenge's lock; written with the result when this entry ends the
@@ -266,10 +279,10 @@ def _submit_code_locked(challenge: Challenge, code: str, *, audit: list) -> Step
     # UPDATE re-checks that the session is still as read.
     result = otp.otp_verify(session=challenge.otp_session, active_code=challenge.active_code, code=code, actor="cardholder", audit=audit)
     if result.outcome == "verified":
-        _finish_locked(challenge, "Y", "", actor="cardholder", audit=audit)
+        _finish_locked(challenge, "Y", "", actor="cardholder", audit=audit, unsaved=unsaved)
         return Step("finished")
     if result.outcome in ("locked", "closed"):
-        _finish_locked(challenge, "N", REASON_TOO_MANY_ATTEMPTS, actor="cardholder", audit=audit)
+        _finish_locked(challenge, "N", REASON_TOO_MANY_ATTEMPTS, actor="cardholder", audit=audit, unsaved=unsaved)
         return Step("finished")
     Transaction.objects.filter(pk=tx.pk).update(interaction_counter=F("interaction_counter") + 1)
     if result.outcome == "expired":
@@ -304,9 +317,11 @@ def challenge_cancel(*, acs_trans_id) -> Challenge:
         return challenge
 
 
-def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, cancel: str = "", actor: str, audit: list) -> None:
-    """Record the result on the transaction and the challenge (one UPDATE each) and hand the RReq
-    and the notification to their deliveries. Its audit event goes to the caller's `audit` list."""
+def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, cancel: str = "", actor: str, audit: list,
+                   unsaved: set | None = None) -> None:
+    """Record the result on the transaction and the challenge (one UPDATE each, with the fields
+    listed in `unsaved`) and hand the RReq and the notification to their deliveries. Its audit
+    event goes to the caller's `audit` list."""
     tx = challenge.transaction
     now = timezone.now()
     if trans_status in ("Y", "A"):
@@ -334,7 +349,7 @@ def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, canc
     else:
         challenge.state = Challenge.SUCCEEDED if trans_status in ("Y", "A") else Challenge.FAILED
     challenge.finished_at = now
-    challenge.save(update_fields=["state", "finished_at", "fallback_reason"])
+    _save(challenge, ["state", "finished_at", "fallback_reason"], unsaved)
     if challenge.method == Challenge.OOB or challenge.fallback_reason:
         from apps.oob.models import AuthnRequest
         from apps.oob.services import oob_request_close
@@ -400,32 +415,96 @@ def challenges_time_out(*, now=None) -> int:
     return ended
 
 
-# ---------------------------------------------------------------- app channel counters (SPEC §3.3)
+# ---------------------------------------------------------------- the app channel's CReq (SPEC §3.3)
 
 COUNTER_CLAIMED, COUNTER_REPLAYED, COUNTER_SKIPPED = "claimed", "replayed", "skipped"
+NOT_RECOGNISED = "not_recognised"
 
 
-def challenge_sdk_counter_claim(*, acs_trans_id, counter: int, three_ds_requestor_app_url: str = "") -> str:
-    """Claim the SDK's sdkCounterStoA: it must be exactly the one expected next. A conditional
-    UPDATE, so two CReqs carrying one counter cannot both pass. A refused counter (replayed: below
-    the expected one; skipped: above it) changes nothing; a claimed one also keeps the
-    threeDSRequestorAppURL the CReq carries (2.2.0: where the issuer app sends the cardholder back
-    after OOB)."""
+@dataclass(frozen=True)
+class AppStep:
+    """What an app CReq led to: refused (NOT_RECOGNISED, COUNTER_REPLAYED, COUNTER_SKIPPED; nothing
+    changed), or the challenge after the step, the Step and the CRes's acsCounterAtoS."""
+
+    refused: str = ""
+    challenge: Challenge | None = None
+    step: Step | None = None
+    acs_counter: int | None = None
+
+
+def challenge_app_creq(*, acs_trans_id, three_ds_server_trans_id: str, sdk_trans_id: str, counter: int,
+                       three_ds_requestor_app_url: str = "", cancel: bool = False, resend: bool = False,
+                       code: str | None = None) -> AppStep:
+    """The 3DS SDK's CReq, in one transaction under the challenge's row lock (the same `_locked`
+    read as the browser's steps, which also names the transaction the CReq must match).
+
+    sdkCounterStoA must be exactly the one expected next: checked under the lock, so two CReqs
+    carrying one counter cannot both pass; a replayed counter (below the expected one) or a skipped
+    one (above it) changes nothing. A claimed one also keeps the threeDSRequestorAppURL the CReq
+    carries (2.2.0: where the issuer app sends the cardholder back after OOB), and takes the CRes's
+    acsCounterAtoS (000 first, one per CRes). Both counters are written in the step's transaction,
+    with the step's UPDATE of the challenge when it has one (`unsaved`), else by one UPDATE of
+    their own, so two CRes never carry the same counter. The step's audit events are written in one
+    INSERT."""
     with transaction.atomic():
-        claimed = Challenge.objects.filter(transaction_id=acs_trans_id, sdk_counter_expected=counter).update(
-            sdk_counter_expected=F("sdk_counter_expected") + 1
-        )
-        if not claimed:
-            expected = Challenge.objects.filter(transaction_id=acs_trans_id).values_list("sdk_counter_expected", flat=True).first()
-            return COUNTER_REPLAYED if expected is None or counter < expected else COUNTER_SKIPPED
-        if three_ds_requestor_app_url:
-            Transaction.objects.filter(pk=acs_trans_id).update(three_ds_requestor_app_url=three_ds_requestor_app_url)
-    return COUNTER_CLAIMED
+        try:
+            challenge = _locked(acs_trans_id)
+        except Challenge.DoesNotExist:
+            return AppStep(refused=NOT_RECOGNISED)
+        tx = challenge.transaction
+        if (
+            tx.device_channel != APP
+            or str(tx.three_ds_server_trans_id) != three_ds_server_trans_id.lower()
+            or str(tx.sdk_trans_id) != sdk_trans_id.lower()
+        ):
+            return AppStep(refused=NOT_RECOGNISED)
+        expected = challenge.sdk_counter_expected
+        if counter != expected:
+            return AppStep(refused=COUNTER_REPLAYED if counter < expected else COUNTER_SKIPPED)
+        if three_ds_requestor_app_url and three_ds_requestor_app_url != tx.three_ds_requestor_app_url:
+            # Before the step: a push the step sends names it.
+            Transaction.objects.filter(pk=tx.pk).update(three_ds_requestor_app_url=three_ds_requestor_app_url)
+            tx.three_ds_requestor_app_url = three_ds_requestor_app_url
+        was_final = challenge.is_final
+        acs_counter = challenge.acs_counter
+        # Claimed under the lock; written with the step's UPDATE of the challenge, or on their own.
+        challenge.sdk_counter_expected, challenge.acs_counter = expected + 1, acs_counter + 1
+        unsaved = {"sdk_counter_expected", "acs_counter"}
+        audit: list = []
+        step = _app_step_locked(challenge, cancel=cancel, resend=resend, code=code, audit=audit, unsaved=unsaved)
+        if unsaved:
+            Challenge.objects.filter(pk=challenge.pk, sdk_counter_expected=expected).update(
+                sdk_counter_expected=expected + 1, acs_counter=acs_counter + 1,
+            )
+        audit_record_many(audit)
+        if was_final:
+            # Ended by someone else (the app's answer, a timeout) while this CReq may have waited
+            # for the lock: the result is read again rather than taken from the join.
+            tx.refresh_from_db()
+    return AppStep(challenge=challenge, step=step, acs_counter=acs_counter)
 
 
-def challenge_acs_counter_next(*, acs_trans_id) -> int:
-    """The acsCounterAtoS of the next CRes (000 first, one per CRes), taken under the row lock the
-    UPDATE holds until commit, so two CRes never carry the same counter."""
-    with transaction.atomic():
-        Challenge.objects.filter(transaction_id=acs_trans_id).update(acs_counter=F("acs_counter") + 1)
-        return Challenge.objects.filter(transaction_id=acs_trans_id).values_list("acs_counter", flat=True).get() - 1
+def _app_step_locked(challenge: Challenge, *, cancel: bool, resend: bool, code: str | None, audit: list, unsaved: set) -> Step:
+    if cancel:  # also on the first CReq: the cardholder left before any code was sent
+        if not challenge.is_final:
+            _finish_locked(challenge, "N", REASON_AUTH_FAILED, cancel=CANCEL_BY_CARDHOLDER, actor="cardholder", audit=audit,
+                           unsaved=unsaved)
+        return Step("finished")
+    if challenge.state == Challenge.AWAITING_CREQ:
+        return _begin_locked(challenge, challenge_window_size="", three_ds_session_data="", audit=audit, unsaved=unsaved)
+    if resend:
+        if challenge.is_final:
+            return Step("finished")
+        if challenge.otp_session_id is None:
+            raise ChallengeClosed("No code can be sent now.")
+        try:
+            otp.otp_resend(session_id=challenge.otp_session_id, actor="cardholder", audit=audit)
+            return Step("resent")
+        except otp.OtpRefused as exc:
+            return Step("resend_refused", message=exc.message, retry_after=exc.retry_after)
+    if code is not None:
+        try:
+            return _submit_code_locked(challenge, code, audit=audit, unsaved=unsaved)
+        except ChallengeClosed:  # raised before anything is written
+            return Step("started")
+    return Step("started")

@@ -17,7 +17,6 @@ from apps.threeds import challenge as flow
 from apps.threeds.emv import (
     ACS_UI_TYPE_OOB,
     ACS_UI_TYPE_TEXT,
-    APP,
     ERROR_ACCESS_DENIED,
     ERROR_DECRYPTION_FAILURE,
     ERROR_TRANSACTION_ID_NOT_RECOGNISED,
@@ -86,54 +85,30 @@ def creq(request):
     except MessageError as exc:
         return _erro(exc.code, exc.detail, exc.message)
 
-    acs_trans_id = uuid.UUID(message["acsTransID"])
-    challenge = Challenge.objects.select_related("transaction").filter(transaction_id=acs_trans_id).first()
-    tx = challenge.transaction if challenge else None
-    if (
-        tx is None
-        or tx.device_channel != APP
-        or str(tx.three_ds_server_trans_id) != message["threeDSServerTransID"].lower()
-        or str(tx.sdk_trans_id) != message["sdkTransID"].lower()
-    ):
-        return _erro(ERROR_TRANSACTION_ID_NOT_RECOGNISED, "acsTransID", message)
-
     with sensitive(message.get("challengeDataEntry")):
-        return _handle(message, challenge)
+        answer = flow.challenge_app_creq(
+            acs_trans_id=uuid.UUID(message["acsTransID"]),
+            three_ds_server_trans_id=message["threeDSServerTransID"],
+            sdk_trans_id=message["sdkTransID"],
+            counter=int(message["sdkCounterStoA"]),
+            three_ds_requestor_app_url=message.get("threeDSRequestorAppURL", ""),
+            cancel=bool(message.get("challengeCancel")),
+            resend=message.get("resendChallenge") == "Y",
+            code=message.get("challengeDataEntry"),
+        )
+        if answer.refused == flow.NOT_RECOGNISED:
+            return _erro(ERROR_TRANSACTION_ID_NOT_RECOGNISED, "acsTransID", message)
+        if answer.refused:
+            return _erro(_COUNTER_ERRO[answer.refused], "sdkCounterStoA", message, uuid.UUID(message["acsTransID"]))
+        step = answer.step
+        notice = step.message if step.outcome == "resend_refused" else ""
+        return JsonResponse(_cres(answer.challenge, step, notice, answer.acs_counter))
 
 
-def _handle(message: dict, challenge: Challenge) -> JsonResponse:
-    acs_trans_id = challenge.transaction_id
-    claim = flow.challenge_sdk_counter_claim(
-        acs_trans_id=acs_trans_id, counter=int(message["sdkCounterStoA"]),
-        three_ds_requestor_app_url=message.get("threeDSRequestorAppURL", ""),
-    )
-    if claim != flow.COUNTER_CLAIMED:
-        return _erro(_COUNTER_ERRO[claim], "sdkCounterStoA", message, acs_trans_id)
-
-    notice = ""
-    if message.get("challengeCancel"):
-        # Also on the first CReq: the cardholder left before any code was sent.
-        challenge, step = flow.challenge_cancel(acs_trans_id=acs_trans_id), flow.Step("finished")
-    elif challenge.state == Challenge.AWAITING_CREQ:
-        challenge, step = flow.challenge_begin(acs_trans_id=acs_trans_id)
-    elif message.get("resendChallenge") == "Y":
-        challenge, step = flow.challenge_resend(acs_trans_id=acs_trans_id)
-    elif "challengeDataEntry" in message:
-        try:
-            challenge, step = flow.challenge_submit_code(acs_trans_id=acs_trans_id, code=message["challengeDataEntry"])
-        except flow.ChallengeClosed:
-            challenge, step = Challenge.objects.get(transaction_id=acs_trans_id), flow.Step("started")
-    else:
-        challenge, step = Challenge.objects.get(transaction_id=acs_trans_id), flow.Step("started")
-    if step.outcome == "resend_refused":
-        notice = step.message
-    return JsonResponse(_cres(challenge, step, notice))
-
-
-def _cres(challenge: Challenge, step: flow.Step, notice: str) -> dict:
-    challenge.refresh_from_db()
+def _cres(challenge: Challenge, step: flow.Step, notice: str, acs_counter: int) -> dict:
+    """From the challenge as the step left it (read under its lock, written by the step): no
+    re-read."""
     tx = challenge.transaction
-    acs_counter = flow.challenge_acs_counter_next(acs_trans_id=challenge.pk)
     if challenge.is_final:
         return {**flow.final_cres(challenge), "acsCounterAtoS": f"{acs_counter:03d}"}
     texts = TEXTS.get(challenge.locale, TEXTS["en"])

@@ -28,8 +28,35 @@ the right code — 14: 1–4 as above, 5 UPDATE session verified (conditional), 
   challenge (succeeded), 9–12 the RReq delivery (apps.threeds.rreq: SELECT, SAVEPOINT, INSERT,
   RELEASE of its get_or_create), 13 INSERT audit otp.verified + threeds.challenge_finished,
   14 COMMIT.
-The app channel runs the same challenge functions; views_app adds its counter claims (a
-transaction each for sdkCounterStoA and acsCounterAtoS) and re-reads around them.
+What the app channel's statements are (the 3DS SDK's JSON CReq, views_app →
+challenge.challenge_app_creq: one transaction per CReq, the same `_locked` read and the same
+step functions as the browser's; sdkCounterStoA checked under that lock, both counters written
+with the step's UPDATE of the challenge, the CRes built from the challenge as the step left it):
+
+first CReq (starts the challenge, sends the SMS) — 12:
+   1 BEGIN
+   2 SELECT ... FOR UPDATE OF challenge, with everything a step reads     also checks the CReq's ids
+   3 SELECT the OTP policy's current version                             otp_policy_version_for
+   4 SELECT card FOR UPDATE
+   5 INSERT ... ON CONFLICT DO UPDATE the number's lock row
+   6 SELECT the three send counts                                        one aggregate with FILTER
+   7 INSERT OTP session
+   8 INSERT OTP code
+   9 INSERT SMS delivery
+  10 UPDATE challenge: state, CReq time, ..., OTP session, sdkCounterStoA and acsCounterAtoS
+  11 INSERT audit events: threeds.creq_received, otp.sent
+  12 COMMIT
+a wrong code — 7: 1 BEGIN, 2 SELECT FOR UPDATE challenge with the session and its active code,
+  3 UPDATE session attempts (conditional), 4 UPDATE transaction interaction counter (F() + 1),
+  5 UPDATE challenge's two counters (conditional: sdkCounterStoA as checked), 6 INSERT audit
+  otp.wrong_code, 7 COMMIT.
+the right code — 12: 1–2 as above, 3 UPDATE session verified (conditional), 4 UPDATE code used,
+  5 UPDATE transaction (result, ECI, authentication value, interaction counter), 6 UPDATE
+  challenge (succeeded, and the two counters), 7–10 the RReq delivery (SELECT, SAVEPOINT, INSERT,
+  RELEASE of its get_or_create), 11 INSERT audit otp.verified + threeds.challenge_finished,
+  12 COMMIT.
+(A CReq for a challenge that had already ended reads the transaction again: 5, no step. The OOB
+first CReq is counted in tests/oob/test_oob_statements.py.)
 
 Inside the test's transaction a request's outermost atomic block is a SAVEPOINT and a RELEASE
 where production runs BEGIN and COMMIT: the same number of statements. On-commit work (the SMS
@@ -127,19 +154,29 @@ def test_a_browser_challenge_costs_under_15_statements_a_step(client, counted, e
     assert all(code not in str(e.data) for e in events)
 
 
-def test_the_app_channel_runs_the_same_steps(client, counted, enrolled, policy, sms_file, django_capture_on_commit_callbacks):  # noqa: F811
-    # The challenge functions cost what they cost on the browser channel; views_app adds its own
-    # counter claims (sdkCounterStoA, acsCounterAtoS: BEGIN, SELECT FOR UPDATE, UPDATE, COMMIT
-    # each) and re-reads (the challenge, its transaction, the phone): 10 to 11 statements that
-    # move with the CReq validation out of the view (issue 12, the 3DS app's map). Pinned at what
-    # they are now so that the shared path cannot grow unnoticed.
+def test_an_app_challenge_costs_under_15_statements_a_step(client, counted, enrolled, policy, sms_file,  # noqa: F811
+                                                           django_capture_on_commit_callbacks):
+    # Issue 12: 23 / 17 / 22 before the app CReq ran in one transaction (a claim transaction for
+    # each counter, re-reads of the challenge, its transaction and the phone); the docstring lists
+    # them now.
     message, ares = _areq(client, django_capture_on_commit_callbacks, channel="01")
     creq = {"messageType": "CReq", "messageVersion": "2.2.0", "threeDSServerTransID": message["threeDSServerTransID"],
             "acsTransID": ares["acsTransID"], "sdkTransID": message["sdkTransID"]}
     cres, first = counted.post("/3ds/v2/creq", {**creq, "sdkCounterStoA": "000"}, form=False)
-    assert cres.json()["acsUiType"] == "01" and len(first) <= 24, _listing(first)
+    assert cres.json()["acsUiType"] == "01" and cres.json()["acsCounterAtoS"] == "000"
+    assert len(first) <= 12 < BOUND, _listing(first)
+    assert len(sms_file.messages()) == 1
     code = sms_file.last_code()
     cres, wrong = counted.post("/3ds/v2/creq", {**creq, "sdkCounterStoA": "001", "challengeDataEntry": _wrong(code)}, form=False)
-    assert cres.json()["challengeCompletionInd"] == "N" and len(wrong) <= 18, _listing(wrong)
+    assert cres.json()["challengeCompletionInd"] == "N" and "2" in cres.json()["challengeInfoText"]
+    assert len(wrong) <= 7 < BOUND, _listing(wrong)
     cres, right = counted.post("/3ds/v2/creq", {**creq, "sdkCounterStoA": "002", "challengeDataEntry": code}, form=False)
-    assert cres.json()["transStatus"] == "Y" and len(right) <= 23, _listing(right)
+    assert cres.json()["transStatus"] == "Y" and cres.json()["acsCounterAtoS"] == "002"
+    assert len(right) <= 12 < BOUND, _listing(right)
+    challenge = Challenge.objects.select_related("transaction", "otp_session").get(transaction_id=ares["acsTransID"])
+    assert challenge.state == Challenge.SUCCEEDED and challenge.transaction.interaction_counter == 2
+    assert (challenge.sdk_counter_expected, challenge.acs_counter) == (3, 3)
+    events = list(AuditEvent.objects.filter(acs_trans_id=ares["acsTransID"]).order_by("id"))
+    assert [e.kind for e in events if e.kind.startswith(("otp.", "threeds.c"))] == [
+        "threeds.creq_received", "otp.sent", "otp.wrong_code", "otp.verified", "threeds.challenge_finished",
+    ]

@@ -118,19 +118,28 @@ def test_an_invalid_browser_creq_names_its_error_and_elements(creq, session_data
 
 @pytest.fixture
 def app_challenge(client, enrolled, sms_file):
-    ares = client.post("/3ds/v2/areq", areq(pan=PAN, channel="01", threeDSRequestorChallengeInd="04"), content_type="application/json").json()
+    message = areq(pan=PAN, channel="01", threeDSRequestorChallengeInd="04")
+    ares = client.post("/3ds/v2/areq", message, content_type="application/json").json()
     assert ares["transStatus"] == "C"
-    return Challenge.objects.get(transaction_id=ares["acsTransID"])
+    challenge = Challenge.objects.get(transaction_id=ares["acsTransID"])
+    challenge.message = message
+    return challenge
+
+
+def app_step(challenge, counter: int, **fields) -> flow.AppStep:
+    return flow.challenge_app_creq(
+        acs_trans_id=challenge.transaction_id, three_ds_server_trans_id=challenge.message["threeDSServerTransID"],
+        sdk_trans_id=challenge.message["sdkTransID"], counter=counter, **fields,
+    )
 
 
 @pytest.mark.django_db
 def test_the_sdk_counter_is_claimed_once_in_order(app_challenge):
-    claim = flow.challenge_sdk_counter_claim
-    acs_trans_id = app_challenge.transaction_id
-    assert claim(acs_trans_id=acs_trans_id, counter=1) == flow.COUNTER_SKIPPED
-    assert claim(acs_trans_id=acs_trans_id, counter=0) == flow.COUNTER_CLAIMED
-    assert claim(acs_trans_id=acs_trans_id, counter=0) == flow.COUNTER_REPLAYED
-    assert claim(acs_trans_id=acs_trans_id, counter=1) == flow.COUNTER_CLAIMED
+    claim = lambda counter: app_step(app_challenge, counter).refused or flow.COUNTER_CLAIMED  # noqa: E731
+    assert claim(1) == flow.COUNTER_SKIPPED
+    assert claim(0) == flow.COUNTER_CLAIMED
+    assert claim(0) == flow.COUNTER_REPLAYED
+    assert claim(1) == flow.COUNTER_CLAIMED
     app_challenge.refresh_from_db()
     assert app_challenge.sdk_counter_expected == 2
 
@@ -139,16 +148,27 @@ def test_the_sdk_counter_is_claimed_once_in_order(app_challenge):
 def test_a_refused_counter_changes_nothing(app_challenge):
     acs_trans_id = app_challenge.transaction_id
     from_the_areq = Transaction.objects.get(pk=acs_trans_id).three_ds_requestor_app_url
-    outcome = flow.challenge_sdk_counter_claim(acs_trans_id=acs_trans_id, counter=5, three_ds_requestor_app_url="shop://x")
-    assert outcome == flow.COUNTER_SKIPPED
+    outcome = app_step(app_challenge, 5, three_ds_requestor_app_url="shop://x")
+    assert outcome.refused == flow.COUNTER_SKIPPED
     app_challenge.refresh_from_db()
-    assert app_challenge.sdk_counter_expected == 0
+    assert app_challenge.sdk_counter_expected == 0 and app_challenge.acs_counter == 0
+    assert app_challenge.state == Challenge.AWAITING_CREQ
     assert Transaction.objects.get(pk=acs_trans_id).three_ds_requestor_app_url == from_the_areq != "shop://x"
-    flow.challenge_sdk_counter_claim(acs_trans_id=acs_trans_id, counter=0, three_ds_requestor_app_url="shop://x")
+    app_step(app_challenge, 0, three_ds_requestor_app_url="shop://x")
     assert Transaction.objects.get(pk=acs_trans_id).three_ds_requestor_app_url == "shop://x"
 
 
 @pytest.mark.django_db
+def test_a_creq_naming_another_transaction_changes_nothing(app_challenge):
+    other = flow.challenge_app_creq(acs_trans_id=app_challenge.transaction_id, three_ds_server_trans_id=str(uuid.uuid4()),
+                                    sdk_trans_id=app_challenge.message["sdkTransID"], counter=0)
+    assert other.refused == flow.NOT_RECOGNISED
+    assert flow.challenge_app_creq(acs_trans_id=uuid.uuid4(), three_ds_server_trans_id=str(uuid.uuid4()),
+                                   sdk_trans_id=str(uuid.uuid4()), counter=0).refused == flow.NOT_RECOGNISED
+    app_challenge.refresh_from_db()
+    assert app_challenge.sdk_counter_expected == 0 and app_challenge.state == Challenge.AWAITING_CREQ
+
+
+@pytest.mark.django_db
 def test_the_acs_counter_counts_from_zero(app_challenge):
-    acs_trans_id = app_challenge.transaction_id
-    assert [flow.challenge_acs_counter_next(acs_trans_id=acs_trans_id) for _ in range(3)] == [0, 1, 2]
+    assert [app_step(app_challenge, n).acs_counter for n in range(3)] == [0, 1, 2]
