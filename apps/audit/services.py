@@ -2,6 +2,7 @@ import json
 import uuid
 
 from apps.audit.models import AuditEvent
+from apps.core import model_sql
 from apps.core.logging import scrub
 
 # Keys whose values never enter an audit event, whatever the caller passes.
@@ -63,7 +64,8 @@ def audit_record(
     if batch is not None:
         batch.append(event)
     else:
-        event.save(force_insert=True)
+        # The INSERT built once (apps.core.model_sql): an event is written on most hot paths.
+        model_sql.write([[event]], using=AuditEvent.objects.db, savepoint=False)
     return event
 
 

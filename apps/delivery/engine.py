@@ -38,6 +38,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.core import model_sql
 from apps.delivery.models import OutboundAttempt, OutboundDelivery
 
 logger = logging.getLogger(__name__)
@@ -188,9 +189,15 @@ def backoff_seconds(*, tries: int, retry_after: float | None = None) -> float:
 
 def claim(ch: Channel, delivery_id, *, now=None):
     """Claim the next try: ONE conditional UPDATE (pending, due, lease free, tries left → tries + 1,
-    lease taken), then the claimed row. None when the UPDATE matched nothing."""
+    lease taken) that also reads the claimed row and its `related` rows on PostgreSQL (`RETURNING`
+    in a WITH clause, built once per channel by apps.core.model_sql's rules); elsewhere the
+    UPDATE, then the row. None when the UPDATE matched nothing."""
     now = now or timezone.now()
-    fields = {"tries": F("tries") + 1, "lease_expires_at": now + timedelta(seconds=ch.lease_seconds())}
+    lease = now + timedelta(seconds=ch.lease_seconds())
+    connection = connections[ch.delivery_model.objects.db]
+    if connection.vendor == "postgresql":
+        return _claim_returning(ch, delivery_id, now=now, lease=lease, connection=connection)
+    fields = {"tries": F("tries") + 1, "lease_expires_at": lease}
     if "updated_at" in ch.field_names():
         fields["updated_at"] = now  # update() skips auto_now
     claimed = ch.delivery_model.objects.filter(
@@ -203,6 +210,68 @@ def claim(ch: Channel, delivery_id, *, now=None):
     if not claimed:
         return None
     return ch.delivery_model.objects.select_related(*ch.related).get(pk=delivery_id)
+
+
+# Per channel and connection alias: the claim's statement. Compiling the UPDATE and then the
+# select_related read with the ORM was a third of an SMS's CPU (docs/BENCHMARKS.md, issue 12).
+_claim_sqls: dict = {}
+
+
+def _claim_sql(ch: Channel, connection) -> str:
+    key = (ch.name, connection.alias)
+    if key not in _claim_sqls:
+        quote = connection.ops.quote_name
+        model = ch.delivery_model
+
+        def col(name):
+            return quote(model._meta.get_field(name).column)
+
+        sets = [f"{col('tries')} = {col('tries')} + 1", f"{col('lease_expires_at')} = %(lease)s"]
+        if "updated_at" in ch.field_names():
+            sets.append(f"{col('updated_at')} = %(now)s")
+        update = (
+            f"UPDATE {quote(model._meta.db_table)} SET {', '.join(sets)}"
+            f" WHERE {quote(model._meta.pk.column)} = %(pk)s AND {col('status')} = %(pending)s"
+            f" AND {col('next_attempt_at')} <= %(now)s AND {col('tries')} < {col('max_tries')}"
+            f" AND ({col('lease_expires_at')} IS NULL OR {col('lease_expires_at')} <= %(now)s) RETURNING *"
+        )
+        selected, joins = [model_sql.columns(model, "claimed", quote)], []
+        for i, name in enumerate(ch.related):
+            field = model._meta.get_field(name)  # a foreign key of the delivery (no "__" paths)
+            related = field.related_model
+            selected.append(model_sql.columns(related, f"r{i}", quote))
+            joins.append(f" LEFT OUTER JOIN {quote(related._meta.db_table)} r{i}"
+                         f" ON r{i}.{quote(field.target_field.column)} = claimed.{quote(field.column)}")
+        _claim_sqls[key] = f"WITH claimed AS ({update}) SELECT {', '.join(selected)} FROM claimed{''.join(joins)}"
+    return _claim_sqls[key]
+
+
+def _claim_returning(ch: Channel, delivery_id, *, now, lease, connection):
+    model = ch.delivery_model
+    meta = model._meta
+    at = meta.get_field("next_attempt_at")
+    params = {
+        "pk": meta.pk.get_db_prep_value(delivery_id, connection, prepared=False),
+        "pending": OutboundDelivery.PENDING,
+        "now": at.get_db_prep_value(now, connection), "lease": at.get_db_prep_value(lease, connection),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(ch, connection), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    using = connection.alias
+    width = len(meta.concrete_fields)
+    delivery = model_sql.load(model, row[:width], connection, using)
+    for name in ch.related:
+        field = meta.get_field(name)
+        related = field.related_model
+        part = row[width:width + len(related._meta.concrete_fields)]
+        width += len(part)
+        if getattr(delivery, field.attname) is not None:
+            # Through the relation's descriptor, which caches it as select_related does.
+            setattr(delivery, name, model_sql.load(related, part, connection, using))
+    return delivery
 
 
 def _interrupt_claimed_attempts(ch: Channel, delivery, now) -> None:
@@ -232,9 +301,10 @@ def deliver(ch: Channel, delivery_id, *, task_id: str = "") -> float | None:
     if isinstance(job, End):
         end(ch, delivery, job.status, error_code=job.error_code, error_message=job.error_message, number=number)
         return None
-    attempt = ch.attempt_model.objects.create(
+    attempt = ch.attempt_model(
         delivery=delivery, number=number, started_at=now, task_id=(task_id or "")[:255], **ch.attempt_fields(delivery, job)
     )
+    model_sql.write([[attempt]], using=ch.attempt_model.objects.db)
     from apps.core.logging import sensitive
 
     with sensitive(*ch.sensitive_values(job)):
@@ -267,27 +337,32 @@ def record(ch: Channel, delivery, job, attempt, outcome: Outcome, *, duration_ms
         "response_excerpt": outcome.excerpt[:500], **outcome.attempt_fields,
     }
     touch = {"updated_at": now} if "updated_at" in ch.field_names() else {}
-    pending = ch.delivery_model.objects.filter(pk=delivery.pk, status=OutboundDelivery.PENDING)
+
+    def pending(fields, **where):
+        # The statements are built once (apps.core.model_sql): the ORM's compilation of these
+        # UPDATEs was most of the record's CPU.
+        return model_sql.update(ch.delivery_model, {**fields, **touch}, pk=delivery.pk,
+                                status=OutboundDelivery.PENDING, **where)
+
     with transaction.atomic():
-        ch.attempt_model.objects.filter(pk=attempt.pk).update(**attempt_update)
+        model_sql.update(ch.attempt_model, attempt_update, pk=attempt.pk)
         if outcome.ok:
             fields = {**ch.success_fields(delivery, job, outcome, now), "next_attempt_at": None, "lease_expires_at": None}
-            if pending.update(**fields, **touch):
+            if pending(fields):
                 _apply(delivery, fields)
                 ch.ended(delivery, fields["status"], _end_data(delivery, outcome))
             return None
         step = ch.next_step(delivery, job, outcome)
-        mine = pending.filter(tries=delivery.tries)
         if step == FAIL:
             fields = {**ch.end_fields(delivery, ch.failed_status, outcome.error_code, outcome.error_message, now, outcome),
                       "next_attempt_at": None, "lease_expires_at": None}
-            if mine.update(**fields, **touch):
+            if pending(fields, tries=delivery.tries):
                 _apply(delivery, fields)
                 ch.ended(delivery, fields["status"], _end_data(delivery, outcome))
             return None
         wait = 0.0 if step == NEXT else backoff_seconds(tries=delivery.tries, retry_after=outcome.retry_after)
         fields = {"next_attempt_at": now + timedelta(seconds=wait), "lease_expires_at": None}
-        return wait if mine.update(**fields, **touch) else None
+        return wait if pending(fields, tries=delivery.tries) else None
 
 
 def end(ch: Channel, delivery, status: str, *, error_code: str, error_message: str = "", number: int | None = None) -> bool:

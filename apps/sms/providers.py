@@ -31,6 +31,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from apps.core import model_sql
 from apps.core.logging import scrub
 from apps.core.outbound_guard import DestinationNotAllowed, GuardedAdapter, GuardedPoolManager
 from apps.sms.models import CONSOLE, FALLBACK, FILE, PRIMARY, TWILIO, SmsProviderConfig
@@ -303,7 +304,8 @@ def provider_for(*, issuer_id, role: str) -> SmsProvider | None:
 
 def providers_for(*, issuer_id) -> list[tuple[str, SmsProvider]]:
     """(role, provider) in the order they are tried."""
-    return provider_chain(SmsProviderConfig.objects.filter(issuer_id=issuer_id, is_active=True))
+    # Read on every try (a changed token applies at once), with a statement built once.
+    return provider_chain(model_sql.select(SmsProviderConfig, issuer_id=issuer_id, is_active=True))
 
 
 def provider_chain(configs: Iterable[SmsProviderConfig]) -> list[tuple[str, SmsProvider]]:
