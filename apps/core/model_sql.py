@@ -40,6 +40,10 @@ def unwritable_fields(model: type[models.Model]) -> list[str]:
     if not isinstance(meta.pk, models.Field) or not meta.pk.concrete:
         problems.append(f"{meta.label} has a composite primary key")
     for field in meta.concrete_fields:
+        if isinstance(field, models.BinaryField) and all(
+            connections[alias].ops.binary_placeholder_sql(None) == "%s" for alias in connections
+        ):
+            continue  # its placeholder is a plain one on these databases (PostgreSQL, SQLite)
         if hasattr(field, "get_placeholder"):
             # The ORM wraps such a value in the field's own SQL (e.g. a geometry constructor).
             problems.append(f"{meta.label}.{field.name} ({type(field).__name__}) has its own SQL placeholder")
