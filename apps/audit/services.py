@@ -28,16 +28,21 @@ def audit_data_clean(data: dict | None) -> dict:
 
 def audit_event(
     *,
-    issuer,
+    issuer=None,
+    issuer_id=None,
     kind: str,
     actor: str,
     acs_trans_id: uuid.UUID | str | None = None,
     obj=None,
     data: dict | None = None,
 ) -> AuditEvent:
-    """An event, cleaned and not yet written (audit_record writes one, audit_record_many several)."""
+    """An event, cleaned and not yet written (audit_record writes one, audit_record_many several).
+    The issuer, or only its id when the caller has not loaded it (a sender that read no more than
+    the delivery's row)."""
+    if (issuer is None) == (issuer_id is None):
+        raise TypeError("audit_event takes an issuer or an issuer_id")
     return AuditEvent(
-        issuer=issuer,
+        **({"issuer": issuer} if issuer is not None else {"issuer_id": issuer_id}),
         kind=kind,
         actor=actor[:150],
         acs_trans_id=acs_trans_id,
@@ -49,7 +54,8 @@ def audit_event(
 
 def audit_record(
     *,
-    issuer,
+    issuer=None,
+    issuer_id=None,
     kind: str,
     actor: str,
     acs_trans_id: uuid.UUID | str | None = None,
@@ -60,7 +66,7 @@ def audit_record(
     """Write an event now; or, given `batch` (a list the caller writes later in the same
     transaction with audit_record_many), add it there so that several steps of one request cost
     one INSERT."""
-    event = audit_event(issuer=issuer, kind=kind, actor=actor, acs_trans_id=acs_trans_id, obj=obj, data=data)
+    event = audit_event(issuer=issuer, issuer_id=issuer_id, kind=kind, actor=actor, acs_trans_id=acs_trans_id, obj=obj, data=data)
     if batch is not None:
         batch.append(event)
     else:

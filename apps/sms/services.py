@@ -113,7 +113,8 @@ class SmsChannel(engine.Channel):
     name = "sms"
     delivery_model = SmsDelivery
     attempt_model = SmsAttempt
-    related = ("otp_code", "issuer")
+    # The OTP code (is it still worth sending?); the issuer is not read: its id is enough.
+    related = ("otp_code",)
     succeeded_status = SmsDelivery.QUEUED
     failed_status = SmsDelivery.FAILED
 
@@ -198,7 +199,7 @@ class SmsChannel(engine.Channel):
         else:
             audit.update({"provider": delivery.provider, "message_id": delivery.provider_message_id, "try": data["tries"]})
             kind = "sms.sent"
-        audit_record(issuer=delivery.issuer, kind=kind, actor=ACTOR, acs_trans_id=delivery.acs_trans_id,
+        audit_record(issuer_id=delivery.issuer_id, kind=kind, actor=ACTOR, acs_trans_id=delivery.acs_trans_id,
                      obj=delivery, data=audit)
 
     def lease_seconds(self) -> float:
