@@ -238,6 +238,14 @@ def update(model: type[models.Model], values: dict, *, using: str = "default", *
     lookups), without compiling the statement each time: it is built once per model and set of
     names. Values go through `get_db_prep_save` as the ORM's update does."""
     connection = connections[using]
+    sql, params = _update_sql(model, values, where, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _update_sql(model, values: dict, where: dict, connection) -> tuple[str, list]:
+    """update()'s statement and parameters (the statement built once per model and names)."""
     meta = model._meta
 
     def field(name):
@@ -256,9 +264,68 @@ def update(model: type[models.Model], values: dict, *, using: str = "default", *
         params.append(field(name).get_db_prep_save(value, connection))
     for name, value in where.items():
         params.append(field(name).get_db_prep_value(value, connection, prepared=False))
+    return _update_sqls[key], params
+
+
+def _typed_placeholder(field, connection) -> str:
+    db_type = field.db_type(connection)
+    if db_type is None or db_type.split("(")[0].strip().lower() in ("varchar", "text", "char", "character", "character varying"):
+        return "%s"
+    return f"%s::{db_type}"
+
+
+def update_then_insert(updates: Sequence[tuple], inserts: Sequence[models.Model] = (), *, using: str = "default") -> int:
+    """Several update()s, given as (model, values, where) — and, only if the LAST one changed a
+    row, INSERT the new objects `inserts` (one model). Returns the last UPDATE's row count. On
+    PostgreSQL one statement: the UPDATEs as data-modifying WITH clauses (each runs exactly once),
+    the INSERT as `INSERT … SELECT … FROM` the last UPDATE's RETURNING; atomic by itself.
+    Elsewhere the same statements one by one in a transaction. The inserted objects' primary
+    keys are not read back."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        with transaction.atomic(using=using):
+            for model, values, where in updates[:-1]:
+                update(model, values, using=using, **where)
+            model, values, where = updates[-1]
+            changed = update(model, values, using=using, **where)
+            if changed and inserts:
+                write([list(inserts)], using=using)
+        return changed
+    parts, params = [], []
+    for i, (model, values, where) in enumerate(updates):
+        sql, p = _update_sql(model, values, where, connection)
+        if i == len(updates) - 1:
+            sql += " RETURNING 1"
+        parts.append(f"_u{i} AS ({sql})")
+        params.extend(p)
+    last = f"_u{len(updates) - 1}"
+    if inserts:
+        plan = plan_for(type(inserts[0]))
+        rows = []
+        for obj in inserts:
+            if type(obj) is not plan.model or not obj._state.adding or any(plan.shape(obj)):
+                raise ValueError("update_then_insert inserts new objects of one model, none left to a db_default")
+            plan.prepare(obj, "update_then_insert")
+            _, fields = plan.sql(((False,) * len(plan.db_defaults),), with_pk=obj.pk is not None, returning=False,
+                                 connection=connection)
+            values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+            rows.append((fields, values))
+        quote = connection.ops.quote_name
+        fields = rows[0][0]
+        # In INSERT … SELECT (unlike VALUES) PostgreSQL types an untyped parameter as text, which
+        # only character columns accept: every other one is cast to the field's own db_type.
+        placeholders = ", ".join(_typed_placeholder(field, connection) for field in fields)
+        selects = " UNION ALL ".join(f"SELECT {placeholders} FROM {last}" for _ in rows)
+        parts.append(f"_i AS (INSERT INTO {quote(plan.table)} ({', '.join(quote(f.column) for f in fields)}) {selects})")
+        for _, values in rows:
+            params.extend(values)
     with connection.cursor() as cursor:
-        cursor.execute(_update_sqls[key], params)
-        return cursor.rowcount
+        cursor.execute(f"WITH {', '.join(parts)} SELECT COUNT(*) FROM {last}", params)
+        changed = cursor.fetchone()[0]
+    if changed:
+        for obj in inserts:
+            obj._state.adding, obj._state.db = False, using
+    return changed
 
 
 # ---------------------------------------------------------------- the read

@@ -127,8 +127,19 @@ class Channel:
         """The delivery's fields when it ends unsent; `outcome` is the last try's, if one was made."""
         return {"status": status, "finished_at": now}
 
+    def end_events(self, delivery, status: str, data: dict) -> list | None:
+        """The audit events that are ALL an end writes, built (apps.audit.services.audit_event),
+        not written: after a try the engine then ends the delivery and writes them in one
+        statement. None (the default): the end does more, and ended() runs inside the
+        transaction that ends the delivery."""
+        return None
+
     def ended(self, delivery, status: str, data: dict) -> None:
-        """Inside the transaction that ended the delivery (audit, hooks)."""
+        """Inside the transaction that ended the delivery (audit, hooks). By default it writes
+        end_events()."""
+        from apps.audit.services import audit_record_many
+
+        audit_record_many(self.end_events(delivery, status, data) or [])
 
     def sensitive_values(self, job) -> tuple:
         """Values kept out of every log line while the try runs (an OTP, a push token)."""
@@ -337,32 +348,37 @@ def record(ch: Channel, delivery, job, attempt, outcome: Outcome, *, duration_ms
         "response_excerpt": outcome.excerpt[:500], **outcome.attempt_fields,
     }
     touch = {"updated_at": now} if "updated_at" in ch.field_names() else {}
+    completed = (ch.attempt_model, attempt_update, {"pk": attempt.pk})
 
     def pending(fields, **where):
-        # The statements are built once (apps.core.model_sql): the ORM's compilation of these
-        # UPDATEs was most of the record's CPU.
-        return model_sql.update(ch.delivery_model, {**fields, **touch}, pk=delivery.pk,
-                                status=OutboundDelivery.PENDING, **where)
+        # Statements built once (apps.core.model_sql): the ORM's compilation of these UPDATEs
+        # was most of the record's CPU.
+        return ch.delivery_model, {**fields, **touch}, {"pk": delivery.pk, "status": OutboundDelivery.PENDING, **where}
 
-    with transaction.atomic():
-        model_sql.update(ch.attempt_model, attempt_update, pk=attempt.pk)
-        if outcome.ok:
-            fields = {**ch.success_fields(delivery, job, outcome, now), "next_attempt_at": None, "lease_expires_at": None}
-            if pending(fields):
-                _apply(delivery, fields)
-                ch.ended(delivery, fields["status"], _end_data(delivery, outcome))
-            return None
+    if outcome.ok:
+        fields = {**ch.success_fields(delivery, job, outcome, now), "next_attempt_at": None, "lease_expires_at": None}
+        where = {}
+    else:
         step = ch.next_step(delivery, job, outcome)
-        if step == FAIL:
-            fields = {**ch.end_fields(delivery, ch.failed_status, outcome.error_code, outcome.error_message, now, outcome),
-                      "next_attempt_at": None, "lease_expires_at": None}
-            if pending(fields, tries=delivery.tries):
-                _apply(delivery, fields)
-                ch.ended(delivery, fields["status"], _end_data(delivery, outcome))
-            return None
-        wait = 0.0 if step == NEXT else backoff_seconds(tries=delivery.tries, retry_after=outcome.retry_after)
-        fields = {"next_attempt_at": now + timedelta(seconds=wait), "lease_expires_at": None}
-        return wait if pending(fields, tries=delivery.tries) else None
+        if step != FAIL:
+            wait = 0.0 if step == NEXT else backoff_seconds(tries=delivery.tries, retry_after=outcome.retry_after)
+            fields = {"next_attempt_at": now + timedelta(seconds=wait), "lease_expires_at": None}
+            return wait if model_sql.update_then_insert([completed, pending(fields, tries=delivery.tries)]) else None
+        fields = {**ch.end_fields(delivery, ch.failed_status, outcome.error_code, outcome.error_message, now, outcome),
+                  "next_attempt_at": None, "lease_expires_at": None}
+        where = {"tries": delivery.tries}
+    # The end. The delivery as it will be (what the events describe); unused if the UPDATE
+    # matches nothing (the try was taken over, or the delivery ended meanwhile).
+    _apply(delivery, fields)
+    data = _end_data(delivery, outcome)
+    events = ch.end_events(delivery, fields["status"], data)
+    if events is not None:
+        model_sql.update_then_insert([completed, pending(fields, **where)], events)
+        return None
+    with transaction.atomic():
+        if model_sql.update_then_insert([completed, pending(fields, **where)]):
+            ch.ended(delivery, fields["status"], data)
+    return None
 
 
 def end(ch: Channel, delivery, status: str, *, error_code: str, error_message: str = "", number: int | None = None) -> bool:

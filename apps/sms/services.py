@@ -17,7 +17,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_event, audit_record
 from apps.core.crypto import new_token
 from apps.core.exceptions import ApplicationError
 from apps.core.logging import scrub
@@ -191,7 +191,7 @@ class SmsChannel(engine.Channel):
         return {"status": status, "error_code": (error_code or status)[:32], "finished_at": now,
                 "body_key_id": "", "body_blob": None}
 
-    def ended(self, delivery: SmsDelivery, status: str, data: dict) -> None:
+    def end_events(self, delivery: SmsDelivery, status: str, data: dict) -> list:
         audit = _audit_data(delivery)
         if status in (SmsDelivery.FAILED, SmsDelivery.CANCELLED):
             audit.update(error_code=delivery.error_code, tries=data["tries"])
@@ -199,8 +199,8 @@ class SmsChannel(engine.Channel):
         else:
             audit.update({"provider": delivery.provider, "message_id": delivery.provider_message_id, "try": data["tries"]})
             kind = "sms.sent"
-        audit_record(issuer_id=delivery.issuer_id, kind=kind, actor=ACTOR, acs_trans_id=delivery.acs_trans_id,
-                     obj=delivery, data=audit)
+        return [audit_event(issuer_id=delivery.issuer_id, kind=kind, actor=ACTOR, acs_trans_id=delivery.acs_trans_id,
+                            obj=delivery, data=audit)]
 
     def lease_seconds(self) -> float:
         # One connect and one read timeout of the Twilio client, plus margin.

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_event, audit_record
 from apps.core.exceptions import Conflict
 from apps.core.logging import scrub
 from apps.core.outbound_guard import DestinationNotAllowed, ds_url_allowed, guarded_session
@@ -235,11 +235,11 @@ class RReqChannel(engine.Channel):
             fields["results_status"] = outcome.attempt_fields["results_status"]
         return fields
 
-    def ended(self, delivery: RReqDelivery, status: str, data: dict) -> None:
+    def end_events(self, delivery: RReqDelivery, status: str, data: dict) -> list:
         ok = status == RReqDelivery.SUCCEEDED
         outcome = data.get("outcome")
         results_status = outcome.attempt_fields["results_status"] if outcome is not None else ""
-        audit_record(
+        return [audit_event(
             issuer=delivery.issuer,
             kind="threeds.rres_received" if ok else "threeds.rreq_failed",
             actor="ds" if ok else "acs",
@@ -247,7 +247,7 @@ class RReqChannel(engine.Channel):
             obj=delivery,
             data={"tries": data["tries"], "status_code": data["status_code"],
                   "resultsStatus": results_status or None, "error": data["error"]},
-        )
+        )]
 
 
 RREQ_CHANNEL = RReqChannel()

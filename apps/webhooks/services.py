@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_event, audit_record
 from apps.core.crypto import Sealed, seal, unseal
 from apps.core.exceptions import Conflict
 from apps.core.logging import REDACTED, scrub
@@ -248,9 +248,9 @@ class WebhookChannel(engine.Channel):
             fields.update(_WIPED)  # an OTP never outlives its delivery
         return fields
 
-    def ended(self, delivery: WebhookDelivery, status: str, data: dict) -> None:
+    def end_events(self, delivery: WebhookDelivery, status: str, data: dict) -> list:
         succeeded = status == WebhookDelivery.SUCCEEDED
-        audit_record(
+        return [audit_event(
             issuer=delivery.issuer,
             kind="webhook.delivered" if succeeded else "webhook.failed",
             actor="system",
@@ -258,7 +258,7 @@ class WebhookChannel(engine.Channel):
             obj=delivery,
             data={"webhook": delivery.kind, "tries": data["tries"], "status_code": data["status_code"],
                   "error": data["error"]},
-        )
+        )]
 
 
 WEBHOOK_CHANNEL = WebhookChannel()
