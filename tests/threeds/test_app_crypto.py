@@ -440,7 +440,10 @@ def fuzz_session(pki):
     sdk.verify_acs_signed_content(signed, trust_anchor=pki["root"])
     cbc = EmvSdk(enc=A128CBC_HS256, private_key=sdk.private_key)
     cbc.session_key, cbc.acs_trans_id = sdk.session_key, sdk.acs_trans_id
-    return session_key, [sdk.encrypt_creq(_creq()), cbc.encrypt_creq(_creq())]
+    valid = [sdk.encrypt_creq(_creq()), cbc.encrypt_creq(_creq())]
+    for body in valid:  # so that the fuzz below cannot pass by mangling what never opened
+        app_crypto.creq_decrypt(body, session_key=session_key, acs_trans_id=ACS_TRANS_ID)
+    return session_key, valid
 
 
 def _mutate(valid: str, mutation):
