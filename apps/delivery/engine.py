@@ -8,7 +8,8 @@ The path of a delivery:
 2. **Wake-up.** `wake()` publishes the channel's task (only the id travels) with a publish that
    fails at once instead of retrying. If the broker cannot take it, the delivery is sent in this
    process, in a background thread, right after the commit: the broker being down never delays
-   an OTP.
+   an OTP. Without a broker at all (eager tasks: development, tests) the task runs in the
+   committing thread and makes the tries due now only; a retry after a backoff is the sweep's.
 3. **Claim.** `deliver()` claims the next try with ONE conditional UPDATE: pending, due, no live
    lease, tries left → tries + 1 and a lease. Two workers racing for a try: one UPDATE matches.
 4. **Try.** The channel's adapter prepares the try (reads what it needs, may end the delivery
@@ -380,13 +381,16 @@ def deliver_in_process(channel_name: str, delivery_id: str) -> None:
 
 def run_task(task, ch: Channel, delivery_id) -> None:
     """The body of every channel's send task: tries until the delivery ends or must wait, then
-    comes back through a Celery retry (in process, eager: sleeps)."""
+    comes back through a Celery retry. Run eagerly (no broker), it stops at the first wait: the
+    delivery stays pending, due after its backoff, and the sweep (run_schedule) wakes it then."""
     while (wait := deliver(ch, delivery_id, task_id=task.request.id or "")) is not None:
         if wait <= 0:
             continue  # straight on (the next provider)
         if task.request.is_eager:
-            time.sleep(wait)  # no broker to hold the retry (development, in-process tests)
-            continue
+            # An eager task runs inside the request (or test) that committed the delivery: sleeping
+            # through the backoffs here held it for the sum of them (a minute for an RReq to an
+            # unreachable dsURL). The row already says when the next try is due.
+            return
         raise task.retry(countdown=wait)
 
 
