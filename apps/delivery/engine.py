@@ -8,7 +8,8 @@ The path of a delivery:
 2. **Wake-up.** `wake()` publishes the channel's task (only the id travels) with a publish that
    fails at once instead of retrying. If the broker cannot take it, the delivery is sent in this
    process, in a background thread, right after the commit: the broker being down never delays
-   an OTP.
+   an OTP; a retry there is scheduled on a timer, never slept. Without a broker at all (eager tasks: development, tests) the task runs in the
+   committing thread and makes the tries due now only; a retry after a backoff is the sweep's.
 3. **Claim.** `deliver()` claims the next try with ONE conditional UPDATE: pending, due, no live
    lease, tries left → tries + 1 and a lease. Two workers racing for a try: one UPDATE matches.
 4. **Try.** The channel's adapter prepares the try (reads what it needs, may end the delivery
@@ -46,8 +47,8 @@ logger = logging.getLogger(__name__)
 SUCCESS, TRANSIENT, PERMANENT = "success", "transient", "permanent"
 # What follows a failed try: another try after a backoff, the next provider at once, or the end.
 RETRY, NEXT, FAIL = "retry", "next", "fail"
-# A wake-up that runs in process (broker down) waits for a retry itself only this long; a longer
-# wait is left to the sweep.
+# A wake-up that runs in process (broker down) schedules a retry itself only this soon; a later
+# one is left to the sweep.
 IN_PROCESS_MAX_WAIT = 30.0
 # In-process deliveries running at once in one process (each holds a database connection): a
 # sweep that meets a dead broker with hundreds overdue must not open hundreds of connections.
@@ -454,30 +455,46 @@ def wake(ch: Channel, delivery_id) -> None:
 
 
 def deliver_in_process(channel_name: str, delivery_id: str) -> None:
-    """Run a delivery here until it ends or must wait longer than IN_PROCESS_MAX_WAIT (then the
-    sweep takes it over). Used when the broker is down; safe next to any worker (the claim)."""
+    """Make the tries of a delivery that are due now, here. A retry due within IN_PROCESS_MAX_WAIT
+    is scheduled to come back here; a later one is left to the sweep. Used when the broker is
+    down; safe next to any worker (the claim)."""
     ch = channel(channel_name)
+    wait = None
     with _in_process_slots:
         try:
-            while (wait := deliver(ch, delivery_id, task_id="in-process")) is not None:
-                if wait > IN_PROCESS_MAX_WAIT:
-                    break
-                time.sleep(wait)
+            while (wait := deliver(ch, delivery_id, task_id="in-process")) is not None and wait <= 0:
+                pass  # straight on (the next provider)
         except Exception:
+            wait = None
             logger.exception("%s %s: in-process delivery failed; the sweep will resume it", channel_name, delivery_id)
         finally:
             connections.close_all()  # this thread's own connections
+    if wait is not None and wait <= IN_PROCESS_MAX_WAIT:
+        # Scheduled, not slept: a backoff used to hold one of the few slots (and a connection)
+        # while other deliveries, OTPs among them, waited for it.
+        _later(wait, deliver_in_process, channel_name, delivery_id)
+
+
+def _later(seconds: float, function, *args) -> None:
+    """Call `function(*args)` in a daemon thread after `seconds`, holding nothing meanwhile."""
+    timer = threading.Timer(seconds, function, args=args)
+    timer.daemon = True
+    timer.name = f"delivery-later-{args[0] if args else ''}"
+    timer.start()
 
 
 def run_task(task, ch: Channel, delivery_id) -> None:
     """The body of every channel's send task: tries until the delivery ends or must wait, then
-    comes back through a Celery retry (in process, eager: sleeps)."""
+    comes back through a Celery retry. Run eagerly (no broker), it stops at the first wait: the
+    delivery stays pending, due after its backoff, and the sweep (run_schedule) wakes it then."""
     while (wait := deliver(ch, delivery_id, task_id=task.request.id or "")) is not None:
         if wait <= 0:
             continue  # straight on (the next provider)
         if task.request.is_eager:
-            time.sleep(wait)  # no broker to hold the retry (development, in-process tests)
-            continue
+            # An eager task runs inside the request (or test) that committed the delivery: sleeping
+            # through the backoffs here held it for the sum of them (a minute for an RReq to an
+            # unreachable dsURL). The row already says when the next try is due.
+            return
         raise task.retry(countdown=wait)
 
 

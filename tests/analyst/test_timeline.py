@@ -12,6 +12,7 @@ from tests.analyst.flows import wrong
 from tests.oob.conftest import (  # noqa: F401  (fixtures)
     app, commit_client, creq, directory_server, ds, in_process_tasks, oob_card, send_areq, sms_file,
 )
+from tests.support.delivery import sweep_until_settled
 from tests.threeds.ds_server import ds_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -37,6 +38,7 @@ def fell_back(ds, app, oob_card, sms_file, ds_server, fast_retries):
     code = sms_file.last_code()
     creq(ds, tx, challengeDataEntry=wrong(code))
     assert creq(ds, tx, challengeDataEntry=code)["transStatus"] == "Y"
+    sweep_until_settled("rreq")  # the RReq's second try, as the sweep makes it in process
     attempt = SmsAttempt.objects.get(delivery__acs_trans_id=tx.acs_trans_id)
     assert sms_status_apply(attempt_id=attempt.pk, message_sid=attempt.provider_message_id, status="delivered")
     return tx

@@ -100,3 +100,35 @@ def test_with_the_broker_down_in_process_deliveries_run_at_most_eight_at_once(mo
         thread.join(timeout=30)
     assert sorted(done) == sorted(f"delivery-{n}" for n in range(40))
     assert 1 < most[0] <= 8
+
+
+@pytest.mark.parametrize("waits, tries, scheduled", [
+    ([5.0, None], 1, [5.0]),  # a backoff: one try, the next one scheduled
+    ([0.0, 5.0, None], 2, [5.0]),  # the next provider at once, then a backoff
+    ([engine.IN_PROCESS_MAX_WAIT + 1, None], 1, []),  # too far off: the sweep's
+    ([None], 1, []),  # ended
+])
+def test_with_the_broker_down_a_retry_is_scheduled_not_slept(monkeypatch, waits, tries, scheduled):
+    # The in-process thread used to sleep through the backoff holding one of the eight slots (and
+    # a connection): eight deliveries backing off stalled every other one, OTPs included.
+    import threading
+
+    calls, later = [], []
+
+    def a_try(ch, delivery_id, *, task_id=""):
+        calls.append(delivery_id)
+        return waits[len(calls) - 1]
+
+    monkeypatch.setattr(engine, "deliver", a_try)
+    monkeypatch.setattr(engine, "_later", lambda seconds, function, *args: later.append((seconds, function, args)))
+    thread = threading.Thread(target=engine.deliver_in_process, args=("sms", "delivery-1"))
+    thread.start()
+    thread.join(timeout=30)
+
+    assert not thread.is_alive() and len(calls) == tries
+    assert [seconds for seconds, _, _ in later] == scheduled
+    assert all(args == ("sms", "delivery-1") and function is engine.deliver_in_process for _, function, args in later)
+    # Every slot is free again while the retry waits.
+    assert all(engine._in_process_slots.acquire(blocking=False) for _ in range(8))
+    for _ in range(8):
+        engine._in_process_slots.release()

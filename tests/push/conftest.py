@@ -12,6 +12,7 @@ from apps.push.providers import access_tokens
 from apps.push.services import push_authn_request
 from apps.push.tasks import push_send
 from tests.factories import CardholderFactory
+from tests.support.delivery import sweep_until_settled
 
 
 def new_push_token() -> str:
@@ -55,9 +56,16 @@ def create(device, acs_trans_id=None) -> PushDelivery:
 
 
 def send_now(delivery) -> PushDelivery:
-    """Run the task here, retries included (in-process, waits in between). Judged by the rows it
-    leaves, as a worker's would be: an error in the task is not raised here."""
+    """Run the task here: the tries due now (in process, a retry after a backoff is the sweep's).
+    Judged by the rows it leaves, as a worker's would be: an error in the task is not raised here."""
     push_send.apply(args=[str(delivery.pk)], throw=False)
+    return reload(delivery)
+
+
+def send_with_retries(delivery) -> PushDelivery:
+    """send_now, then the retries as the sweep makes them in process, without the backoffs."""
+    send_now(delivery)
+    sweep_until_settled("push")
     return reload(delivery)
 
 

@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.accounts.models import User
-from tests.push.conftest import create, make_device, send_now
+from tests.push.conftest import create, make_device, send_with_retries
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
@@ -17,7 +17,7 @@ TOKEN = "fcm-admin-test-token:APA91b" + "q" * 60
 def sent(issuer, fake_fcm, *behaviours):
     device = make_device(issuer=issuer, push_token=f"{TOKEN}-{issuer.issuer_id}")
     fake_fcm.program(device.get_push_token(), *behaviours)
-    return send_now(create(device))
+    return send_with_retries(create(device))
 
 
 def staff(issuer) -> Client:

@@ -12,6 +12,7 @@ from apps.sms.services import sms_delivery_create
 from apps.sms.tasks import sms_send
 from tests.fakes.twilio_server import PRIMARY_SID, PRIMARY_TOKEN
 from tests.sms.conftest import CODE, new_number, otp_body, reload
+from tests.support.delivery import sweep_until_settled
 
 pytestmark = pytest.mark.django_db
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.django_db
 def sent_delivery(issuer):
     delivery = sms_delivery_create(issuer=issuer, to=new_number(), body=otp_body(), secret=CODE)
     sms_send.apply(args=[str(delivery.pk)])
+    sweep_until_settled("sms")  # its retries, as the sweep makes them in process
     return reload(delivery)
 
 

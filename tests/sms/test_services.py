@@ -16,6 +16,7 @@ from apps.sms.models import FALLBACK, FILE, PRIMARY, TWILIO, SmsAttempt, SmsDeli
 from apps.sms.tasks import sms_send
 from tests.fakes.twilio_server import FALLBACK_SID, PRIMARY_SID, PRIMARY_TOKEN
 from tests.sms.conftest import CODE, new_number, otp_body, reload
+from tests.support.delivery import sweep_until_settled
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,9 @@ def create(issuer, to=None, **kwargs) -> SmsDelivery:
 
 
 def run(delivery) -> SmsDelivery:
+    """The task, then its retries as the sweep makes them in process (without the backoffs)."""
     sms_send.apply(args=[str(delivery.pk)])
+    sweep_until_settled("sms")
     return reload(delivery)
 
 

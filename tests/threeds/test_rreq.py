@@ -2,6 +2,7 @@
 that acknowledges it, retries through a failing DS, and never a second send after success."""
 
 import json
+import socket
 import time
 import uuid
 from datetime import timedelta
@@ -22,6 +23,7 @@ from apps.threeds.results import authentication_value, eci_for
 from apps.threeds.tasks import rreq_send
 from tests.conftest import wait_for
 from tests.factories import CardholderFactory, CardProductFactory, IssuerFactory, make_card
+from tests.support.delivery import sweep_until_settled
 from tests.threeds.ds_server import BAD_JSON, ERRO, HANG, RESULTS_02, WRONG_IDS, ds_server  # noqa: F401  (fixture)
 
 PAN = "4111111111111111"
@@ -250,6 +252,7 @@ class TestDelivery:
         tx = finished_challenge(card, ds_url=ds_server.url, trans_status="Y")
 
         delivery = finish(tx, django_capture_on_commit_callbacks)
+        sweep_until_settled("rreq")  # the retries, as the sweep makes them in process
 
         delivery.refresh_from_db()
         assert (delivery.status, delivery.tries) == (RReqDelivery.SUCCEEDED, 6)
@@ -270,6 +273,7 @@ class TestDelivery:
         tx = finished_challenge(card, ds_url=ds_server.url, trans_status="Y")
 
         delivery = finish(tx, django_capture_on_commit_callbacks)
+        sweep_until_settled("rreq")  # the retries, as the sweep makes them in process
 
         assert [a.error_message for a in delivery.attempts.all()] == ["RRes acsTransID does not echo the RReq", ""]
 
@@ -279,6 +283,7 @@ class TestDelivery:
         tx = finished_challenge(card, ds_url=ds_server.url, trans_status="N", reason="19")
 
         delivery = finish(tx, django_capture_on_commit_callbacks)
+        sweep_until_settled("rreq")  # the retries, as the sweep makes them in process
 
         delivery.refresh_from_db()
         assert (delivery.status, delivery.tries, delivery.last_error) == (RReqDelivery.FAILED, 3, "HTTP 503")
@@ -348,6 +353,7 @@ class TestDelivery:
         ds_server.answer(500, 500)
         tx = finished_challenge(card, ds_url=ds_server.url, trans_status="Y")
         delivery = finish(tx, django_capture_on_commit_callbacks)
+        sweep_until_settled("rreq")
         delivery.refresh_from_db()
         assert delivery.status == RReqDelivery.FAILED
 
@@ -377,6 +383,44 @@ class TestDelivery:
             transaction_finished(tx)
 
         assert not RReqDelivery.objects.filter(transaction=tx).exists() and ds_server.rreqs() == []
+
+
+# ---------------------------------------------------------------- without a broker: no sleeping
+
+
+@pytest.fixture
+def refusing_url():
+    """A local port nothing listens on: every connection is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/ds/rreq"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("eager_tasks")
+def test_in_process_a_refused_rreq_makes_one_try_and_leaves_the_retry_to_the_sweep(
+    card, refusing_url, django_capture_on_commit_callbacks, settings
+):
+    # The production backoff: the eager task used to sleep through it in the committing thread.
+    settings.OUTBOUND_BACKOFF_BASE_SECONDS, settings.OUTBOUND_BACKOFF_MAX_SECONDS = 2, 300
+    settings.OUTBOUND_MAX_TRIES = 3
+    tx = finished_challenge(card, ds_url=refusing_url, trans_status="Y")
+
+    delivery = finish(tx, django_capture_on_commit_callbacks)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.tries, delivery.lease_expires_at) == (RReqDelivery.PENDING, 1, None)
+    assert delivery.next_attempt_at > timezone.now()  # due after its backoff, not slept through
+    assert [a.error_class for a in delivery.attempts.all()] == ["ConnectionError"]
+    assert engine.sweep(names=("rreq",)) == {"rreq": 0}  # not due yet
+
+    # Once due, the sweep makes the next try (again one, with the next backoff).
+    RReqDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=1))
+    assert engine.sweep(names=("rreq",)) == {"rreq": 1}
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.tries) == (RReqDelivery.PENDING, 2)
+    assert delivery.next_attempt_at > timezone.now()
 
 
 # ---------------------------------------------------------------- through the broker and a real worker

@@ -9,6 +9,7 @@ from apps.accounts.models import User
 from apps.webhooks import services
 from apps.webhooks.models import WebhookDelivery
 from tests.factories import IssuerFactory
+from tests.support.delivery import sweep_until_settled
 from tests.webhooks.conftest import make_otp_payload, new_otp
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
@@ -33,6 +34,7 @@ def sent(webhook_issuer, receiver, django_capture_on_commit_callbacks):
         delivery = services.deliver_otp_enqueue(
             issuer=webhook_issuer, payload=make_otp_payload(webhook_issuer, otp=otp), acs_trans_id=None
         )
+    sweep_until_settled("webhooks")  # the retry, as the sweep makes it in process
     delivery.refresh_from_db()
     assert delivery.status == WebhookDelivery.FAILED
     return delivery, otp

@@ -15,6 +15,7 @@ from apps.webhooks import services
 from apps.webhooks.models import WebhookDelivery
 from apps.webhooks.tasks import deliver
 from tests.factories import IssuerFactory
+from tests.support.delivery import sweep_until_settled
 from tests.webhooks.conftest import HANG, make_otp_payload, new_otp
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
@@ -39,6 +40,7 @@ def send(django_capture_on_commit_callbacks):
                 delivery = services.webhook_delivery_create(
                     issuer=issuer, kind="3ds_notification", url=url or issuer.deliver_otp_url, payload=payload, **kwargs
                 )
+        sweep_until_settled("webhooks")  # the retries, as the sweep makes them in process
         delivery.refresh_from_db()
         return delivery
 
