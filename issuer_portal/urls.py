@@ -21,7 +21,7 @@ urlpatterns = [
     path("api/v1/", include("apps.threeds.api_urls")),
     path("api/v1/", include("apps.devices.api_urls")),
     path("sdk/v1/", include("apps.devices.sdk_urls")),
-    path("sdk/v1/", include("apps.oob.sdk_urls")),
+    path("sdk/v1/", include("apps.threeds.sdk_urls")),
     path("webhooks/", include("apps.sms.urls")),
     path("3ds/v2/", include("apps.threeds.urls")),
     path("analyst/", include("apps.analyst.urls")),

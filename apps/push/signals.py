@@ -7,5 +7,5 @@ from django.dispatch import Signal
 # the delivery; for a refused one, a transaction of its own after the creating one committed. A
 # receiver that raises rolls the report back (and a failed push's end with it) and the delivery
 # sweep tries again. Arguments: acs_trans_id, device_id, reason ("push_rate_limited" or
-# "push_failed"). apps.oob connects to it (it decides about the SMS fallback).
+# "push_failed"). apps.threeds connects to it (oob_decisions: it decides about the SMS fallback).
 push_undeliverable = Signal()

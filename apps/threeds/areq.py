@@ -13,6 +13,7 @@ from apps.audit.services import audit_event
 from apps.cards.models import Card, Phone
 from apps.core.crypto import pan_fingerprint
 from apps.issuers.models import pan_prefix_key
+from apps.oob.services import has_active_device
 from apps.core.logging import sensitive
 from apps.core.pan import CARTES_BANCAIRES
 from apps.threeds import areq_store, risk
@@ -105,8 +106,6 @@ def _sms_phone_for(card: Card) -> Phone | None:
 def _oob_available(card: Card) -> bool:
     """An active device enrolled by the cardholder, and WebAuthn configured for the issuer (a
     device cannot prove anything without the RP id and origins to check against)."""
-    from apps.oob.services import has_active_device
-
     issuer = card.issuer
     return bool(issuer.webauthn_rp_id and issuer.webauthn_origins) and has_active_device(card.cardholder_id)
 

@@ -1,6 +1,7 @@
 """The challenge, channel-independent: the browser page (views_browser) and the app CReq endpoint
-(views_app) both drive it through these functions; the issuer app's OOB answers (apps.oob) come
-in through `challenge_lock`, `challenge_approve_locked` and `challenge_fall_back_locked`.
+(views_app) both drive it through these functions; the issuer app's OOB answers
+(apps/threeds/oob_decisions.py) come in through `challenge_lock`, `challenge_approve_locked`,
+`challenge_fall_back_locked` and `challenge_oob_time_out_locked`.
 
 Every function takes the challenge row under a lock, so a double submit, a page posted twice or a
 timeout racing the cardholder's last entry change the state once. A challenge ends exactly once, in
@@ -24,6 +25,8 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record, audit_record_many
 from apps.core.exceptions import ApplicationError
+from apps.oob.models import AuthnRequest
+from apps.oob.services import oob_request_close, oob_request_start
 from apps.otp import services as otp
 from apps.threeds.models import Challenge, Transaction
 from apps.threeds.emv import (
@@ -38,6 +41,16 @@ from apps.threeds.emv import (
     REASON_TOO_MANY_ATTEMPTS,
 )
 from apps.threeds.results import authentication_value, eci_for
+
+
+# Fallback reasons (Challenge.fallback_reason; shown to analysts and in the notification).
+FALLBACK_CANCELLED = "cancelled_in_app"
+FALLBACK_TIMEOUT = "oob_timeout"
+FALLBACK_PUSH_FAILED = "push_failed"
+FALLBACK_PUSH_RATE_LIMITED = "push_rate_limited"
+FALLBACK_ASSERTION_FAILED = "assertion_failed"
+FALLBACK_DEVICE_BLOCKED = "device_blocked"
+FALLBACK_NO_DEVICE = "no_active_device"
 
 
 class ChallengeClosed(ApplicationError):
@@ -77,7 +90,8 @@ def _locked(acs_trans_id) -> Challenge:
 
 
 def challenge_lock(acs_trans_id) -> Challenge | None:
-    """For other apps (apps.oob) that decide inside a challenge: the row locked first, always."""
+    """For the decisions made outside the page and the CReq (oob_decisions: the app's answers, a
+    push that failed): the challenge row locked first, always."""
     try:
         return _locked(acs_trans_id)
     except Challenge.DoesNotExist:
@@ -171,7 +185,6 @@ def _save(challenge: Challenge, fields: list, unsaved: set | None) -> None:
 
 
 def _start_oob(challenge: Challenge, *, audit: list) -> None:
-    from apps.oob.services import FALLBACK_NO_DEVICE, oob_request_start
     from apps.threeds.risk import risk_policy_for
 
     policy = risk_policy_for(challenge.transaction.issuer)
@@ -184,10 +197,10 @@ def _start_oob(challenge: Challenge, *, audit: list) -> None:
 
 # What ends an OOB challenge that cannot fall back to SMS: (transStatusReason, challengeCancel).
 _NO_FALLBACK_OUTCOME = {
-    "cancelled_in_app": (REASON_AUTH_FAILED, CANCEL_BY_CARDHOLDER),
-    "oob_timeout": (REASON_TIMEOUT, CANCEL_TIMEOUT_OTHER),
-    "assertion_failed": (REASON_AUTH_FAILED, ""),
-    "device_blocked": (REASON_AUTH_FAILED, ""),
+    FALLBACK_CANCELLED: (REASON_AUTH_FAILED, CANCEL_BY_CARDHOLDER),
+    FALLBACK_TIMEOUT: (REASON_TIMEOUT, CANCEL_TIMEOUT_OTHER),
+    FALLBACK_ASSERTION_FAILED: (REASON_AUTH_FAILED, ""),
+    FALLBACK_DEVICE_BLOCKED: (REASON_AUTH_FAILED, ""),
 }
 
 
@@ -200,8 +213,6 @@ def challenge_fall_back_locked(challenge: Challenge, *, reason: str, actor: str,
         challenge_fall_back_locked(challenge, reason=reason, actor=actor, audit=events)
         audit_record_many(events)
         return
-    from apps.oob.models import AuthnRequest
-    from apps.oob.services import oob_request_close
     from apps.threeds.risk import risk_policy_for
 
     if challenge.is_final or challenge.method != Challenge.OOB:
@@ -231,6 +242,18 @@ def challenge_approve_locked(challenge: Challenge, *, actor: str) -> None:
         audit: list = []
         _finish_locked(challenge, "Y", "", actor=actor, audit=audit)
         audit_record_many(audit)
+
+
+def challenge_oob_time_out_locked(challenge: Challenge, *, request: AuthnRequest | None = None) -> None:
+    """The OOB wait is over: the request, if still open, expires and the challenge falls back.
+    From the timeout sweep (the request is locked here, after the challenge) or from the app's
+    late proceed or assertion (oob_decisions, with the request it locked)."""
+    if request is None:
+        request = AuthnRequest.objects.select_for_update().filter(challenge=challenge).first()
+    if request is not None and request.is_open:
+        request.state, request.decided_at = AuthnRequest.EXPIRED, timezone.now()
+        request.save(update_fields=["state", "decided_at"])
+    challenge_fall_back_locked(challenge, reason=FALLBACK_TIMEOUT, actor="acs")
 
 
 def _start_otp(challenge: Challenge, *, audit: list) -> Step | None:
@@ -351,9 +374,6 @@ def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, canc
     challenge.finished_at = now
     _save(challenge, ["state", "finished_at", "fallback_reason"], unsaved)
     if challenge.method == Challenge.OOB or challenge.fallback_reason:
-        from apps.oob.models import AuthnRequest
-        from apps.oob.services import oob_request_close
-
         oob_request_close(challenge=challenge, state=AuthnRequest.WITHDRAWN)
     if challenge.otp_session_id and trans_status not in ("Y", "A"):
         otp.otp_cancel(session_id=challenge.otp_session_id, actor=actor, audit=audit)
@@ -397,9 +417,7 @@ def challenges_time_out(*, now=None) -> int:
             challenge = _locked(acs_trans_id)
             if challenge.is_final or challenge.method != Challenge.OOB or not challenge.oob_deadline or challenge.oob_deadline >= now:
                 continue  # decided or fallen back meanwhile
-            from apps.oob.services import oob_request_time_out
-
-            oob_request_time_out(challenge=challenge)
+            challenge_oob_time_out_locked(challenge)
             ended += 1
     for ids, cancel in ((list(late_first[:500]), CANCEL_TIMEOUT_FIRST_CREQ), (list(late_whole[:500]), CANCEL_TIMEOUT_OTHER)):
         for acs_trans_id in ids:

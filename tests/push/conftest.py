@@ -80,13 +80,13 @@ def outcomes(delivery) -> list[str]:
 
 def oob_hook_ready() -> bool:
     try:
-        return hasattr(importlib.import_module("apps.oob.services"), "oob_push_undeliverable")
+        return hasattr(importlib.import_module("apps.threeds.oob_decisions"), "oob_push_undeliverable")
     except ImportError:
         return False
 
 
 needs_oob_hook = pytest.mark.skipif(
-    not oob_hook_ready(), reason="apps.oob.services.oob_push_undeliverable is not written yet"
+    not oob_hook_ready(), reason="apps.threeds.oob_decisions.oob_push_undeliverable is not written yet"
 )
 
 
@@ -148,7 +148,7 @@ class Reports:
 
 @pytest.fixture
 def reports():
-    """Connects a Reports receiver (after apps.oob's); set .failures to make reports raise."""
+    """Connects a Reports receiver (after apps.threeds'); set .failures to make reports raise."""
     from apps.push.signals import push_undeliverable
 
     receiver = Reports()

@@ -1,9 +1,10 @@
 """The OOB part of the SDK API (the issuer app's answer), under /sdk/v1/ next to apps.devices'
-registrations (issuer_portal/urls.py includes both)."""
+registrations (issuer_portal/urls.py includes both). Here, not in apps.oob: the answers decide the
+challenge (apps/threeds/oob_decisions.py)."""
 
 from django.urls import path
 
-from apps.oob import apis
+from apps.threeds import oob_apis as apis
 
 urlpatterns = [
     path("authn-requests", apis.AuthnRequestListApi.as_view(), name="sdk-authn-requests"),

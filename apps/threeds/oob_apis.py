@@ -1,6 +1,7 @@
 """SDK API for the issuer app's out-of-band step (SPEC §5.3): pending requests, proceed, cancel,
 assertion. `Authorization: Device <device_token>`; a request of another device, cardholder or
-issuer is 404, never a hint that it exists.
+issuer is 404, never a hint that it exists. In apps.threeds because proceed, cancel and the
+assertion decide the challenge (oob_decisions); the pending list reads apps.oob's requests.
 
 Each call runs in one transaction. A refused assertion is answered without raising, so its
 failure count (and a fallback it triggers) commits with the error response."""
@@ -19,6 +20,7 @@ from apps.core.throttling import DeviceRateThrottle
 from apps.devices.apis import CredentialField
 from apps.devices.sdk_auth import DeviceAuthentication
 from apps.oob import services
+from apps.threeds import oob_decisions
 
 
 def _refusal(refused) -> Response:
@@ -67,8 +69,8 @@ class AuthnRequestProceedApi(DeviceApiView):
     @extend_schema(request=None, responses={200: OpenApiResponse(description="WebAuthn PublicKeyCredentialRequestOptions (JSON).")})
     def post(self, request, acs_trans_id):
         try:
-            return Response(services.authn_request_proceed(device=self.device, acs_trans_id=acs_trans_id))
-        except services.OobRefused as refused:  # the fallback it triggered stays
+            return Response(oob_decisions.authn_request_proceed(device=self.device, acs_trans_id=acs_trans_id))
+        except oob_decisions.OobRefused as refused:  # the fallback it triggered stays
             return _refusal(refused)
 
 
@@ -79,7 +81,7 @@ class AuthnRequestCancelOutput(serializers.Serializer):
 class AuthnRequestCancelApi(DeviceApiView):
     @extend_schema(request=None, responses={200: AuthnRequestCancelOutput})
     def post(self, request, acs_trans_id):
-        services.authn_request_cancel(device=self.device, acs_trans_id=acs_trans_id)
+        oob_decisions.authn_request_cancel(device=self.device, acs_trans_id=acs_trans_id)
         return Response({"result": "cancelled"})
 
 
@@ -98,10 +100,10 @@ class AuthnRequestAssertionApi(DeviceApiView):
         serializer = AssertionInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            app_url = services.authn_request_assert(
+            app_url = oob_decisions.authn_request_assert(
                 device=self.device, acs_trans_id=acs_trans_id, credential=serializer.validated_data["credential"]
             )
-        except services.OobRefused as refused:  # the failure count (and any fallback) stays
+        except oob_decisions.OobRefused as refused:  # the failure count (and any fallback) stays
             return _refusal(refused)
         # The app sends the cardholder back to the merchant's app with it (D1 SDK sample).
         return Response({"result": "verified", "threeDSRequestorAppURL": app_url})
