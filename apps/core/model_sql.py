@@ -196,7 +196,15 @@ def write(groups: Sequence[Sequence[models.Model]], *, using: str = "default", s
                     for obj, (pk,) in zip(last.objs, cursor.fetchall(), strict=True):
                         obj.pk = pk
     else:
-        with transaction.atomic(using=using), connection.cursor() as cursor:
+        # Several INSERTs are made atomic together; one alone is atomic by itself and needs a
+        # savepoint only to keep the caller's transaction usable after an error.
+        several = len(statements) > 1 or any(s.returns_pk and not connection.features.can_return_rows_from_bulk_insert
+                                             and len(s.objs) > 1 for s in statements)
+        if several or (savepoint and connection.in_atomic_block):
+            scope = transaction.atomic(using=using, savepoint=savepoint)
+        else:
+            scope = nullcontext()
+        with scope, connection.cursor() as cursor:
             for s in statements:
                 if s.returns_pk and not connection.features.can_return_rows_from_bulk_insert:
                     _insert_one_by_one(cursor, s, connection)
