@@ -209,7 +209,7 @@ def main() -> None:
     )
     node = f"bench-cycle-{os.getpid()}@localhost"
     worker = subprocess.Popen(
-        [PYTHON, "-m", "celery", "-A", "issuer_portal", "worker", "-Q", "default,sms,webhooks,timeouts,push",
+        [PYTHON, "-m", "celery", "-A", "issuer_portal", "worker", "-Q", "default,sms,webhooks,rreq,timeouts,push",
          "-c", str(args.celery_concurrency), "--pool", "prefork", "-n", node,
          "--without-gossip", "--without-mingle", "-l", "WARNING"],
         cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT,
