@@ -187,7 +187,6 @@ class Simulation:
         else:
             per_channel = dict(
                 sdkReferenceNumber="SDK_SIMULATE_0001",
-                sdkEphemPubKey={"kty": "EC", "crv": "P-256", "x": "simulate", "y": "simulate"},
                 threeDSRequestorAppURL="https://merchant.example/app" if v22 else None,  # a 2.2.0 element
             )
         return messages.areq(pan=self.pan, channel=channel, category="01", version=o["message_version"],
