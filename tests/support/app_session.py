@@ -7,6 +7,7 @@ client. The one helper every app-channel test uses."""
 import contextlib
 import json
 
+from apps.threeds.models import Transaction
 from apps.threeds.simulator.messages import areq as areq_message
 from tests.support.emv_sdk import EmvSdk
 from tests.support.signing import trust_anchor
@@ -17,9 +18,10 @@ JOSE = "application/jose; charset=UTF-8"
 
 class AppSession:
     """One app-channel transaction. `around()` wraps each request (e.g. a fixture that runs its
-    on-commit work); `enc` is the JWE enc the SDK chose."""
+    on-commit work); `enc` is the JWE enc the SDK chose; `network` names the test root the SDK
+    trusts (by default the card's network's)."""
 
-    def __init__(self, client, *, enc="A128CBC-HS256", around=None, network="visa"):
+    def __init__(self, client, *, enc="A128CBC-HS256", around=None, network=None):
         self.client, self.network = client, network
         self.around = around or contextlib.nullcontext
         self.sdk = EmvSdk(enc=enc)
@@ -34,10 +36,14 @@ class AppSession:
         self.message = areq_message(pan=pan, channel="01", sdkEphemPubKey=self.sdk.sdk_ephem_pub_key,
                                     sdkReferenceNumber=self.sdk.sdk_reference_number, **overrides)
         with self.around():
-            self.ares = self.client.post(AREQ_URL, self.message, content_type="application/json").json()
+            response = self.client.post(AREQ_URL, json.dumps(self.message), content_type="application/json")
+        assert response.status_code == 200, response.content[:300]
+        self.ares = response.json()
         if self.ares.get("transStatus") == "C":
+            # The SDK trusts the test root of the card's network (tests.support.signing).
+            network = self.network or Transaction.objects.get(pk=self.ares["acsTransID"]).network
             self.payload = self.sdk.verify_acs_signed_content(self.ares["acsSignedContent"],
-                                                              trust_anchor=trust_anchor(self.network))
+                                                              trust_anchor=trust_anchor(network))
             assert self.payload["acsTransID"] == self.ares["acsTransID"] and self.payload["acsURL"] == self.ares["acsURL"]
         return self.ares
 
