@@ -161,10 +161,10 @@ class Tx:
         return self.ares["acsTransID"]
 
 
-def send_areq(client, pan: str, *, channel: str = "01", **overrides) -> Tx:
+def send_areq(client, pan: str, *, channel: str = "01", enc: str = "A128CBC-HS256", **overrides) -> Tx:
     overrides.setdefault("dsURL", getattr(client, "ds_url", "https://ds.example/rreq"))
     if channel == "01":
-        session = AppSession(client)
+        session = AppSession(client, enc=enc)
         session.areq(pan=pan, threeDSRequestorChallengeInd="04", **overrides)
         return Tx(session.message, session.ares, session)
     message = build_areq(pan=pan, channel=channel, threeDSRequestorChallengeInd="04", **overrides)
