@@ -10,7 +10,9 @@ db of CELERY_BROKER_URL is flushed.
 
 One cycle, for one cardholder (each cycle has its own card and phone, so no send limit is hit):
 1. AReq (app channel, challenge mandated)            → ARes C
-2. first CReq (JSON, sdkCounterStoA 000)              → CRes acsUiType 01; the OTP goes out through
+   (the SDK's ephemeral key in the AReq; acsSignedContent verified against the test root the
+   bench installed with the generate-test path, the session key derived: SPEC §3.3)
+2. first CReq (JWE, sdkCounterStoA 000)               → CRes acsUiType 01; the OTP goes out through
    the real path: SMS delivery row, Celery task `sms.send` on the worker, the `file` SMS backend
 3. the code is read from the SMS file (a thread tails it; the cycle waits for its phone number)
 4. CReq with challengeDataEntry = the code (001)      → final CRes transStatus Y
@@ -99,40 +101,62 @@ class SmsInbox:
         self.stopping = True
 
 
-def post(port: int, path: str, message: dict) -> dict:
+JOSE = "application/jose; charset=UTF-8"
+TRUST_ROOTS: list = []  # the test root of the bench's visa signing key (installed in main)
+
+
+def post(port: int, path: str, message, *, session_key: bytes | None = None, acs_trans_id: str = "") -> dict:
+    """A JSON message, or with `session_key` a CReq sealed as the SDK does and its CRes opened."""
+    from apps.threeds import app_crypto
+
+    if session_key is None:
+        body, content_type = json.dumps(message).encode(), "application/json"
+    else:
+        body = app_crypto.creq_encrypt(message, session_key=session_key, acs_trans_id=acs_trans_id,
+                                       enc=app_crypto.A128CBC_HS256).encode()
+        content_type = JOSE
     conn = HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        conn.request("POST", path, body=json.dumps(message).encode(), headers={"Content-Type": "application/json"})
+        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
         response = conn.getresponse()
         body = response.read()
         if response.status != 200:
             raise RuntimeError(f"{path}: HTTP {response.status}")
+        if response.getheader("Content-Type", "").startswith("application/jose"):
+            return app_crypto.cres_decrypt(body, session_key=session_key, acs_trans_id=acs_trans_id)
         return json.loads(body)
     finally:
         conn.close()
 
 
 def cycle(port: int, pan: str, phone: str, ds, inbox: SmsInbox, ds_url: str) -> dict:
+    from apps.threeds import app_crypto
     from tests.threeds.builders import areq
 
     t = {"start": time.monotonic()}
-    message = areq(pan=pan, channel="01", threeDSRequestorChallengeInd="04", dsURL=ds_url)
+    sdk_key = app_crypto.acs_ephem_key_new()  # the SDK's ephemeral key pair
+    message = areq(pan=pan, channel="01", threeDSRequestorChallengeInd="04", dsURL=ds_url,
+                   sdkEphemPubKey=app_crypto.ephem_pub_key_jwk(sdk_key))
     ares = post(port, "/3ds/v2/areq", message)
     if ares.get("transStatus") != "C":
         raise RuntimeError(f"ARes {ares.get('transStatus')}/{ares.get('transStatusReason')}")
+    payload = app_crypto.acs_signed_content_verify(ares["acsSignedContent"], trust_anchors=TRUST_ROOTS)
+    session = {"acs_trans_id": ares["acsTransID"], "session_key": app_crypto.sdk_session_key_derive(
+        sdk_ephem_key=sdk_key, acs_ephem_pub_key=payload["acsEphemPubKey"],
+        sdk_reference_number=message["sdkReferenceNumber"])}
     t["ares"] = time.monotonic()
     creq = {
         "messageType": "CReq", "messageVersion": message["messageVersion"],
         "threeDSServerTransID": message["threeDSServerTransID"], "acsTransID": ares["acsTransID"],
         "sdkTransID": message["sdkTransID"], "sdkCounterStoA": "000",
     }
-    cres = post(port, "/3ds/v2/creq", creq)
+    cres = post(port, "/3ds/v2/creq", creq, **session)
     if cres.get("acsUiType") != "01":
         raise RuntimeError(f"first CRes {cres}")
     t["cres1"] = time.monotonic()
     code, seen = inbox.wait(phone)
     t["sms"] = max(seen, t["cres1"])
-    final = post(port, "/3ds/v2/creq", {**creq, "sdkCounterStoA": "001", "challengeDataEntry": code})
+    final = post(port, "/3ds/v2/creq", {**creq, "sdkCounterStoA": "001", "challengeDataEntry": code}, **session)
     if final.get("transStatus") != "Y":
         raise RuntimeError(f"final CRes {final}")
     t["cres2"] = time.monotonic()
@@ -184,6 +208,14 @@ def main() -> None:
     # Cards are made only inside the issuer's BIN grants (the platform operator's step).
     bin_grant_create(issuer=issuer, start="411111", end="411111", actor="bench")
     RiskPolicy.objects.create(issuer=issuer, new_merchant_weight=0)
+    # The ACS's signing key for the cards' network, by the generate-test path (SPEC §5.7).
+    from cryptography import x509
+
+    from apps.threeds.signing_keys import signing_key_install, test_credentials_make
+
+    key_pem, chain_pem, root_pem = test_credentials_make("visa")
+    signing_key_install(network="visa", key_pem=key_pem, chain_pem=chain_pem)
+    TRUST_ROOTS.append(x509.load_pem_x509_certificate(root_pem))
     people = []
     t0 = time.monotonic()
     for i in range(needed):

@@ -38,6 +38,20 @@ def fresh_throttles():
     clear_throttles()
 
 
+@pytest.fixture(autouse=True)
+def acs_signing_keys(request):
+    """Every test with a database has the ACS's test signing credentials installed for every
+    network (SPEC §3.3.3), as a deployed ACS has: without them an app challenge ends U / 22. A
+    test of that case deletes them."""
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames)
+    if not uses_db:
+        return
+    request.getfixturevalue("_django_db_helper")
+    from tests.support.signing import signing_keys_install
+
+    signing_keys_install()
+
+
 @pytest.fixture
 def issuer(db):
     """Holds the BIN grants of the well-known test card numbers (TEST_BIN_RANGES); other

@@ -170,6 +170,19 @@ def test_seed_demo_builds_the_demo_issuer():
     assert f"{settings.PUBLIC_BASE_URL}/admin/" in out
 
 
+def test_seed_demo_installs_test_signing_keys_once_and_keeps_an_operators():
+    from apps.threeds.models import AcsSigningKey
+
+    AcsSigningKey.objects.exclude(network="visa").delete()
+    operators = AcsSigningKey.objects.get(network="visa", active=True)
+    out, _ = run("seed_demo")
+    assert "test signing keys installed for cartes_bancaires, mastercard" in out
+    assert {"visa", "mastercard", "cartes_bancaires"} <= set(AcsSigningKey.objects.filter(active=True).values_list("network", flat=True))
+    assert AcsSigningKey.objects.get(network="visa", active=True) == operators
+    out, _ = run("seed_demo")
+    assert "test signing keys" not in out and AcsSigningKey.objects.count() == 3
+
+
 def test_seed_demo_users_log_in_with_the_printed_password():
     out, _ = run("seed_demo")
 

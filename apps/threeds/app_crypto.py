@@ -318,20 +318,70 @@ def creq_decrypt(body, *, session_key: bytes, acs_trans_id) -> OpenedCReq:
 def cres_encrypt(cres: dict, *, session_key: bytes, acs_trans_id, enc: str) -> str:
     """Seal a CRes with the CReq's enc. The IV is built from the CRes's own acsCounterAtoS, so
     the counter in the message and the IV cannot disagree."""
+    return _seal(cres, counter_name="acsCounterAtoS", sdk_to_acs=False, session_key=session_key,
+                 acs_trans_id=acs_trans_id, enc=enc)
+
+
+def _seal(message: dict, *, counter_name: str, sdk_to_acs: bool, session_key: bytes, acs_trans_id, enc: str) -> str:
     _check_session_key(session_key)
     if enc not in ENCS:
         raise ValueError("enc not supported")
-    counter = int(cres["acsCounterAtoS"])
-    iv = counter_iv(enc, counter, sdk_to_acs=False)
+    counter = int(message[counter_name])
+    iv = counter_iv(enc, counter, sdk_to_acs=sdk_to_acs)
     header = {"alg": "dir", "enc": enc, "kid": str(acs_trans_id)}
     protected = _b64url_encode(json.dumps(header, separators=(",", ":")).encode())
     # joserfc draws a random IV in encrypt_compact; its enc model is used directly to pass
     # the counter IV, and the compact form (empty encrypted key for "dir") is assembled here.
-    plaintext = json.dumps(cres, separators=(",", ":"), ensure_ascii=False).encode()
+    plaintext = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
     ciphertext, tag = _JWE_REGISTRY.get_enc(enc).encrypt(
-        plaintext, _direction_key(session_key, enc, sdk_to_acs=False), iv, protected.encode()
+        plaintext, _direction_key(session_key, enc, sdk_to_acs=sdk_to_acs), iv, protected.encode()
     )
     return ".".join([protected, "", _b64url_encode(iv), _b64url_encode(ciphertext), _b64url_encode(tag)])
+
+
+# ---------------------------------------------------------------- the SDK's side (the simulator)
+#
+# What a 3DS SDK does with the same keys, for apps.threeds.simulator (simulate_3ds, the bench).
+# The tests check the ACS against tests/support/emv_sdk.py instead, which shares no code with this.
+
+
+def sdk_session_key_derive(*, sdk_ephem_key: ECKey, acs_ephem_pub_key: dict, sdk_reference_number: str) -> bytes:
+    """The SDK's session key: ECDH with the ARes's acsEphemPubKey, then the same Concat KDF."""
+    acs_public = sdk_ephem_pub_key_load(acs_ephem_pub_key)  # the same checks: a P-256 public point
+    return concat_kdf(shared_secret(sdk_ephem_key, acs_public), sdk_reference_number=sdk_reference_number)
+
+
+def creq_encrypt(creq: dict, *, session_key: bytes, acs_trans_id, enc: str) -> str:
+    """Seal a CReq as an SDK does: kid = acsTransID, the IV from its sdkCounterStoA."""
+    return _seal(creq, counter_name="sdkCounterStoA", sdk_to_acs=True, session_key=session_key,
+                 acs_trans_id=acs_trans_id, enc=enc)
+
+
+def cres_decrypt(body, *, session_key: bytes, acs_trans_id) -> dict:
+    """Open a CRes as an SDK does; DataDecryptionFailure when it does not open or is not this
+    transaction's."""
+    _check_session_key(session_key)
+    raw = _bounded(body)
+    try:
+        header = json.loads(_b64url_decode(raw.split(b".", 1)[0]))
+        if header.get("alg") != "dir" or header.get("enc") not in ENCS or header.get("kid") != str(acs_trans_id):
+            raise DataDecryptionFailure("not this transaction's CRes")
+        key = OctKey.import_key(_direction_key(session_key, header["enc"], sdk_to_acs=False))
+        cres = json.loads(jwe.decrypt_compact(raw, key, registry=_JWE_REGISTRY).plaintext)
+        if not isinstance(cres, dict):
+            raise DataDecryptionFailure("not a JSON object")
+        return cres
+    except DataDecryptionFailure:
+        raise
+    except Exception:
+        raise DataDecryptionFailure("does not decrypt") from None
+
+
+def acs_signed_content_chain_top(value: str) -> x509.Certificate:
+    """The last certificate of acsSignedContent's x5c (unverified): the simulator's trust anchor
+    when it is given none, so that it still checks the chain and the signature hold together."""
+    header = json.loads(_b64url_decode(value.split(".", 1)[0]))
+    return x509.load_der_x509_certificate(base64.b64decode(header["x5c"][-1], validate=True))
 
 
 # ---------------------------------------------------------------- helpers

@@ -16,8 +16,9 @@ from apps.issuers.models import pan_prefix_key
 from apps.oob.services import has_active_device
 from apps.core.logging import sensitive
 from apps.core.pan import CARTES_BANCAIRES
-from apps.threeds import areq_store, risk
+from apps.threeds import app_crypto, areq_store, risk
 from apps.threeds.emv import (
+    APP,
     REASON_3RI_NOT_SUPPORTED,
     REASON_ACS_TECHNICAL,
     REASON_CARD_EXPIRED,
@@ -31,6 +32,7 @@ from apps.threeds.messages import BROWSER, THREE_RI, MessageError, erro, validat
 from apps.threeds.models import Challenge, Transaction
 from apps.threeds.outbound import notification_url, transaction_finished
 from apps.threeds.results import CB_AVALGO, authentication_value, eci_for
+from apps.threeds.signing_keys import signing_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +148,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     )
     challenge = None
     decision = None
+    acs_signed_content = None
     if card is None:
         _fail(tx, REASON_NO_CARD_RECORD)
     elif card.status == Card.LOST_STOLEN:
@@ -183,13 +186,54 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
                     first_creq_deadline=now + timedelta(seconds=policy.first_creq_timeout_seconds),
                     deadline=now + timedelta(seconds=policy.challenge_timeout_seconds),
                 )
+                if ctx.channel == APP:
+                    # Only here: frictionless and refused AReqs make no key and sign nothing.
+                    acs_signed_content = _app_session_open(tx, challenge, message)
+                    if acs_signed_content is None:
+                        challenge = None
+                        _fail(tx, REASON_ACS_TECHNICAL, status="U")
+                        tx.authentication_type = ""
     if tx.ares_trans_status != "C":
         tx.finished_at = now
-    tx.ares = _ares(tx, message, decision)
+    tx.ares = _ares(tx, message, decision, acs_signed_content)
     _record(tx, challenge, ctx)
     return tx
 
 
+def _app_session_open(tx: Transaction, challenge: Challenge, message: dict) -> str | None:
+    """The ACS's half of the app channel's secure session (SPEC §3.3.2–3): a fresh ephemeral
+    P-256 key, the session key derived with the SDK's sdkEphemPubKey and sealed on the challenge,
+    and acsSignedContent signed with the card network's key. None when the network has no
+    signing credentials installed (the caller answers U / 22).
+
+    The ephemeral private key is not stored: SPEC §3.3.6 asks that it be kept sealed and wiped
+    with the challenge, but once the session key is derived nothing needs it again, so it never
+    leaves this function (which is stricter)."""
+    credentials = signing_credentials(tx.network)
+    if credentials is None:
+        logger.warning("no ACS signing key installed for network %s: app challenge answered U/22", tx.network or "?")
+        return None
+    acs_ephem_key = app_crypto.acs_ephem_key_new()
+    session_key = app_crypto.session_key_derive(
+        acs_ephem_key=acs_ephem_key,
+        sdk_ephem_pub_key=app_crypto.sdk_ephem_pub_key_load(message["sdkEphemPubKey"]),
+        sdk_reference_number=message["sdkReferenceNumber"],
+    )
+    sealed = app_crypto.session_key_seal(session_key, acs_trans_id=tx.acs_trans_id)
+    challenge.app_session_key_id, challenge.app_session_key_blob = sealed.key_id, sealed.blob
+    return app_crypto.acs_signed_content(
+        acs_trans_id=tx.acs_trans_id,
+        acs_ref_number=settings.ACS_REFERENCE_NUMBER,
+        acs_url=app_acs_url(),
+        acs_ephem_pub_key=app_crypto.ephem_pub_key_jwk(acs_ephem_key),
+        sdk_ephem_pub_key=message["sdkEphemPubKey"],
+        signing_key=credentials.private_key,
+        chain=credentials.chain,
+    )
+
+
+def app_acs_url() -> str:
+    return f"{settings.PUBLIC_BASE_URL}/3ds/v2/creq"
 def _record(tx: Transaction, challenge: Challenge | None, ctx) -> None:
     """All of the AReq's writes, or none: the transaction first, so that a duplicate's INSERT
     fails on the unique ids before anything else is written, and nothing else is. On PostgreSQL
@@ -210,7 +254,7 @@ def _record(tx: Transaction, challenge: Challenge | None, ctx) -> None:
                       "rules": tx.risk_rules, "method": challenge.method if challenge else None},
             ),
         ])
-    finished = tx.ares_trans_status in ("Y", "A", "N") and tx.issuer_id
+    finished = tx.ares_trans_status in ("Y", "A", "N", "U") and tx.issuer_id
     if not (finished and notification_url(tx)):
         areq_store.write(rows)
         return
@@ -227,10 +271,10 @@ def _challenge_method(card: Card, policy) -> str | None:
     return None
 
 
-def _fail(tx: Transaction, reason: str) -> None:
-    tx.ares_trans_status = tx.trans_status = "N"
+def _fail(tx: Transaction, reason: str, *, status: str = "N") -> None:
+    tx.ares_trans_status = tx.trans_status = status
     tx.trans_status_reason = reason
-    tx.eci = eci_for(network=tx.network, co_badge=tx.co_badge, trans_status="N") if tx.network else ""
+    tx.eci = eci_for(network=tx.network, co_badge=tx.co_badge, trans_status=status) if tx.network else ""
 
 
 def _succeed(tx: Transaction, status: str, pan: str) -> None:
@@ -267,7 +311,7 @@ def cb_exemption_bitmap(tx: Transaction) -> str:
     return base64.b64encode(bytes([first, 0, 0])).decode()
 
 
-def _ares(tx: Transaction, message: dict, decision) -> dict:
+def _ares(tx: Transaction, message: dict, decision, acs_signed_content: str | None = None) -> dict:
     ares = {
         "messageType": "ARes",
         "messageVersion": tx.message_version,
@@ -293,6 +337,8 @@ def _ares(tx: Transaction, message: dict, decision) -> dict:
             ares["acsURL"] = f"{settings.PUBLIC_BASE_URL}/3ds/v2/challenge"
         else:
             ares["acsRenderingType"] = {"acsInterface": "01", "acsUiTemplate": "04" if tx.authentication_type == "03" else "01"}
+            ares["acsURL"] = app_acs_url()
+            ares["acsSignedContent"] = acs_signed_content
     extensions = cb_message_extensions(tx)
     if extensions:
         ares["messageExtension"] = extensions

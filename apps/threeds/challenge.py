@@ -372,6 +372,11 @@ def _finish_locked(challenge: Challenge, trans_status: str, reason: str, *, canc
     else:
         challenge.state = Challenge.SUCCEEDED if trans_status in ("Y", "A") else Challenge.FAILED
     challenge.finished_at = now
+    if unsaved is not None and challenge.app_session_key_blob is not None:
+        # An app CReq's step: its CRes (sealed with the key already in hand) tells the SDK the
+        # result, so the sealed session key goes in the UPDATE that ends the challenge.
+        challenge.app_session_key_id, challenge.app_session_key_blob = "", None
+        unsaved.update(_SESSION_KEY_FIELDS)
     _save(challenge, ["state", "finished_at", "fallback_reason"], unsaved)
     if challenge.method == Challenge.OOB or challenge.fallback_reason:
         oob_request_close(challenge=challenge, state=AuthnRequest.WITHDRAWN)
@@ -437,24 +442,49 @@ def challenges_time_out(*, now=None) -> int:
 
 COUNTER_CLAIMED, COUNTER_REPLAYED, COUNTER_SKIPPED = "claimed", "replayed", "skipped"
 NOT_RECOGNISED = "not_recognised"
+NOT_DECRYPTED = "not_decrypted"  # no app challenge for the kid, or the CReq does not open under its key
+INVALID = "invalid"  # opened, but not a valid CReq: AppCReqRefused.error says which Erro
+_SESSION_KEY_FIELDS = ("app_session_key_id", "app_session_key_blob")
+
+
+@dataclass(frozen=True)
+class AppCReq:
+    """The CReq's elements a step uses, once the channel has opened and validated it."""
+
+    three_ds_server_trans_id: str
+    sdk_trans_id: str
+    counter: int
+    three_ds_requestor_app_url: str = ""
+    cancel: bool = False
+    resend: bool = False
+    code: str | None = None
+
+
+class AppCReqRefused(Exception):
+    def __init__(self, refused: str, error=None):
+        super().__init__(refused)
+        self.refused, self.error = refused, error
 
 
 @dataclass(frozen=True)
 class AppStep:
-    """What an app CReq led to: refused (NOT_RECOGNISED, COUNTER_REPLAYED, COUNTER_SKIPPED; nothing
-    changed), or the challenge after the step, the Step and the CRes's acsCounterAtoS."""
+    """What an app CReq led to: refused (NOT_DECRYPTED, INVALID with `error`, NOT_RECOGNISED,
+    COUNTER_REPLAYED, COUNTER_SKIPPED; nothing changed), or the challenge after the step, the
+    Step and the CRes's acsCounterAtoS."""
 
     refused: str = ""
     challenge: Challenge | None = None
     step: Step | None = None
     acs_counter: int | None = None
+    error: object = None
 
 
-def challenge_app_creq(*, acs_trans_id, three_ds_server_trans_id: str, sdk_trans_id: str, counter: int,
-                       three_ds_requestor_app_url: str = "", cancel: bool = False, resend: bool = False,
-                       code: str | None = None) -> AppStep:
+def challenge_app_creq(*, acs_trans_id, open_creq) -> AppStep:
     """The 3DS SDK's CReq, in one transaction under the challenge's row lock (the same `_locked`
-    read as the browser's steps, which also names the transaction the CReq must match).
+    read as the browser's steps). `open_creq(challenge)` is the channel's part (views_app: unseal
+    the session key, decrypt, validate) run under the lock on the row just read, so a CReq is
+    opened with no statement of its own; it returns an AppCReq or raises AppCReqRefused, and a
+    refusal changes nothing.
 
     sdkCounterStoA must be exactly the one expected next: checked under the lock, so two CReqs
     carrying one counter cannot both pass; a replayed counter (below the expected one) or a skipped
@@ -463,37 +493,53 @@ def challenge_app_creq(*, acs_trans_id, three_ds_server_trans_id: str, sdk_trans
     acsCounterAtoS (000 first, one per CRes). Both counters are written in the step's transaction,
     with the step's UPDATE of the challenge when it has one (`unsaved`), else by one UPDATE of
     their own, so two CRes never carry the same counter. The step's audit events are written in one
-    INSERT."""
+    INSERT.
+
+    The sealed session key is wiped when this CReq's CRes tells the SDK the result (SPEC §3.3.6),
+    in the UPDATE that ends the challenge (`_finish_locked`) or that claims the counters. A
+    challenge ended out of band (the issuer app's answer, a timeout) keeps it until the SDK's next
+    CReq, whose final CRes needs it."""
     with transaction.atomic():
         try:
             challenge = _locked(acs_trans_id)
         except Challenge.DoesNotExist:
-            return AppStep(refused=NOT_RECOGNISED)
+            return AppStep(refused=NOT_DECRYPTED)
         tx = challenge.transaction
+        try:
+            creq = open_creq(challenge)
+        except AppCReqRefused as exc:
+            return AppStep(refused=exc.refused, error=exc.error)
         if (
             tx.device_channel != APP
-            or str(tx.three_ds_server_trans_id) != three_ds_server_trans_id.lower()
-            or str(tx.sdk_trans_id) != sdk_trans_id.lower()
+            or str(tx.three_ds_server_trans_id) != creq.three_ds_server_trans_id.lower()
+            or str(tx.sdk_trans_id) != creq.sdk_trans_id.lower()
         ):
             return AppStep(refused=NOT_RECOGNISED)
         expected = challenge.sdk_counter_expected
-        if counter != expected:
-            return AppStep(refused=COUNTER_REPLAYED if counter < expected else COUNTER_SKIPPED)
-        if three_ds_requestor_app_url and three_ds_requestor_app_url != tx.three_ds_requestor_app_url:
+        if creq.counter != expected:
+            return AppStep(refused=COUNTER_REPLAYED if creq.counter < expected else COUNTER_SKIPPED)
+        if creq.three_ds_requestor_app_url and creq.three_ds_requestor_app_url != tx.three_ds_requestor_app_url:
             # Before the step: a push the step sends names it.
-            Transaction.objects.filter(pk=tx.pk).update(three_ds_requestor_app_url=three_ds_requestor_app_url)
-            tx.three_ds_requestor_app_url = three_ds_requestor_app_url
+            Transaction.objects.filter(pk=tx.pk).update(three_ds_requestor_app_url=creq.three_ds_requestor_app_url)
+            tx.three_ds_requestor_app_url = creq.three_ds_requestor_app_url
         was_final = challenge.is_final
         acs_counter = challenge.acs_counter
         # Claimed under the lock; written with the step's UPDATE of the challenge, or on their own.
         challenge.sdk_counter_expected, challenge.acs_counter = expected + 1, acs_counter + 1
         unsaved = {"sdk_counter_expected", "acs_counter"}
         audit: list = []
-        step = _app_step_locked(challenge, cancel=cancel, resend=resend, code=code, audit=audit, unsaved=unsaved)
+        step = _app_step_locked(challenge, cancel=creq.cancel, resend=creq.resend, code=creq.code, audit=audit, unsaved=unsaved)
+        wipe = {}
+        if challenge.is_final and challenge.app_session_key_blob is not None:
+            # Ended without `_finish_locked` seeing this step (before it, or by a fallback that ended it).
+            challenge.app_session_key_id, challenge.app_session_key_blob = "", None
+            wipe = {"app_session_key_id": "", "app_session_key_blob": None}
         if unsaved:
             Challenge.objects.filter(pk=challenge.pk, sdk_counter_expected=expected).update(
-                sdk_counter_expected=expected + 1, acs_counter=acs_counter + 1,
+                sdk_counter_expected=expected + 1, acs_counter=acs_counter + 1, **wipe,
             )
+        elif wipe:
+            Challenge.objects.filter(pk=challenge.pk).update(**wipe)
         audit_record_many(audit)
         if was_final:
             # Ended by someone else (the app's answer, a timeout) while this CReq may have waited

@@ -90,6 +90,17 @@ def json_object(value, ctx) -> bool:
     return isinstance(value, dict)
 
 
+def sdk_ephem_pub_key(value, ctx) -> bool:
+    """A P-256 public JWK whose point is on the curve (SPEC §3.3.1: else Erro 203)."""
+    from apps.threeds.app_crypto import InvalidSdkEphemPubKey, sdk_ephem_pub_key_load
+
+    try:
+        sdk_ephem_pub_key_load(value)
+    except InvalidSdkEphemPubKey:
+        return False
+    return True
+
+
 def date_time_14(value, ctx) -> bool:
     if not (isinstance(value, str) and len(value) == 14 and value.isdigit()):
         return False
@@ -198,7 +209,7 @@ AREQ_ELEMENTS: list[Element] = [
     Element("sdkTransID", uuid36, channel(APP)),
     Element("sdkReferenceNumber", text(1, 32), channel(APP)),
     Element("sdkMaxTimeout", sdk_max_timeout, channel(APP)),
-    Element("sdkEphemPubKey", json_object, channel(APP)),
+    Element("sdkEphemPubKey", sdk_ephem_pub_key, channel(APP)),
     Element("sdkEncData", text(1, 64000)),
     Element("deviceRenderOptions", device_render_options, channel(APP)),
     Element("threeDSRequestorAppURL", url),

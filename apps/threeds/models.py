@@ -6,6 +6,7 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from apps.core.pan import NETWORK_CHOICES
 from apps.delivery.models import OutboundAttempt, OutboundDelivery
 
 NO_METHOD_OUTCOMES = [("N", "Decline (N / 13)"), ("A", "Attempt (A)")]
@@ -191,6 +192,11 @@ class Challenge(models.Model):
     # App channel: the SDK's counter we expect next, and ours.
     sdk_counter_expected = models.PositiveSmallIntegerField(default=0)
     acs_counter = models.PositiveSmallIntegerField(default=0)
+    # App channel: the EMV session key (SPEC §3.3.2), sealed with apps.core.crypto and bound to
+    # the acsTransID (app_crypto.session_key_seal); wiped (NULL) once the SDK has been told the
+    # result. The ACS's ephemeral private key is not kept: the session key is all a CReq needs.
+    app_session_key_id = models.CharField(max_length=32, blank=True, editable=False)
+    app_session_key_blob = models.BinaryField(null=True, editable=False)
     # Binds the browser page to this transaction: a form token the page must post back.
     page_token_hash = models.CharField(max_length=64, blank=True)
     first_creq_deadline = models.DateTimeField()
@@ -215,6 +221,53 @@ class Challenge(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
+
+
+class AcsSigningKey(models.Model):
+    """The ACS's signing credentials for one card network (SPEC §3.3.3, §5.7): the private key
+    that signs acsSignedContent, sealed at rest like every other secret, and its certificate chain
+    (PEM, leaf first) that goes into the JWS's x5c. One active key per network; installing a new
+    one retires the old. Installed with `manage.py acs_signing_key`; the key is never shown."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    network = models.CharField(max_length=20, choices=NETWORK_CHOICES)
+    key_key_id = models.CharField(max_length=32, editable=False)
+    key_blob = models.BinaryField(editable=False)
+    chain_pem = models.TextField(help_text="Certificate chain, PEM, leaf first.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["network", "-created_at"]
+        verbose_name = "ACS signing key"
+        constraints = [
+            models.UniqueConstraint(fields=["network"], condition=models.Q(active=True), name="threeds_signing_key_active_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"ACS signing key for {self.network} ({'active' if self.active else 'retired'})"
+
+    def key_context(self) -> str:
+        return f"acs-signing-key:{self.id}"
+
+    def set_private_key_pem(self, pem: str) -> None:
+        from apps.core.crypto import seal
+
+        sealed = seal(pem, context=self.key_context())
+        self.key_key_id, self.key_blob = sealed.key_id, sealed.blob
+
+    def private_key(self):
+        from cryptography.hazmat.primitives import serialization
+
+        from apps.core.crypto import Sealed, unseal
+
+        pem = unseal(Sealed(self.key_key_id, bytes(self.key_blob)), context=self.key_context())
+        return serialization.load_pem_private_key(pem.encode(), password=None)
+
+    def chain(self) -> list:
+        from cryptography import x509
+
+        return x509.load_pem_x509_certificates(self.chain_pem.encode())
 
 
 # ---- RReq delivery (outbound to the DS)

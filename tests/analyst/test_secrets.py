@@ -14,7 +14,7 @@ from tests.analyst.conftest import client_for, make_staff
 from tests.analyst.flows import Secrets, code_in, eight_digit_codes, finished, wrong
 from tests.factories import CardholderFactory, make_card
 from tests.support.fixtures import in_process_tasks, sms_file  # noqa: F401 (fixtures)
-from tests.threeds.builders import areq
+from tests.support.app_session import AppSession
 from tests.webhooks.conftest import receiver, webhook_issuer  # noqa: F401  (fixtures)
 from apps.accounts.roles import ANALYST
 
@@ -23,27 +23,13 @@ pytestmark = pytest.mark.django_db
 PAN = "4111111111111111"
 
 
-class AppChallenge:
-    """The 3DS SDK of the app channel: AReq, then CReqs with advancing counters."""
-
-    def __init__(self, client, capture, pan):
-        self.client, self.capture = client, capture
-        self.message = areq(pan=pan, channel="01", threeDSRequestorChallengeInd="04", dsURL="http://127.0.0.1:9/rreq")
-        with capture(execute=True):
-            self.ares = client.post("/3ds/v2/areq", self.message, content_type="application/json").json()
-        assert self.ares["transStatus"] == "C", self.ares
-        self.counter = 0
-
-    def send(self, **fields) -> dict:
-        body = {
-            "messageType": "CReq", "messageVersion": "2.2.0", "threeDSServerTransID": self.message["threeDSServerTransID"],
-            "acsTransID": self.ares["acsTransID"], "sdkTransID": self.message["sdkTransID"],
-            "sdkCounterStoA": f"{self.counter:03d}", **fields,
-        }
-        with self.capture(execute=True):
-            cres = self.client.post("/3ds/v2/creq", body, content_type="application/json").json()
-        self.counter += 1
-        return cres
+def AppChallenge(client, capture, pan) -> AppSession:  # noqa: N802 (reads as the flow it starts)
+    """The 3DS SDK of the app channel (tests.support.app_session): AReq, then JWE CReqs with
+    advancing counters, each request's on-commit work run."""
+    session = AppSession(client, around=lambda: capture(execute=True))
+    ares = session.areq(pan=pan, threeDSRequestorChallengeInd="04", dsURL="http://127.0.0.1:9/rreq")
+    assert ares["transStatus"] == "C", ares
+    return session
 
 
 def pages_of(client, acs_trans_id) -> dict[str, str]:

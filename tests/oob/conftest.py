@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pytest
 
 from apps.threeds.models import RiskPolicy
-from apps.threeds.simulator.messages import app_creq
 from tests.conftest import JsonClient
+from tests.support.app_session import AppSession
 from tests.devices.authenticator import SoftwareAuthenticator, b64url_decode
 from tests.devices.conftest import ANDROID_ORIGIN, RP_ID, WEB_ORIGIN, enroll, options, register
 from tests.factories import make_card, make_phone, new_pan
@@ -154,15 +154,19 @@ def app(api, cardholder, oob_card, commit_client):
 class Tx:
     message: dict
     ares: dict
-    counter: int = 0
+    session: AppSession | None = None  # the app channel's test SDK
 
     @property
     def acs_trans_id(self) -> str:
         return self.ares["acsTransID"]
 
 
-def send_areq(client, pan: str, *, channel: str = "01", **overrides) -> Tx:
+def send_areq(client, pan: str, *, channel: str = "01", enc: str = "A128CBC-HS256", **overrides) -> Tx:
     overrides.setdefault("dsURL", getattr(client, "ds_url", "https://ds.example/rreq"))
+    if channel == "01":
+        session = AppSession(client, enc=enc)
+        session.areq(pan=pan, threeDSRequestorChallengeInd="04", **overrides)
+        return Tx(session.message, session.ares, session)
     message = build_areq(pan=pan, channel=channel, threeDSRequestorChallengeInd="04", **overrides)
     r = client.post("/3ds/v2/areq", message, format="json")
     assert r.status_code == 200, r.content
@@ -170,8 +174,5 @@ def send_areq(client, pan: str, *, channel: str = "01", **overrides) -> Tx:
 
 
 def creq(client, tx: Tx, **fields) -> dict:
-    """The 3DS SDK's next CReq (app channel)."""
-    r = client.post("/3ds/v2/creq", app_creq(tx.message, tx.acs_trans_id, tx.counter, **fields), format="json")
-    assert r.status_code == 200, r.content
-    tx.counter += 1
-    return r.json()
+    """The 3DS SDK's next CReq (app channel, JWE), its CRes decrypted."""
+    return tx.session.send(**fields)

@@ -132,6 +132,22 @@ def test_an_approved_request_ends_the_challenge_with_y(ds, app, oob_card, issuer
         assert kind in kinds
 
 
+@pytest.mark.parametrize("enc", ["A128CBC-HS256", "A128GCM"])
+def test_an_oob_challenge_through_jwe_for_each_enc(ds, app, oob_card, enc):
+    # The SDK's whole OOB exchange sealed with either enc: the first CReq, an oobContinue before
+    # the app answered, the final CRes after it; then the session key is gone.
+    tx = send_areq(ds, oob_card, enc=enc)
+    assert tx.ares["transStatus"] == "C" and tx.session.payload["acsTransID"] == tx.acs_trans_id
+    assert creq(ds, tx)["acsUiType"] == "04"
+    assert creq(ds, tx, oobContinue=True)["challengeCompletionInd"] == "N"
+    assert challenge_of(tx).app_session_key_blob is not None  # ended out of band: kept for the final CRes
+    assert app.approve(tx.acs_trans_id).status_code == 200
+    final = creq(ds, tx, oobContinue=True)
+    assert (final["transStatus"], final["challengeCompletionInd"], final["acsCounterAtoS"]) == ("Y", "Y", "002")
+    assert challenge_of(tx).app_session_key_blob is None
+    assert tx.session.send_raw(tx.session.encrypt(oobContinue=True))["errorCode"] == "302"
+
+
 def test_while_the_app_has_not_answered_oob_continue_shows_the_oob_step_again(ds, app, oob_card):
     tx = started(ds, oob_card)
     cres = creq(ds, tx, oobContinue=True)

@@ -5,6 +5,7 @@ into their read and the risk policy into the challenge's lock.
 
   1 BEGIN                                          challenge_app_creq's transaction
   2 SELECT ... FOR UPDATE OF challenge             with the transaction, issuer, risk policy, card...
+                                                   and the sealed session key the JWE CReq opens with
   3 SELECT the cardholder's active devices         with their issuer (the push's audit event)
   4 INSERT the AuthnRequest
   5 INSERT its devices                             one row per device, one statement
@@ -27,7 +28,8 @@ from django.test.utils import CaptureQueriesContext
 from apps.audit.models import AuditEvent
 from apps.oob.models import AuthnRequest
 from tests.conftest import JsonClient
-from tests.oob.conftest import app_creq, send_areq
+from tests.oob.conftest import send_areq
+from tests.support.app_session import JOSE
 
 pytestmark = pytest.mark.usefixtures("push_file", "sms_file")
 
@@ -37,9 +39,9 @@ def test_the_first_oob_creq_costs_under_15_statements(ds, app, oob_card, django_
     reset_queries()  # a full query log (9,000) would cut the capture short
     with django_capture_on_commit_callbacks(execute=True):
         with CaptureQueriesContext(connection) as queries:
-            response = JsonClient().post("/3ds/v2/creq", app_creq(tx.message, tx.acs_trans_id, 0), format="json")
+            response = JsonClient().post("/3ds/v2/creq", tx.session.encrypt(), content_type=JOSE)
     statements = [q["sql"] for q in queries.captured_queries]
-    assert response.status_code == 200 and response.json()["acsUiType"] == "04"
+    assert response.status_code == 200 and tx.session.sdk.decrypt_cres(response.content.decode())["acsUiType"] == "04"
     assert len(statements) <= 14 < 15, "\n".join(sql[:160] for sql in statements)
     request = AuthnRequest.objects.get(challenge_id=tx.acs_trans_id)
     assert [str(d.pk) for d in request.devices.all()] == [app.device_id]

@@ -1,23 +1,36 @@
-"""App channel: JSON CReq → CRes with counters, OTP entry, resend, cancel."""
+"""App channel (SPEC §3.3): the 3DS SDK's CReqs as JWE → encrypted CRes with counters, OTP entry,
+resend, cancel; the CReqs that must be Erro 302 (and change nothing), through the test SDK
+(tests.support.app_session) for both encs."""
+
+import base64
+import json
 
 import pytest
 
+from apps.audit.models import AuditEvent
 from apps.threeds.models import Challenge, Transaction
-from apps.threeds.simulator.client import Acs
-from apps.threeds.simulator.transport import DjangoClientTransport
+from tests.support.app_session import AppSession
 from tests.threeds.conftest import PAN
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def started(client, enrolled, sms_file, django_capture_on_commit_callbacks):
+@pytest.fixture(params=["A128CBC-HS256", "A128GCM"])
+def started(request, client, enrolled, sms_file, django_capture_on_commit_callbacks):
     """The 3DS SDK after the AReq, through the test client; each request's on_commit work (the
     SMS, the RReq) runs as it would after its commit."""
-    transport = DjangoClientTransport(client, around=lambda: django_capture_on_commit_callbacks(execute=True))
-    auth = Acs(transport).areq(pan=PAN, channel="01", threeDSRequestorChallengeInd="04")
-    assert auth.trans_status == "C"
-    return auth.app()
+    session = AppSession(client, enc=request.param, around=lambda: django_capture_on_commit_callbacks(execute=True))
+    assert session.areq(pan=PAN, threeDSRequestorChallengeInd="04")["transStatus"] == "C"
+    return session
+
+
+def _state(session) -> tuple:
+    """Everything a refused CReq must leave as it was."""
+    challenge = Challenge.objects.select_related("transaction").get(transaction_id=session.acs_trans_id)
+    tx = challenge.transaction
+    return (challenge.state, challenge.sdk_counter_expected, challenge.acs_counter, bytes(challenge.app_session_key_blob or b""),
+            challenge.otp_session_id, tx.trans_status, tx.interaction_counter, tx.three_ds_requestor_app_url,
+            AuditEvent.objects.filter(acs_trans_id=session.acs_trans_id).count())
 
 
 def test_the_first_creq_sends_the_code_and_shows_the_otp_ui(started, sms_file):
@@ -28,12 +41,13 @@ def test_the_first_creq_sends_the_code_and_shows_the_otp_ui(started, sms_file):
     assert len(sms_file.messages()) == 1
 
 
-def test_the_right_code_ends_with_y(started, sms_file):
+def test_the_right_code_ends_with_y_and_wipes_the_session_key(started, sms_file):
     started.send()
     cres = started.send(challengeDataEntry=sms_file.last_code())
     assert cres["challengeCompletionInd"] == "Y" and cres["transStatus"] == "Y" and cres["acsCounterAtoS"] == "001"
-    tx = Transaction.objects.get(acs_trans_id=started.ares["acsTransID"])
+    tx = Transaction.objects.get(acs_trans_id=started.acs_trans_id)
     assert tx.trans_status == "Y" and tx.eci == "05" and len(tx.authentication_value) == 28 and tx.interaction_counter == 1
+    assert (tx.challenge.app_session_key_id, tx.challenge.app_session_key_blob) == ("", None)
 
 
 def test_wrong_codes_then_lockout_is_n_19(started, sms_file):
@@ -44,8 +58,8 @@ def test_wrong_codes_then_lockout_is_n_19(started, sms_file):
     assert "1" in started.send(challengeDataEntry=wrong)["challengeInfoText"]
     cres = started.send(challengeDataEntry=wrong)
     assert cres["transStatus"] == "N"
-    tx = Transaction.objects.get(acs_trans_id=started.ares["acsTransID"])
-    assert (tx.trans_status, tx.trans_status_reason) == ("N", "19")
+    tx = Transaction.objects.get(acs_trans_id=started.acs_trans_id)
+    assert (tx.trans_status, tx.trans_status_reason) == ("N", "19") and tx.challenge.app_session_key_blob is None
 
 
 def test_resend_then_the_new_code(started, sms_file):
@@ -71,48 +85,114 @@ def test_cancel_is_n_with_challenge_cancel_01(started):
     started.send()
     cres = started.send(challengeCancel="01")
     assert cres["transStatus"] == "N"
-    tx = Transaction.objects.get(acs_trans_id=started.ares["acsTransID"])
+    tx = Transaction.objects.get(acs_trans_id=started.acs_trans_id)
     assert tx.challenge_cancel == "01" and tx.challenge.state == Challenge.CANCELLED
-
-
-def test_a_replayed_counter_is_erro_302_and_changes_nothing(started, sms_file):
-    started.send()
-    started.counter = 0
-    erro = started.send(challengeDataEntry=sms_file.last_code())
-    assert erro["messageType"] == "Erro" and erro["errorCode"] == "302"
-    assert Transaction.objects.get(acs_trans_id=started.ares["acsTransID"]).trans_status == ""
-
-
-def test_a_skipped_counter_is_erro_303(started):
-    started.send()
-    started.counter = 5
-    assert started.send()["errorCode"] == "303"
-
-
-def test_a_creq_for_another_transaction_is_301(started, client):
-    started.send()
-    body = {"messageType": "CReq", "messageVersion": "2.2.0", "threeDSServerTransID": "8a5c2a40-9a3e-4a53-8d5e-5f8d7a9b6c11",
-            "acsTransID": started.ares["acsTransID"], "sdkTransID": "8a5c2a40-9a3e-4a53-8d5e-5f8d7a9b6c12", "sdkCounterStoA": "001"}
-    assert client.post("/3ds/v2/creq", body, content_type="application/json").json()["errorCode"] == "301"
-
-
-@pytest.mark.parametrize(
-    "body, code",
-    [("nope", "101"), ('{"messageType": "AReq"}', "101"), ('{"messageType": "CReq", "messageVersion": "9.9.9"}', "102"),
-     ('{"messageType": "CReq", "messageVersion": "2.2.0"}', "201")],
-)
-def test_bad_creqs_are_erro(client, db, body, code):
-    r = client.post("/3ds/v2/creq", body, content_type="application/json")
-    assert r.status_code == 200 and r.json()["errorCode"] == code
-
-
-def test_a_finished_challenge_answers_its_final_cres_again(started, sms_file):
-    started.send()
-    started.send(challengeDataEntry=sms_file.last_code())
-    again = started.send(challengeDataEntry="123456")
-    assert again["transStatus"] == "Y" and again["challengeCompletionInd"] == "Y"
 
 
 def test_a_cancel_on_the_first_creq_sends_no_code(started, sms_file):
     cres = started.send(challengeCancel="01")
     assert cres["transStatus"] == "N" and sms_file.messages() == []
+
+
+# ---------------------------------------------------------------- refused CReqs: nothing changes
+
+
+def test_a_replayed_counter_is_erro_302_and_changes_nothing(started, sms_file):
+    started.send()
+    before = _state(started)
+    erro = started.send_raw(started.encrypt(challengeDataEntry=sms_file.last_code(), counter=0))
+    assert erro["errorCode"] == "302" and erro["acsTransID"] == started.acs_trans_id
+    assert _state(started) == before and before[5] == ""
+
+
+def test_a_non_advancing_counter_is_erro_302_and_changes_nothing(started, sms_file):
+    started.send()
+    started.send(challengeDataEntry="000000" if sms_file.last_code() != "000000" else "111111")
+    before = _state(started)
+    assert started.send_raw(started.encrypt(challengeDataEntry=sms_file.last_code(), counter=1))["errorCode"] == "302"
+    assert _state(started) == before
+
+
+def test_a_skipped_counter_is_erro_303(started):
+    started.send()
+    before = _state(started)
+    assert started.send_raw(started.encrypt(counter=5))["errorCode"] == "303"
+    assert _state(started) == before
+
+
+def test_a_tampered_tag_is_erro_302_and_changes_nothing(started, sms_file):
+    started.send()
+    before = _state(started)
+    parts = started.encrypt(challengeDataEntry=sms_file.last_code()).split(".")
+    tag = bytearray(base64.urlsafe_b64decode(parts[4] + "=="))
+    tag[0] ^= 1
+    parts[4] = base64.urlsafe_b64encode(bytes(tag)).rstrip(b"=").decode()
+    erro = started.send_raw(".".join(parts))
+    assert erro["errorCode"] == "302" and "acsTransID" not in erro
+    assert _state(started) == before
+
+
+def test_a_wrong_kid_is_erro_302_and_changes_nothing(started, client, enrolled, sms_file):
+    started.send()
+    before = _state(started)
+    started.sdk.acs_trans_id = "8a5c2a40-9a3e-4a53-8d5e-5f8d7a9b6c11"  # names no challenge
+    assert started.send_raw(started.encrypt(challengeDataEntry=sms_file.last_code()))["errorCode"] == "302"
+    assert _state(started) == before
+
+
+def test_a_kid_sealed_under_another_challenges_key_is_erro_302(started, client, sms_file):
+    started.send()
+    before = _state(started)
+    other = AppSession(client)
+    assert other.areq(pan=PAN, threeDSRequestorChallengeInd="04")["transStatus"] == "C"
+    other.sdk.acs_trans_id = started.acs_trans_id  # the right kid, the wrong session key
+    assert other.send_raw(other.encrypt())["errorCode"] == "302"
+    assert _state(started) == before
+
+
+def test_a_decrypted_acs_trans_id_other_than_the_kid_is_erro_302(started, sms_file):
+    started.send()
+    before = _state(started)
+    erro = started.send_raw(started.encrypt(acsTransID="8a5c2a40-9a3e-4a53-8d5e-5f8d7a9b6c11"))
+    assert erro["errorCode"] == "302"
+    assert _state(started) == before
+
+
+def test_a_plain_json_creq_is_erro_302_and_changes_nothing(started, sms_file):
+    started.send()
+    before = _state(started)
+    plain = {**started.creq(challengeDataEntry=sms_file.last_code()), "sdkCounterStoA": "001"}
+    for content_type in ("application/json", "application/jose; charset=UTF-8"):
+        erro = started.send_raw(json.dumps(plain), content_type=content_type)
+        assert erro["errorCode"] == "302" and erro["errorMessageType"] == "CReq"
+        assert erro["threeDSServerTransID"] == plain["threeDSServerTransID"]
+    assert _state(started) == before
+
+
+def test_a_creq_for_another_transaction_is_301(started):
+    started.send()
+    before = _state(started)
+    erro = started.send_raw(started.encrypt(threeDSServerTransID="8a5c2a40-9a3e-4a53-8d5e-5f8d7a9b6c11"))
+    assert erro["errorCode"] == "301"
+    assert _state(started) == before
+
+
+def test_an_opened_but_invalid_creq_gets_its_erro(started):
+    started.send()
+    before = _state(started)
+    assert started.send_raw(started.encrypt(sdkTransID=None))["errorCode"] == "201"
+    assert _state(started) == before
+
+
+@pytest.mark.parametrize("body", ["nope", '{"messageType": "AReq"}', "a.b.c.d.e", "", "e30.." + "A" * 20000])
+def test_bad_bodies_are_plain_json_erro_302(client, db, body):
+    r = client.post("/3ds/v2/creq", body, content_type="application/jose")
+    assert r.status_code == 200 and r["Content-Type"] == "application/json" and r.json()["errorCode"] == "302"
+
+
+def test_after_the_end_the_wiped_key_opens_nothing(started, sms_file):
+    started.send()
+    started.send(challengeDataEntry=sms_file.last_code())
+    before = _state(started)
+    assert started.send_raw(started.encrypt(challengeDataEntry="123456"))["errorCode"] == "302"
+    assert _state(started) == before

@@ -115,10 +115,12 @@ def test_tra_exemption_within_limits_goes_frictionless(client, card, phone, issu
     assert Transaction.objects.get(acs_trans_id=ares["acsTransID"]).exemption == "low_risk"
 
 
-def test_the_app_channel_gets_rendering_type_and_no_acs_url(client, card, phone, lenient):
+def test_the_app_channel_gets_rendering_type_and_the_creq_url(client, card, phone, lenient):
     message = areq(pan=PAN, channel="01", threeDSRequestorChallengeInd="04")
     ares = post(client, message)
-    assert ares["transStatus"] == "C" and "acsURL" not in ares and ares["sdkTransID"] == message["sdkTransID"]
+    assert ares["transStatus"] == "C" and ares["sdkTransID"] == message["sdkTransID"]
+    assert ares["acsURL"].endswith("/3ds/v2/creq") and ares["acsSignedContent"].count(".") == 2
+    assert ares["acsRenderingType"] == {"acsInterface": "01", "acsUiTemplate": "01"}
 
 
 def test_a_duplicate_areq_gets_the_same_ares_and_no_second_challenge(client, card, phone, lenient):

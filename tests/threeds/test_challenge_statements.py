@@ -28,10 +28,12 @@ the right code — 14: 1–4 as above, 5 UPDATE session verified (conditional), 
   challenge (succeeded), 9–12 the RReq delivery (apps.threeds.rreq: SELECT, SAVEPOINT, INSERT,
   RELEASE of its get_or_create), 13 INSERT audit otp.verified + threeds.challenge_finished,
   14 COMMIT.
-What the app channel's statements are (the 3DS SDK's JSON CReq, views_app →
+What the app channel's statements are (the 3DS SDK's JWE CReq, views_app →
 challenge.challenge_app_creq: one transaction per CReq, the same `_locked` read and the same
 step functions as the browser's; sdkCounterStoA checked under that lock, both counters written
-with the step's UPDATE of the challenge, the CRes built from the challenge as the step left it):
+with the step's UPDATE of the challenge, the CRes built from the challenge as the step left it;
+the CReq is opened with the sealed session key read by the lock's SELECT, and the UPDATE that ends
+the challenge also wipes that key, so the JWE adds no statement):
 
 first CReq (starts the challenge, sends the SMS) — 12:
    1 BEGIN
@@ -55,7 +57,9 @@ the right code — 12: 1–2 as above, 3 UPDATE session verified (conditional), 
   challenge (succeeded, and the two counters), 7–10 the RReq delivery (SELECT, SAVEPOINT, INSERT,
   RELEASE of its get_or_create), 11 INSERT audit otp.verified + threeds.challenge_finished,
   12 COMMIT.
-(A CReq for a challenge that had already ended reads the transaction again: 5, no step. The OOB
+(A CReq for a challenge ended out of band — the issuer app's answer, a timeout — reads the
+transaction again: 5, no step, the session key wiped with the counters' UPDATE. Once a CRes has
+told the SDK the result the key is gone: a later CReq is Erro 302 after the lock's SELECT. The OOB
 first CReq is counted in tests/oob/test_oob_statements.py.)
 
 Inside the test's transaction a request's outermost atomic block is a SAVEPOINT and a RELEASE
@@ -73,6 +77,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.audit.models import AuditEvent
 from apps.threeds.models import Challenge
 from tests.otp.conftest import policy  # noqa: F401 (fixture: the issuer's OTP policy exists, as in production)
+from tests.support.app_session import JOSE, AppSession
 from tests.threeds.builders import areq
 from tests.threeds.conftest import PAN
 from tests.threeds.merchant_site import creq_encode
@@ -97,13 +102,13 @@ class Counted:
     def __init__(self, client, capture):
         self.client, self.capture = client, capture
 
-    def post(self, url, data, *, form=True):
+    def post(self, url, data, *, form=True, content_type="application/json"):
         with self.capture(execute=True):
             with CaptureQueriesContext(connection) as queries:
                 if form:
                     response = self.client.post(url, urlencode(data), content_type="application/x-www-form-urlencoded")
                 else:
-                    response = self.client.post(url, data, content_type="application/json")
+                    response = self.client.post(url, data, content_type=content_type)
         assert response.status_code == 200, response.content[:300]
         return response, [q["sql"] for q in queries.captured_queries]
 
@@ -158,20 +163,25 @@ def test_an_app_challenge_costs_under_15_statements_a_step(client, counted, enro
                                                            django_capture_on_commit_callbacks):
     # Issue 12: 23 / 17 / 22 before the app CReq ran in one transaction (a claim transaction for
     # each counter, re-reads of the challenge, its transaction and the phone); the docstring lists
-    # them now.
-    message, ares = _areq(client, django_capture_on_commit_callbacks, channel="01")
-    creq = {"messageType": "CReq", "messageVersion": "2.2.0", "threeDSServerTransID": message["threeDSServerTransID"],
-            "acsTransID": ares["acsTransID"], "sdkTransID": message["sdkTransID"]}
-    cres, first = counted.post("/3ds/v2/creq", {**creq, "sdkCounterStoA": "000"}, form=False)
-    assert cres.json()["acsUiType"] == "01" and cres.json()["acsCounterAtoS"] == "000"
+    # them now. The JWE costs no statement: the CReq is opened on the row the lock read.
+    session = AppSession(client, around=lambda: django_capture_on_commit_callbacks(execute=False))
+    ares = session.areq(pan=PAN, threeDSRequestorChallengeInd="04")
+    assert ares["transStatus"] == "C", ares
+
+    def post(**fields):
+        response, statements = counted.post("/3ds/v2/creq", session.encrypt(**fields), form=False, content_type=JOSE)
+        return session.sdk.decrypt_cres(response.content.decode()), statements
+
+    cres, first = post()
+    assert cres["acsUiType"] == "01" and cres["acsCounterAtoS"] == "000"
     assert len(first) <= 12 < BOUND, _listing(first)
     assert len(sms_file.messages()) == 1
     code = sms_file.last_code()
-    cres, wrong = counted.post("/3ds/v2/creq", {**creq, "sdkCounterStoA": "001", "challengeDataEntry": _wrong(code)}, form=False)
-    assert cres.json()["challengeCompletionInd"] == "N" and "2" in cres.json()["challengeInfoText"]
+    cres, wrong = post(challengeDataEntry=_wrong(code))
+    assert cres["challengeCompletionInd"] == "N" and "2" in cres["challengeInfoText"]
     assert len(wrong) <= 7 < BOUND, _listing(wrong)
-    cres, right = counted.post("/3ds/v2/creq", {**creq, "sdkCounterStoA": "002", "challengeDataEntry": code}, form=False)
-    assert cres.json()["transStatus"] == "Y" and cres.json()["acsCounterAtoS"] == "002"
+    cres, right = post(challengeDataEntry=code)
+    assert cres["transStatus"] == "Y" and cres["acsCounterAtoS"] == "002"
     assert len(right) <= 12 < BOUND, _listing(right)
     challenge = Challenge.objects.select_related("transaction", "otp_session").get(transaction_id=ares["acsTransID"])
     assert challenge.state == Challenge.SUCCEEDED and challenge.transaction.interaction_counter == 2

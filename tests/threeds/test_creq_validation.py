@@ -126,11 +126,13 @@ def app_challenge(client, enrolled, sms_file):
     return challenge
 
 
-def app_step(challenge, counter: int, **fields) -> flow.AppStep:
-    return flow.challenge_app_creq(
-        acs_trans_id=challenge.transaction_id, three_ds_server_trans_id=challenge.message["threeDSServerTransID"],
-        sdk_trans_id=challenge.message["sdkTransID"], counter=counter, **fields,
-    )
+def app_step(challenge, counter: int, acs_trans_id=None, **fields) -> flow.AppStep:
+    """The step as views_app drives it, with a CReq already opened (the JWE side is tested in
+    test_app_challenge.py)."""
+    fields = {"three_ds_server_trans_id": challenge.message["threeDSServerTransID"],
+              "sdk_trans_id": challenge.message["sdkTransID"], "counter": counter, **fields}
+    return flow.challenge_app_creq(acs_trans_id=acs_trans_id or challenge.transaction_id,
+                                   open_creq=lambda locked: flow.AppCReq(**fields))
 
 
 @pytest.mark.django_db
@@ -160,11 +162,10 @@ def test_a_refused_counter_changes_nothing(app_challenge):
 
 @pytest.mark.django_db
 def test_a_creq_naming_another_transaction_changes_nothing(app_challenge):
-    other = flow.challenge_app_creq(acs_trans_id=app_challenge.transaction_id, three_ds_server_trans_id=str(uuid.uuid4()),
-                                    sdk_trans_id=app_challenge.message["sdkTransID"], counter=0)
+    other = app_step(app_challenge, 0, three_ds_server_trans_id=str(uuid.uuid4()))
     assert other.refused == flow.NOT_RECOGNISED
-    assert flow.challenge_app_creq(acs_trans_id=uuid.uuid4(), three_ds_server_trans_id=str(uuid.uuid4()),
-                                   sdk_trans_id=str(uuid.uuid4()), counter=0).refused == flow.NOT_RECOGNISED
+    # No challenge for the kid: nothing to open the CReq with.
+    assert app_step(app_challenge, 0, acs_trans_id=uuid.uuid4()).refused == flow.NOT_DECRYPTED
     app_challenge.refresh_from_db()
     assert app_challenge.sdk_counter_expected == 0 and app_challenge.state == Challenge.AWAITING_CREQ
 

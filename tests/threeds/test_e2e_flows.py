@@ -271,8 +271,10 @@ def test_lockout_after_the_last_wrong_code_is_n_19_in_the_rreq(acs, bank, endpoi
     assert tx.challenge.state == Challenge.FAILED
     payload = check_notification(endpoints.wait_notification(auth.acs_trans_id), bank, tx, operation="3DS_CHALLENGE_OTP_SMS", status="FAILED")
     assert payload["details"]["transStatusReason"] == "19"
-    # The right code is dead too.
-    assert app.submit(code)["transStatus"] == "N"
+    # The right code is dead too: the challenge is over and its session key wiped (SPEC
+    # §3.3.6), so the SDK's CReq does not even open (Erro 302), and the result stays.
+    assert app.submit(code)["errorCode"] == "302"
+    assert Transaction.objects.get(pk=auth.acs_trans_id).trans_status == "N"
 
 
 @worker
@@ -290,7 +292,9 @@ def test_cancel_is_challenge_cancel_01_in_the_rreq(acs, bank, endpoints):  # noq
     tx = Transaction.objects.get(pk=auth.acs_trans_id)
     assert tx.challenge.state == Challenge.CANCELLED
     check_notification(endpoints.wait_notification(auth.acs_trans_id), bank, tx, operation="3DS_CHALLENGE_OTP_SMS", status="FAILED")
-    assert app.submit(code)["transStatus"] == "N"  # the code died with the cancel
+    # The code died with the cancel, and the session key with the challenge: Erro 302.
+    assert app.submit(code)["errorCode"] == "302"
+    assert Transaction.objects.get(pk=auth.acs_trans_id).trans_status == "N"
 
 
 # ---------------------------------------------------------------- timeouts, through the broker

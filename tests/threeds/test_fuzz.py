@@ -37,6 +37,7 @@ from apps.threeds.emv import ERROR_DESCRIPTIONS
 from apps.threeds.messages import AREQ_ELEMENTS, uuid36
 from apps.threeds.models import Challenge
 from tests.factories import CardProductFactory, luhn_complete, make_card
+from tests.support.app_session import AppSession
 from tests.threeds.builders import areq
 from tests.threeds.conftest import PAN
 from tests.threeds.merchant_site import creq_encode
@@ -405,22 +406,31 @@ def test_an_areq_that_passes_validation_is_never_u22(client, enrolled, elements)
 
 @pytest.fixture
 def app_challenge(client, enrolled, sms_file, django_capture_on_commit_callbacks):
-    """An app-channel challenge whose first CReq was answered: the code went out, counter 001 next."""
-    message = areq(pan=PAN, channel="01", threeDSRequestorChallengeInd="04")
-    ares = client.post(AREQ_URL, message, content_type="application/json").json()
-    assert ares["transStatus"] == "C", ares
-    creq = {
-        "messageType": "CReq", "messageVersion": "2.2.0", "threeDSServerTransID": message["threeDSServerTransID"],
-        "acsTransID": ares["acsTransID"], "sdkTransID": message["sdkTransID"], "sdkCounterStoA": "000",
-    }
+    """An app-channel challenge whose first CReq was answered: the code went out, counter 001 next.
+    The test SDK (tests.support.app_session) seals each fuzzed CReq, so the fuzz reaches what the
+    ACS does with a CReq that opens."""
+    session = AppSession(client)
+    assert session.areq(pan=PAN, threeDSRequestorChallengeInd="04")["transStatus"] == "C", session.ares
     with django_capture_on_commit_callbacks(execute=True):
-        cres = client.post(CREQ_URL, creq, content_type="application/json").json()
+        cres = session.send()
     assert cres["messageType"] == "CRes" and cres["acsUiType"] == "01", cres
-    return {"creq": {**creq, "sdkCounterStoA": "001"}, "otp": sms_file.last_code()}
+    return {"creq": {**session.creq(), "sdkCounterStoA": "001"}, "otp": sms_file.last_code(), "session": session}
 
 
-def check_creq_answer(response, sent, *, expected_ids: dict | None = None, otp: str | None = None) -> dict:
-    body = answer_json(response)
+def post_sealed(client, app_challenge, document):
+    """`document` sealed as the SDK's next CReq (counter IV 001) and posted as JWE."""
+    body = app_challenge["session"].sdk.seal_document(document, counter=1)
+    return post_raw(client, CREQ_URL, body.encode(), "application/jose; charset=UTF-8")
+
+
+def check_creq_answer(response, sent, *, expected_ids: dict | None = None, otp: str | None = None, session=None) -> dict:
+    if otp:
+        assert otp not in response.content.decode()
+    if response.status_code == 200 and response["Content-Type"] == "application/jose; charset=UTF-8":
+        assert session is not None, "an encrypted answer to a CReq that was not sealed"
+        body = session.sdk.decrypt_cres(response.content.decode(), check_counter=False)
+    else:
+        body = answer_json(response)  # an Erro is always plain JSON
     if body.get("messageType") == "Erro":
         check_erro(body, sent, message_type="CReq")
     else:
@@ -433,7 +443,7 @@ def check_creq_answer(response, sent, *, expected_ids: dict | None = None, otp: 
         if body["challengeCompletionInd"] == "Y":
             assert body["transStatus"] in ("Y", "N")
     if otp:
-        assert otp not in response.content.decode()
+        assert otp not in json.dumps(body)
     return body
 
 
@@ -445,7 +455,16 @@ CREQ_NAMES = ["messageType", "messageVersion", "threeDSServerTransID", "acsTrans
 @fuzz(80)
 @given(document=st.one_of(json_values, st.dictionaries(st.sampled_from(CREQ_NAMES), json_values, max_size=8)))
 def test_creq_any_json_document_gets_an_answer(client, db, document):
-    check_creq_answer(post_json(client, CREQ_URL, document), document)
+    # Plain JSON: never opened, always Erro 302 (SPEC §3.3.6).
+    assert check_creq_answer(post_json(client, CREQ_URL, document), document)["errorCode"] == "302"
+
+
+@fuzz(60)
+@given(document=st.one_of(json_values, st.dictionaries(st.sampled_from(CREQ_NAMES), json_values, max_size=8)))
+def test_creq_any_sealed_json_document_gets_an_answer(client, app_challenge, document):
+    ids = {k: app_challenge["creq"][k] for k in ("threeDSServerTransID", "acsTransID", "sdkTransID")}
+    check_creq_answer(post_sealed(client, app_challenge, document), document, expected_ids=ids,
+                      otp=app_challenge["otp"], session=app_challenge["session"])
 
 
 @fuzz(100)
@@ -456,7 +475,8 @@ def test_creq_with_one_element_replaced_gets_an_answer(client, app_challenge, ke
     if key == "challengeDataEntry":
         assume(not (isinstance(value, str) and value.strip() == app_challenge["otp"]))
     ids = {k: app_challenge["creq"][k] for k in ("threeDSServerTransID", "acsTransID", "sdkTransID")}
-    check_creq_answer(post_json(client, CREQ_URL, creq), creq, expected_ids=ids, otp=app_challenge["otp"])
+    check_creq_answer(post_sealed(client, app_challenge, creq), creq, expected_ids=ids, otp=app_challenge["otp"],
+                      session=app_challenge["session"])
 
 
 @fuzz(100)
@@ -468,7 +488,8 @@ def test_creq_hostile_challenge_data_entry_gets_an_answer(client, app_challenge,
     assume(entry.strip() != app_challenge["otp"])
     creq = {**app_challenge["creq"], **extra, "challengeDataEntry": entry}
     ids = {k: app_challenge["creq"][k] for k in ("threeDSServerTransID", "acsTransID", "sdkTransID")}
-    check_creq_answer(post_json(client, CREQ_URL, creq), creq, expected_ids=ids, otp=app_challenge["otp"])
+    check_creq_answer(post_sealed(client, app_challenge, creq), creq, expected_ids=ids, otp=app_challenge["otp"],
+                      session=app_challenge["session"])
 
 
 @fuzz(60)

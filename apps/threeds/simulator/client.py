@@ -1,5 +1,5 @@
 """The ACS under test seen from outside: the DS's AReq, then the challenge as the 3DS SDK (app
-channel, JSON CReqs) or as the merchant's page and the cardholder's browser (browser channel).
+channel, JWE CReqs over the EMV secure session) or as the merchant's page and the cardholder's browser (browser channel).
 
 Each exchange checks what every 3DS party checks (HTTP 200, the message type, the echoed
 identifiers, the counters) and raises `Unexpected` otherwise; an Erro in answer to a CReq is
@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 
 import requests
 
+from apps.threeds import app_crypto
 from apps.threeds.simulator import messages
 from apps.threeds.simulator.endpoints import CResPost, Endpoints
 from apps.threeds.simulator.errors import Unexpected, Unreachable
@@ -22,6 +23,7 @@ from apps.threeds.simulator.transport import HttpTransport, Reply, Transport
 
 AREQ_PATH = "/3ds/v2/areq"
 CREQ_PATH = "/3ds/v2/creq"
+JOSE_CONTENT_TYPE = "application/jose; charset=UTF-8"
 Narrator = Callable[..., None]
 
 
@@ -55,6 +57,7 @@ class Acs:
         self.endpoints = endpoints
         self.inbox = inbox
         self.narrate = narrator or _silent
+        self.trust_anchors: list = []  # the SDK's roots for acsSignedContent (x509 certificates)
 
     @property
     def base_url(self) -> str:
@@ -95,21 +98,30 @@ class Acs:
 
     # -------------------------------------------------- the DS's AReq
 
-    def send_areq(self, message: dict) -> Authentication:
-        """Send this AReq; the ARes must be an ARes echoing the AReq's identifiers."""
+    def send_areq(self, message: dict, *, sdk_ephem_key=None) -> Authentication:
+        """Send this AReq; the ARes must be an ARes echoing the AReq's identifiers. On the app
+        channel `sdk_ephem_key` is the key pair whose public half is the AReq's sdkEphemPubKey."""
         self.narrate("areq", url=self.transport_url(AREQ_PATH), message=message)
         ares = self.post_json(AREQ_PATH, message, "AReq")
         self.narrate("ares", message=ares)
         check_ares(message, ares)
-        return Authentication(self, message, ares)
+        auth = Authentication(self, message, ares)
+        auth.sdk_ephem_key = sdk_ephem_key
+        return auth
 
     def areq(self, *, pan: str, channel: str = messages.APP, **overrides) -> Authentication:
-        """An AReq from `messages.areq` whose dsURL and notificationURL are our endpoints."""
+        """An AReq from `messages.areq` whose dsURL and notificationURL are our endpoints. On the
+        app channel the SDK's ephemeral key pair is made here; its public half goes in the AReq
+        (sdkEphemPubKey), its private half opens the secure session after the ARes."""
         if self.endpoints is not None:
             overrides.setdefault("dsURL", self.endpoints.ds_url)
             if channel == messages.BROWSER:
                 overrides.setdefault("notificationURL", self.endpoints.notification_url)
-        return self.send_areq(messages.areq(pan=pan, channel=channel, **overrides))
+        sdk_ephem_key = None
+        if channel == messages.APP and "sdkEphemPubKey" not in overrides:
+            sdk_ephem_key = app_crypto.acs_ephem_key_new()  # a fresh P-256 key pair, whoever makes it
+            overrides["sdkEphemPubKey"] = app_crypto.ephem_pub_key_jwk(sdk_ephem_key)
+        return self.send_areq(messages.areq(pan=pan, channel=channel, **overrides), sdk_ephem_key=sdk_ephem_key)
 
     def transport_url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -161,6 +173,7 @@ class Authentication:
         self.acs = acs
         self.message = message
         self.ares = ares
+        self.sdk_ephem_key = None  # the app channel's SDK key pair, when Acs.areq made it
 
     @property
     def acs_trans_id(self) -> str:
@@ -170,8 +183,8 @@ class Authentication:
     def trans_status(self) -> str:
         return self.ares["transStatus"]
 
-    def app(self) -> AppChallenge:
-        return AppChallenge(self)
+    def app(self, *, enc: str = app_crypto.A128CBC_HS256) -> AppChallenge:
+        return AppChallenge(self, enc=enc)
 
     def browser(self, *, window: str = "05", session_data: str | None = "eyJvcmRlciI6IjQyIn0") -> BrowserChallenge:
         return BrowserChallenge(self, window=window, session_data=session_data)
@@ -181,11 +194,29 @@ class Authentication:
 
 
 class AppChallenge:
-    """The 3DS SDK: JSON CReqs whose counter advances on every CRes, which must echo it."""
+    """The 3DS SDK (SPEC §3.3): acsSignedContent verified, the session key derived, then JWE CReqs
+    whose counter advances on every CRes, which must echo it. Without `Acs.trust_anchors` the
+    chain is checked against its own last certificate (consistency, not trust)."""
 
-    def __init__(self, auth: Authentication):
+    def __init__(self, auth: Authentication, *, enc: str = app_crypto.A128CBC_HS256):
         self.auth = auth
+        self.enc = enc
         self.counter = 0
+        if auth.sdk_ephem_key is None:
+            raise Unexpected("app challenge: the AReq was not sent by Acs.areq (no SDK key pair)")
+        signed = auth.ares.get("acsSignedContent")
+        if not isinstance(signed, str):
+            raise Unexpected("ARes: an app challenge without acsSignedContent")
+        try:
+            anchors = auth.acs.trust_anchors or [app_crypto.acs_signed_content_chain_top(signed)]
+            payload = app_crypto.acs_signed_content_verify(signed, trust_anchors=anchors)
+        except Exception as exc:
+            raise Unexpected(f"ARes: acsSignedContent does not verify ({exc})") from None
+        if payload.get("sdkEphemPubKey") != auth.message["sdkEphemPubKey"] or payload.get("acsTransID") != auth.acs_trans_id:
+            raise Unexpected("ARes: acsSignedContent is not for this AReq")
+        self.session_key = app_crypto.sdk_session_key_derive(
+            sdk_ephem_key=auth.sdk_ephem_key, acs_ephem_pub_key=payload["acsEphemPubKey"],
+            sdk_reference_number=auth.message["sdkReferenceNumber"])
 
     @property
     def ares(self) -> dict:
@@ -196,12 +227,28 @@ class AppChallenge:
         return self.counter
 
     def send(self, note: str = "", **fields) -> dict:
-        """CReq number `counter` with these elements; the CRes (checked) or an Erro."""
+        """CReq number `counter` with these elements, as JWE; the CRes (decrypted, checked) or a
+        plain JSON Erro."""
         acs = self.auth.acs
         creq = messages.app_creq(self.auth.message, self.auth.acs_trans_id, self.counter, **fields)
         what = f"CReq #{self.counter}"
         acs.narrate("creq", counter=self.counter, note=note, url=acs.transport_url(CREQ_PATH), message=creq)
-        answer = acs.post_json(CREQ_PATH, creq, what)
+        body = app_crypto.creq_encrypt(creq, session_key=self.session_key, acs_trans_id=self.auth.acs_trans_id, enc=self.enc)
+        try:
+            reply = acs.transport.post(CREQ_PATH, body=body, content_type=JOSE_CONTENT_TYPE)
+        except Unreachable as exc:
+            raise Unreachable(f"{what}: {exc}") from None
+        if reply.status_code != 200:
+            raise Unexpected(f"{what}: HTTP {reply.status_code}: {reply.text[:300]}")
+        if reply.content_type.startswith("application/jose"):
+            try:
+                answer = app_crypto.cres_decrypt(reply.content, session_key=self.session_key, acs_trans_id=self.auth.acs_trans_id)
+            except app_crypto.DataDecryptionFailure as exc:
+                raise Unexpected(f"CRes #{self.counter}: does not decrypt ({exc})") from None
+        elif reply.content_type.startswith("application/json"):
+            answer = reply.json()  # an Erro is plain JSON
+        else:
+            raise Unexpected(f"{what}: the answer is neither JOSE nor JSON ({reply.content_type!r})")
         acs.narrate("cres", counter=self.counter, message=answer)
         if answer.get("messageType") == "CRes":
             what = f"CRes #{self.counter}"

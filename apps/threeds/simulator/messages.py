@@ -9,6 +9,8 @@ import re
 import uuid
 from datetime import datetime, timezone
 
+from apps.threeds.app_crypto import acs_ephem_key_new, ephem_pub_key_jwk
+
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 APP, BROWSER, THREE_RI = "01", "02", "03"  # deviceChannel
 
@@ -89,7 +91,9 @@ def areq(*, pan: str = "4111111111111111", channel: str = BROWSER, category: str
             sdkTransID=str(uuid.uuid4()),
             sdkReferenceNumber="SDK_TEST_0001",
             sdkMaxTimeout="05",
-            sdkEphemPubKey={"kty": "EC", "crv": "P-256", "x": "x", "y": "y"},
+            # A real P-256 point (an invalid one is Erro 203); a caller that will open the
+            # session (the app challenge) passes its own key's public JWK instead.
+            sdkEphemPubKey=ephem_pub_key_jwk(acs_ephem_key_new()),
             deviceRenderOptions={"sdkInterface": "03", "sdkUiType": ["01", "02", "03", "04", "05"]},
             threeDSRequestorAppURL="https://merchant.example/app",
         )

@@ -37,8 +37,10 @@ class Reply:
 class Transport(Protocol):
     base_url: str
 
-    def post(self, url: str, *, json: dict | None = None, form: dict | None = None, headers: dict | None = None) -> Reply:
-        """POST a JSON body or an urlencoded form to a path of the ACS or to an absolute URL."""
+    def post(self, url: str, *, json: dict | None = None, form: dict | None = None, headers: dict | None = None,
+             body: str | None = None, content_type: str = "") -> Reply:
+        """POST a JSON body, an urlencoded form, or a raw `body` of `content_type` (the app
+        channel's JWE) to a path of the ACS or to an absolute URL."""
 
     def get(self, url: str, *, headers: dict | None = None) -> Reply: ...
 
@@ -65,7 +67,9 @@ class HttpTransport:
             raise Unreachable(f"could not reach {url}: {type(exc).__name__}: {exc}") from None
         return Reply(r.status_code, dict(r.headers), r.content, url)
 
-    def post(self, url, *, json=None, form=None, headers=None) -> Reply:
+    def post(self, url, *, json=None, form=None, headers=None, body=None, content_type="") -> Reply:
+        if body is not None:
+            return self._send("POST", url, data=body.encode(), headers={**(headers or {}), "Content-Type": content_type})
         return self._send("POST", url, json=json, data=form, headers=headers)
 
     def get(self, url, *, headers=None) -> Reply:
@@ -83,10 +87,12 @@ class DjangoClientTransport:
         self.client = client
         self.around = around or nullcontext
 
-    def post(self, url, *, json=None, form=None, headers=None) -> Reply:
+    def post(self, url, *, json=None, form=None, headers=None, body=None, content_type="") -> Reply:
         extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (headers or {}).items()}
         with self.around():
-            if form is not None:
+            if body is not None:
+                r = self.client.post(url, body, content_type=content_type, **extra)
+            elif form is not None:
                 r = self.client.post(url, urlencode(form), content_type="application/x-www-form-urlencoded", **extra)
             else:
                 r = self.client.post(url, json, content_type="application/json", **extra)

@@ -25,6 +25,8 @@ from apps.issuers.models import Issuer
 from apps.issuers.selectors import bin_grants_cover
 from apps.otp.models import OtpPolicy
 from apps.otp.services import otp_policy_save
+from apps.threeds.models import AcsSigningKey
+from apps.threeds.signing_keys import signing_key_install, test_credentials_make
 
 ACTOR = "seed_demo"
 ISSUER_ID, ISSUER_NAME, ISSUER_COUNTRY = "DEMOBANK01", "Demo Bank", "JP"
@@ -74,6 +76,7 @@ class Command(BaseCommand):
             self._products(issuer)
             cards = self._cards(issuer, self._cardholders(issuer))
             api_key = self._fresh_api_key(issuer)
+            signing_networks = self._signing_keys()
 
         shown_password = password if not options["password"] else "(the one given with --password)"
         self.stdout.write(f"Demo issuer {ISSUER_NAME} ({ISSUER_ID}) is ready.")
@@ -83,6 +86,22 @@ class Command(BaseCommand):
         self.stdout.write(f"  API key:  {api_key}")
         # Last four digits only, never a PAN.
         self.stdout.write("  Cards:    " + ", ".join(f"{c.card_id} {c.masked_pan} ({c.status})" for c in cards))
+        if signing_networks:
+            self.stdout.write(f"  App channel: test signing keys installed for {', '.join(signing_networks)} "
+                              "(self-made test roots: `acs_signing_key list`; never for production)")
+
+    @staticmethod
+    def _signing_keys() -> list[str]:
+        """The app channel signs acsSignedContent with a key per network (SPEC §3.3.3): the demo's
+        networks get test credentials by the `acs_signing_key generate-test` path, unless a key
+        is installed already (an operator's is never replaced)."""
+        installed = []
+        for network in sorted({network for _, network, _, _ in PRODUCTS} | {MASTERCARD}):
+            if not AcsSigningKey.objects.filter(network=network, active=True).exists():
+                key_pem, chain_pem, _ = test_credentials_make(network)
+                signing_key_install(network=network, key_pem=key_pem, chain_pem=chain_pem)
+                installed.append(network)
+        return installed
 
     def _issuer(self) -> Issuer:
         issuer = Issuer.objects.filter(issuer_id=ISSUER_ID).first()

@@ -6,7 +6,8 @@ The command plays everyone around the ACS:
   RReq at the AReq's dsURL and answers an RRes with resultsStatus 01;
 - the 3DS Server / merchant: for the browser channel it posts the CReq form to acsURL like a
   merchant page, and the same local server receives the final CRes at the notificationURL; for
-  the app channel it sends the JSON CReqs the 3DS SDK would send;
+  the app channel it is the 3DS SDK: its own ephemeral key in the AReq, acsSignedContent
+  verified (against --trust-root, else its own chain's root), JWE CReqs and CRes;
 - the cardholder: it reads the code from the SMS file of the `file` SMS backend (the
   simulation of looking at the phone, so the code is printed) and types it in.
 
@@ -32,6 +33,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.threeds import app_crypto
 from apps.threeds.simulator import messages
 from apps.threeds.simulator.client import Acs, Authentication, check_final, expect_echo, expect_type
 from apps.threeds.simulator.endpoints import Endpoints
@@ -187,11 +189,21 @@ class Simulation:
         else:
             per_channel = dict(
                 sdkReferenceNumber="SDK_SIMULATE_0001",
-                sdkEphemPubKey={"kty": "EC", "crv": "P-256", "x": "simulate", "y": "simulate"},
+                sdkEphemPubKey=app_crypto.ephem_pub_key_jwk(self.sdk_ephem_key),
                 threeDSRequestorAppURL="https://merchant.example/app" if v22 else None,  # a 2.2.0 element
             )
         return messages.areq(pan=self.pan, channel=channel, category="01", version=o["message_version"],
                              **common, **per_channel)
+
+    @staticmethod
+    def trust_roots(path: str) -> list:
+        from cryptography import x509
+
+        try:
+            with open(path, "rb") as f:
+                return x509.load_pem_x509_certificates(f.read())
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"--trust-root {path}: {exc}")
 
     def run(self) -> int:
         o = self.o
@@ -199,13 +211,18 @@ class Simulation:
         with Endpoints(o["listen_host"], o["listen_port"], public_base_url=o["callback_base_url"]) as endpoints:
             transport = HttpTransport(self.base_url, timeout=o["http_timeout"], user_agent="simulate_3ds/1.0 (issuer_portal)")
             acs = Acs(transport, endpoints, narrator=self.narrate)
+            if o["trust_root"]:
+                acs.trust_anchors = self.trust_roots(o["trust_root"])
             self.say(f"ACS under test:  {self.base_url}")
             self.say(f"DS (dsURL):      {endpoints.ds_url}")
             if o["channel"] == "browser":
                 self.say(f"Merchant (notificationURL): {endpoints.notification_url}")
             self.say(f"Card:            {mask_pan(self.pan)}   channel: {o['channel']}")
 
-            auth = acs.send_areq(self.areq(endpoints))
+            # The 3DS SDK's ephemeral key pair (app channel): public half in the AReq, private
+            # half to derive the session key from the ARes's acsSignedContent.
+            self.sdk_ephem_key = app_crypto.acs_ephem_key_new()
+            auth = acs.send_areq(self.areq(endpoints), sdk_ephem_key=self.sdk_ephem_key)
             ares = auth.ares
             status = ares["transStatus"]
             final = None
@@ -373,6 +390,8 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default=settings.PUBLIC_BASE_URL, help="The running server (default PUBLIC_BASE_URL).")
         parser.add_argument("--pan", default=None, help="Card number (default: the demo Visa card of seed_demo). Never printed.")
         parser.add_argument("--channel", choices=["app", "browser"], default="app")
+        parser.add_argument("--trust-root", default="", help="PEM root(s) acsSignedContent must chain to (app channel); "
+                            "default: its own chain's last certificate (consistency only).")
         parser.add_argument("--amount", default="1500", help="purchaseAmount: minor units (1500), or major units with a point (15.00).")
         parser.add_argument("--currency", default="392", help="ISO 4217 numeric (392) or alphabetic (JPY). Default 392.")
         parser.add_argument("--exponent", type=int, choices=range(0, 10), default=None, help="purchaseExponent (default: the currency's).")

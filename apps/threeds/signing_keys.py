@@ -1,0 +1,119 @@
+"""The ACS's signing credentials per card network (SPEC §3.3.3, §5.7): installed by the operator,
+checked before they are stored, read by the app channel's AReq to sign acsSignedContent.
+
+Nothing here logs or returns key material; `describe` gives what an operator may see (subjects,
+issuers, expiry, SHA-256 fingerprints of the certificates)."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from django.db import transaction
+
+from apps.core.pan import NETWORK_CHOICES
+from apps.threeds.models import AcsSigningKey
+
+NETWORKS = tuple(code for code, _ in NETWORK_CHOICES)
+
+
+class SigningKeyInvalid(ValueError):
+    """What the operator gave cannot sign acsSignedContent (the message says why, never the key)."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    private_key: object
+    chain: list
+
+
+def signing_key_install(*, network: str, key_pem: bytes, chain_pem: bytes) -> AcsSigningKey:
+    """Check and store a network's key and chain; the new key becomes the active one."""
+    if network not in NETWORKS:
+        raise SigningKeyInvalid(f"unknown network {network!r} (one of {', '.join(NETWORKS)})")
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        raise SigningKeyInvalid("the key is not an unencrypted PEM private key") from None
+    if not (isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048) and not (
+        isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
+    ):
+        raise SigningKeyInvalid("the key must be EC P-256 (ES256) or RSA of 2048 bits or more (PS256)")
+    try:
+        chain = x509.load_pem_x509_certificates(chain_pem)
+    except ValueError:
+        raise SigningKeyInvalid("the chain is not PEM certificates") from None
+    if chain[0].public_key().public_numbers() != key.public_key().public_numbers():
+        raise SigningKeyInvalid("the chain's first certificate is not the key's (leaf first)")
+    now = datetime.now(timezone.utc)
+    for cert in chain:
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise SigningKeyInvalid(f"certificate {cert.subject.rfc4514_string()!r} is outside its validity")
+    for cert, issuer in zip(chain, chain[1:]):
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except Exception:
+            raise SigningKeyInvalid(f"{cert.subject.rfc4514_string()!r} is not issued by the next certificate") from None
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    row = AcsSigningKey(network=network, chain_pem="".join(
+        c.public_bytes(serialization.Encoding.PEM).decode() for c in chain))
+    row.set_private_key_pem(pem.decode())
+    with transaction.atomic():
+        AcsSigningKey.objects.filter(network=network, active=True).update(active=False)
+        row.save()
+    return row
+
+
+def signing_credentials(network: str) -> Credentials | None:
+    """The active key and chain for `network`, or None: one query, only on an app challenge."""
+    row = AcsSigningKey.objects.filter(network=network, active=True).first() if network else None
+    if row is None:
+        return None
+    return Credentials(private_key=row.private_key(), chain=row.chain())
+
+
+def describe(row: AcsSigningKey) -> dict:
+    """What `acs_signing_key list` shows: the certificates, never the key."""
+    chain = row.chain()
+    leaf = chain[0]
+    return {
+        "network": row.network,
+        "active": row.active,
+        "created_at": row.created_at.isoformat(),
+        "subject": leaf.subject.rfc4514_string(),
+        "issuer": leaf.issuer.rfc4514_string(),
+        "not_after": leaf.not_valid_after_utc.isoformat(),
+        "sha256": leaf.fingerprint(hashes.SHA256()).hex(":").upper(),
+        "chain_length": len(chain),
+    }
+
+
+def test_credentials_make(network: str, *, days: int = 365) -> tuple[bytes, bytes, bytes]:
+    """A self-made test root and an ACS leaf under it, EC P-256, for development and the demo:
+    (key PEM, chain PEM leaf first with the root last, root PEM). Never for production."""
+    now = datetime.now(timezone.utc)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test 3DS"), x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(subject_key, subject, issuer_key, issuer, *, ca):
+        return (
+            x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+            .public_key(subject_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+            .sign(issuer_key, hashes.SHA256())
+        )
+
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = cert(root_key, f"Test {network} root", root_key, f"Test {network} root", ca=True)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = cert(leaf_key, f"Test ACS {network}", root_key, f"Test {network} root", ca=False)
+    key_pem = leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    root_pem = root.public_bytes(serialization.Encoding.PEM)
+    return key_pem, leaf.public_bytes(serialization.Encoding.PEM) + root_pem, root_pem
+
+
+test_credentials_make.__test__ = False  # not a pytest test, whatever its name
