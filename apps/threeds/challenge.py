@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import F
@@ -435,7 +436,20 @@ def challenges_time_out(*, now=None) -> int:
                 _finish_locked(challenge, "N", REASON_TIMEOUT, cancel=cancel, actor="acs", audit=audit)
                 audit_record_many(audit)
                 ended += 1
+    _session_keys_wipe(now)
     return ended
+
+
+# An app challenge that ended outside the SDK (OOB approved in the issuer's app, a fallback, a
+# timeout) keeps its session key for the SDK's next CReq, whose final CRes is encrypted with it.
+# Past this, no SDK is still waiting (its own challenge timeout is shorter): wiped (SPEC §3.3.6).
+APP_SESSION_KEY_GRACE = timedelta(minutes=10)
+
+
+def _session_keys_wipe(now) -> int:
+    return Challenge.objects.filter(
+        app_session_key_blob__isnull=False, finished_at__lt=now - APP_SESSION_KEY_GRACE
+    ).update(app_session_key_id="", app_session_key_blob=None)
 
 
 # ---------------------------------------------------------------- the app channel's CReq (SPEC §3.3)

@@ -213,6 +213,9 @@ class Challenge(models.Model):
             models.Index(fields=["fallback_reason"], condition=models.Q(fallback_reason__gt=""), name="threeds_ch_fallback_idx"),
             # Dashboards: the challenges of a period, without reading the whole table.
             models.Index(fields=["created_at"], name="threeds_ch_created_idx"),
+            # The few ended challenges still holding an app session key (the sweep that wipes them).
+            models.Index(fields=["finished_at"], condition=models.Q(app_session_key_blob__isnull=False),
+                         name="threeds_ch_session_key_idx"),
         ]
 
     def __str__(self) -> str:

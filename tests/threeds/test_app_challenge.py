@@ -196,3 +196,24 @@ def test_after_the_end_the_wiped_key_opens_nothing(started, sms_file):
     before = _state(started)
     assert started.send_raw(started.encrypt(challengeDataEntry="123456"))["errorCode"] == "302"
     assert _state(started) == before
+
+
+def test_a_challenge_ended_outside_the_sdk_keeps_its_key_for_the_grace_then_it_is_wiped(started):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.threeds.challenge import APP_SESSION_KEY_GRACE, challenges_time_out
+
+    started.send()
+    # The whole challenge's deadline passes (no code entered): ended by the sweep, not by a CReq.
+    Challenge.objects.filter(transaction_id=started.acs_trans_id).update(deadline=timezone.now() - timedelta(seconds=1))
+    assert challenges_time_out() == 1
+    challenge = Challenge.objects.get(transaction_id=started.acs_trans_id)
+    assert challenge.is_final and challenge.app_session_key_blob is not None  # the SDK may still ask
+    challenges_time_out(now=challenge.finished_at + APP_SESSION_KEY_GRACE - timedelta(seconds=1))
+    assert Challenge.objects.get(pk=challenge.pk).app_session_key_blob is not None
+    challenges_time_out(now=challenge.finished_at + APP_SESSION_KEY_GRACE + timedelta(seconds=1))
+    challenge.refresh_from_db()
+    assert (challenge.app_session_key_id, challenge.app_session_key_blob) == ("", None)
+    assert started.send_raw(started.encrypt())["errorCode"] == "302"  # nothing can open a CReq now
