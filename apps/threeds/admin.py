@@ -6,15 +6,19 @@ import json
 import uuid
 from decimal import Decimal
 
-from django.contrib import admin
+from cryptography.hazmat.primitives import hashes
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from apps.core.admin_scoping import IssuerScopedAdmin, ReadOnlyAdminMixin, RetryDeliveriesMixin, ServiceModelForm
 from apps.threeds.risk import risk_policy_save
 from apps.threeds import rreq
-from apps.threeds.models import RiskPolicy, RReqAttempt, RReqDelivery, Transaction
+from apps.threeds.models import AcsSigningKey, RiskPolicy, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.selectors import transaction_timeline
+from apps.threeds.signing_keys import common_name, signing_key_alerts
+from apps.threeds.signing_keys import days_left as cert_days_left
 
 HIDDEN = "[not shown]"
 # Message elements never shown on a page.
@@ -234,3 +238,98 @@ class RiskPolicyAdmin(IssuerScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# ---------------------------------------------------------------- ACS signing keys (platform-wide)
+
+
+def _fingerprint(cert) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def signing_key_alerts_show(request, response):
+    """The signing-key alerts as admin messages on `response`, for superusers (the only ones who
+    can act). Only on a page about to be rendered (TemplateResponse renders after the view
+    returns): messages added before a redirect would be kept for the next page and shown twice."""
+    if request.user.is_superuser and isinstance(response, TemplateResponse) and not response.is_rendered:
+        for alert in signing_key_alerts():
+            level = messages.ERROR if alert.level == "error" else messages.WARNING
+            messages.add_message(request, level, alert.message)
+    return response
+
+
+@admin.register(AcsSigningKey)
+class AcsSigningKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The ACS's signing certificates per card network, for superusers only: the keys are the
+    platform's, not an issuer's. Read only, and the private key (or its sealed blob) is never
+    shown: installing is `manage.py acs_signing_key install`'s job, which checks key and chain."""
+
+    list_display = ["network", "subject_cn", "issuer_cn", "not_after", "days_left", "fingerprint", "active"]
+    list_filter = ["active", "network"]
+    fields = ["network", "active", "created_at", "certificates"]
+    readonly_fields = fields
+    actions = None
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def changelist_view(self, request, extra_context=None):
+        return signing_key_alerts_show(request, super().changelist_view(request, extra_context))
+
+    @staticmethod
+    def _leaf(obj):
+        # Parsed once per row: every column reads the leaf.
+        if not hasattr(obj, "_leaf_cert"):
+            obj._leaf_cert = obj.chain()[0]
+        return obj._leaf_cert
+
+    @admin.display(description="Subject CN")
+    def subject_cn(self, obj) -> str:
+        return common_name(self._leaf(obj).subject)
+
+    @admin.display(description="Issuer CN")
+    def issuer_cn(self, obj) -> str:
+        return common_name(self._leaf(obj).issuer)
+
+    @admin.display(description="Not after")
+    def not_after(self, obj):
+        return self._leaf(obj).not_valid_after_utc
+
+    @admin.display(description="Days left")
+    def days_left(self, obj) -> int:
+        return cert_days_left(self._leaf(obj))
+
+    @admin.display(description="SHA-256 fingerprint")
+    def fingerprint(self, obj):
+        return format_html("<code>{}</code>", _fingerprint(self._leaf(obj)))
+
+    @admin.display(description="Certificate chain, leaf first")
+    def certificates(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            (
+                (c.subject.rfc4514_string(), c.issuer.rfc4514_string(), c.not_valid_before_utc.isoformat(),
+                 c.not_valid_after_utc.isoformat(), _fingerprint(c))
+                for c in obj.chain()
+            ),
+        )
+        return format_html(
+            "<table><tr><th>Subject</th><th>Issuer</th><th>Not before</th><th>Not after</th>"
+            "<th>SHA-256 fingerprint</th></tr>{}</table>", rows,
+        )
+
+
+# The alerts also on the admin index, where an operator lands: AdminSite has no hook for it, so its
+# index view is wrapped (admin modules load before the admin's URLs are built, which bind it).
+_admin_index = admin.site.index
+
+
+def _index_with_signing_key_alerts(request, extra_context=None):
+    return signing_key_alerts_show(request, _admin_index(request, extra_context))
+
+
+admin.site.index = _index_with_signing_key_alerts

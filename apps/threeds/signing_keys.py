@@ -4,6 +4,7 @@ checked before they are stored, read by the app channel's AReq to sign acsSigned
 Nothing here logs or returns key material; `describe` gives what an operator may see (subjects,
 issuers, expiry, SHA-256 fingerprints of the certificates)."""
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -117,3 +118,58 @@ def test_credentials_make(network: str, *, days: int = 365) -> tuple[bytes, byte
 
 
 test_credentials_make.__test__ = False  # not a pytest test, whatever its name
+
+
+# Certificates closer than this to their end show as an alert in the admin (issue: 30 days).
+EXPIRY_WARNING_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Alert:
+    level: str  # "error": app challenges fail now; "warning": they will
+    network: str
+    message: str
+
+
+def common_name(name: x509.Name) -> str:
+    """A certificate name's CN, or the whole name when it has none."""
+    cns = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(cns[0].value) if cns else name.rfc4514_string()
+
+
+def days_left(cert: x509.Certificate, *, now: datetime | None = None) -> int:
+    """Whole days until `cert` ends, rounded up (a certificate made for 10 days has 10 left at
+    first, not 9); 0 or less once it has ended."""
+    return math.ceil((cert.not_valid_after_utc - (now or datetime.now(timezone.utc))) / timedelta(days=1))
+
+
+def signing_key_alerts(*, now: datetime | None = None) -> list[Alert]:
+    """What an operator must act on, in words they understand: a network with no active key (its
+    app challenges end U / 22), and an active chain with a certificate expired or within
+    EXPIRY_WARNING_DAYS of expiry (an expired one is still used to sign, and SDKs reject it)."""
+    now = now or datetime.now(timezone.utc)
+    labels = dict(NETWORK_CHOICES)
+    active = {row.network: row for row in AcsSigningKey.objects.filter(active=True)}
+    alerts = []
+    for network in NETWORKS:
+        label = labels[network]
+        install = f"manage.py acs_signing_key install --network {network} --key … --chain …"
+        row = active.get(network)
+        if row is None:
+            alerts.append(Alert("error", network, (
+                f"No signing key for {label}: app challenges on {label} cards end U (22). Install one with {install}")))
+            continue
+        # The chain fails as a whole when any of its certificates ends: warn on the first to end.
+        cert = min(row.chain(), key=lambda c: c.not_valid_after_utc)
+        ends = cert.not_valid_after_utc
+        what = f"The {label} signing certificate {common_name(cert.subject)!r}"
+        if ends <= now:
+            alerts.append(Alert("error", network, (
+                f"{what} expired on {ends:%Y-%m-%d}: SDKs reject app challenges on {label} cards. "
+                f"Install a new key and chain with {install}")))
+        elif ends - now <= timedelta(days=EXPIRY_WARNING_DAYS):
+            days = days_left(cert, now=now)
+            alerts.append(Alert("warning", network, (
+                f"{what} expires in {days} day{'s' if days != 1 else ''} ({ends:%Y-%m-%d}): then SDKs reject app "
+                f"challenges on {label} cards. Install its successor with {install}")))
+    return alerts

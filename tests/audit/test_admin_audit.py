@@ -458,7 +458,7 @@ def test_staff_user_added_changed_and_deleted_is_audited(root, issuer):
 READ_ONLY = {
     "auth.group", "audit.auditevent", "cards.phone", "oob.authnrequest", "otp.otpsession", "otp.otprefusal", "push.pushdelivery",
     "sms.smsdelivery", "threeds.transaction", "threeds.rreqdelivery", "webhooks.webhookdelivery",
-    "axes.accessattempt",
+    "axes.accessattempt", "threeds.acssigningkey",
 }
 # The platform's task schedule (django-celery-beat): no issuer's data, so no issuer to file an
 # audit event under; only superusers reach it, and Django's admin log records their changes.
