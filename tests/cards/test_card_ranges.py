@@ -1,12 +1,13 @@
 """GET /api/v1/card-ranges (SPEC §5.1): the issuer's grants as EMV cardRangeData for the DSs."""
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
 from apps.cards.models import BinRange
 from apps.threeds.models import RiskPolicy
 from tests.conftest import JsonClient
-from tests.factories import CardProductFactory, IssuerFactory, grant, make_api_key
+from tests.factories import CardProductFactory, IssuerFactory, client_for, grant, make_api_key, make_staff, make_superuser
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +125,26 @@ def test_an_api_key_is_required(bank, authorization):
 def test_unknown_query_parameters_are_refused(bank):
     r = client_of(bank).get("/api/v1/card-ranges?network=visa")
     assert r.status_code == 400 and "network" in r.json()["error"]["fields"]
+
+
+# ---------------------------------------------------------------- admin download, per network (superusers)
+
+
+def test_a_superuser_downloads_every_issuers_ranges_of_one_network(bank):
+    other = IssuerFactory()
+    grant(other, "422222")
+    grant(other, "5100000000")
+    r = client_for(make_superuser()).get(reverse("admin:threeds_card_ranges", args=["visa"]))
+    assert r.status_code == 200 and 'filename="card-ranges-visa.json"' in r["Content-Disposition"]
+    data = r.json()["cardRangeData"]
+    assert {e["network"] for e in data} == {"visa"}
+    assert [e["startRange"] for e in data] == ["4111110000000000", "4111120000000000", "4111125000000000", "4222220000000000"]
+    mastercard = client_for(make_superuser("root2")).get(reverse("admin:threeds_card_ranges", args=["mastercard"])).json()
+    assert [e["startRange"] for e in mastercard["cardRangeData"]] == ["5100000000000000", "5500000000000000"]
+
+
+def test_only_a_superuser_downloads_ranges(bank):
+    url = reverse("admin:threeds_card_ranges", args=["visa"])
+    assert client_for(make_staff(bank, None)).get(url).status_code == 403
+    assert Client().get(url).status_code == 302  # to the admin login
+    assert client_for(make_superuser()).get(reverse("admin:threeds_card_ranges", args=["nope"])).status_code == 404
