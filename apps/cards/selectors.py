@@ -4,6 +4,7 @@ import uuid
 
 from apps.cards.models import BinRange, Card, Cardholder, CardProduct, Phone
 from apps.core.exceptions import NotFound
+from apps.core.pan import network_from_prefix
 from apps.issuers.models import BinGrant, prefix_interval
 
 
@@ -80,3 +81,71 @@ def bin_grant_in_use(*, grant: BinGrant) -> bool:
         if low <= grant.high and grant.low <= high:
             return True
     return False
+
+
+# ---------------------------------------------------------------- card ranges for the DSs (SPEC §5.1)
+
+# Bounds are compared as 19-digit strings (the longest PAN, EMV's longest card range bound):
+# a prefix range "411100"-"411199" covers "4111000000000000000"-"4111999999999999999".
+_RANGE_DIGITS = 19
+
+
+def _span(start: str, end: str) -> tuple[int, int]:
+    return int(start.ljust(_RANGE_DIGITS, "0")), int(end.ljust(_RANGE_DIGITS, "9"))
+
+
+def _runs_by_prefix_network(low: int, high: int) -> list[tuple[int, int, str | None]]:
+    """[low, high] (19-digit bounds) cut where the network read from the PAN prefix changes.
+    network_from_prefix looks at 6 digits at most, so walking the 6-digit prefixes is exact; a
+    grant spans few of them (a whole 6-digit BIN is one)."""
+    unit = 10 ** (_RANGE_DIGITS - 6)
+    runs: list[list] = []
+    for prefix in range(low // unit, high // unit + 1):
+        network = network_from_prefix(f"{prefix:06d}")
+        lo, hi = max(low, prefix * unit), min(high, (prefix + 1) * unit - 1)
+        if runs and runs[-1][2] == network:
+            runs[-1][1] = hi
+        else:
+            runs.append([lo, hi, network])
+    return [tuple(run) for run in runs]
+
+
+def card_range_segments(*, issuer) -> list[dict]:
+    """The issuer's card ranges as the DSs must know them: every BIN grant of the issuer, cut into
+    the parts its card products' BIN ranges hold (their network and co-badge) and the parts no
+    product holds (network from the PAN prefix, as a card enrolled there gets it). Bounds are
+    19-digit integers, inclusive, sorted. Only the issuer's grants bound the result: a product
+    range some grant does not cover (legacy data) is not advertised, since the AReq would not
+    find its cards either. Prefixes of no known network are left out: no card can be there
+    without a product, and there is no DS to give them to."""
+    products = []
+    for product in CardProduct.objects.filter(issuer=issuer).prefetch_related("bin_ranges"):
+        for r in product.bin_ranges.all():
+            products.append((*_span(r.start, r.end), product))
+    products.sort(key=lambda item: item[0])
+
+    segments: list[dict] = []
+    for grant in BinGrant.objects.filter(issuer=issuer).order_by("low"):
+        g_low, g_high = _span(grant.start, grant.end)
+        at = g_low
+        for p_low, p_high, product in products:
+            if p_high < at or p_low > g_high:
+                continue
+            if p_low > at:
+                segments += _uncovered(at, p_low - 1)
+            lo, hi = max(p_low, at), min(p_high, g_high)
+            segments.append({"low": lo, "high": hi, "network": product.network, "co_badge": product.co_badge, "product": product})
+            at = hi + 1
+            if at > g_high:
+                break
+        if at <= g_high:
+            segments += _uncovered(at, g_high)
+    return segments
+
+
+def _uncovered(low: int, high: int) -> list[dict]:
+    return [
+        {"low": lo, "high": hi, "network": network, "co_badge": "", "product": None}
+        for lo, hi, network in _runs_by_prefix_network(low, high)
+        if network is not None
+    ]

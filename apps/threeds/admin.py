@@ -8,11 +8,16 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives import hashes
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from apps.core.admin_scoping import IssuerScopedAdmin, ReadOnlyAdminMixin, RetryDeliveriesMixin, ServiceModelForm
+from apps.core.pan import NETWORK_CHOICES
+from apps.issuers.models import Issuer
+from apps.threeds.card_ranges import card_range_data
 from apps.threeds.risk import risk_policy_save
 from apps.threeds import rreq
 from apps.threeds.models import AcsSigningKey, RiskPolicy, RReqAttempt, RReqDelivery, Transaction
@@ -238,6 +243,25 @@ class RiskPolicyAdmin(IssuerScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_urls(self):
+        # The card ranges for one DS, every issuer's (SPEC §5.1, the issuer API's list): what the
+        # platform operator hands to that network's DS, so superusers only.
+        return [
+            path("card-ranges/<str:network>.json", self.admin_site.admin_view(self.card_ranges_view), name="threeds_card_ranges"),
+            *super().get_urls(),
+        ]
+
+    def card_ranges_view(self, request, network):
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        if network not in dict(NETWORK_CHOICES):
+            raise Http404("No such network.")
+        entries = [e for issuer in Issuer.objects.order_by("issuer_id") for e in card_range_data(issuer=issuer, network=network)]
+        entries.sort(key=lambda e: e["startRange"].ljust(19, "0"))
+        response = JsonResponse({"cardRangeData": entries})
+        response["Content-Disposition"] = f'attachment; filename="card-ranges-{network}.json"'
+        return response
 
 
 # ---------------------------------------------------------------- ACS signing keys (platform-wide)

@@ -13,10 +13,10 @@ from rest_framework.response import Response
 
 from apps.core.logging import sensitive
 from apps.core.pagination import KeysetPagination
-from apps.core.pan import pan_problem
+from apps.core.pan import NETWORK_CHOICES, pan_problem
 from apps.core.serializers import PanField, StrictCharField, StrictSerializer
 from apps.issuers.api import IssuerApiView
-from apps.threeds import selectors
+from apps.threeds import card_ranges, selectors
 from apps.threeds.models import Challenge
 from apps.threeds.stripe_import import stripe_form_lines, stripe_payment_method_options
 
@@ -395,3 +395,38 @@ class AuthenticationValueVerifyApi(TransactionApiView):
                 purchase_currency=data["purchase_currency"] or "",
             )
             return Response(AuthenticationValueVerifyOutput(verification).data)
+
+
+# ---------------------------------------------------------------- card ranges for the DSs (SPEC §5.1)
+
+
+class CardRangeOutput(serializers.Serializer):
+    # EMV cardRangeData field names, as the DS takes them.
+    startRange = serializers.RegexField(r"^[0-9]{13,19}$", help_text="First PAN of the range, padded with 0s to PAN length.")
+    endRange = serializers.RegexField(r"^[0-9]{13,19}$", help_text="Last PAN of the range, padded with 9s to PAN length.")
+    network = serializers.ChoiceField(choices=NETWORK_CHOICES, help_text="The DS this range is for.")
+    actionInd = serializers.ChoiceField(choices=[card_ranges.ACTION_ADD], help_text="A: add (this is the full list).")
+    acsStartProtocolVersion = serializers.CharField()
+    acsEndProtocolVersion = serializers.CharField()
+    threeDSMethodURL = serializers.URLField()
+    acsInfoInd = serializers.ListField(
+        child=serializers.ChoiceField(choices=[card_ranges.ACS_INFO_AUTHENTICATION, card_ranges.ACS_INFO_ATTEMPTS]),
+        help_text="01 authentication available at the ACS; 02 attempts supported.",
+    )
+
+
+class CardRangeListOutput(serializers.Serializer):
+    cardRangeData = CardRangeOutput(many=True)
+
+
+class CardRangeListApi(IssuerApiView):
+    @extend_schema(
+        operation_id="v1_card_ranges_list",
+        summary="Card ranges to give each DS",
+        description="The issuer's BIN grants as EMV `cardRangeData`: the parts its card products hold (a Cartes "
+                    "Bancaires product once under each of its two networks) and the parts no product holds "
+                    "(network from the PAN prefix). A full list: every entry has `actionInd` `A`.",
+        responses=CardRangeListOutput,
+    )
+    def get(self, request):
+        return Response({"cardRangeData": card_ranges.card_range_data(issuer=self.issuer)})
