@@ -296,3 +296,16 @@ def test_the_method_data_comes_with_the_areqs_one_read(client, issuer, card):
     queries = [q for q in captured.captured_queries if q["sql"].split()[0].upper() not in ("SAVEPOINT", "RELEASE")]
     assert statement_kinds(queries)[0] == "SELECT cards_card"
     assert not any("threeds_threedsmethoddata" in kind for kind in statement_kinds(queries)), statement_kinds(queries)
+
+
+@pytest.mark.django_db
+def test_the_transactions_api_shows_it(client, api, issuer, card):
+    RiskPolicy.objects.create(issuer=issuer, new_merchant_weight=0)
+    message = areq(pan=PAN)
+    _method_done(message["threeDSServerTransID"])
+    browser = post(client, message)
+    app = post(client, areq(pan=PAN, channel="01"))
+    assert api.get(f"/api/v1/transactions/{browser['acsTransID']}").json()["three_ds_method"] == "completed"
+    assert api.get(f"/api/v1/transactions/{app['acsTransID']}").json()["three_ds_method"] is None
+    listed = {t["acs_trans_id"]: t["three_ds_method"] for t in api.get("/api/v1/transactions").json()["results"]}
+    assert listed == {browser["acsTransID"]: "completed", app["acsTransID"]: None}
