@@ -237,6 +237,7 @@ class RiskPolicyAdmin(IssuerScopedAdmin):
         ("Requestor, velocity, merchant, category", {"fields": [
             "requestor_prefers_challenge_weight", "velocity_max_per_hour", "velocity_warn_per_hour", "velocity_weight",
             "new_merchant_weight", "non_payment_weight"]}),
+        ("3DS Method", {"fields": ["three_ds_method_missing_weight", "browser_data_mismatch_weight"]}),
         ("Challenge", {"fields": ["no_method_outcome", "allow_oob", "allow_fallback_to_sms", "first_creq_timeout_seconds",
                                   "challenge_timeout_seconds", "oob_timeout_seconds"]}),
     ]

@@ -97,6 +97,8 @@ class TransactionOutput(serializers.Serializer):
     trans_status_reason = serializers.SerializerMethodField()
     eci = serializers.SerializerMethodField()
     method = serializers.SerializerMethodField(help_text="Challenge method, null without a challenge.")
+    three_ds_method = serializers.SerializerMethodField(
+        help_text="3DS Method (browser only, else null): completed, missing (threeDSCompInd Y, no data), not_completed (N), unavailable (U).")
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
 
@@ -118,6 +120,9 @@ class TransactionOutput(serializers.Serializer):
     def get_method(self, tx) -> str | None:
         challenge = _challenge_of(tx)
         return challenge.method if challenge else None
+
+    def get_three_ds_method(self, tx) -> str | None:
+        return _or_none(tx.three_ds_method)
 
 
 class TransactionPageOutput(serializers.Serializer):

@@ -28,6 +28,7 @@ from apps.threeds.emv import (
     REASON_NO_METHOD,
     REASON_TRANSACTION_NOT_PERMITTED,
 )
+from apps.threeds.method import METHOD_DATA_TTL, method_status
 from apps.threeds.messages import BROWSER, THREE_RI, MessageError, erro, validate_areq
 from apps.threeds.models import Challenge, Transaction
 from apps.threeds.outbound import notification_url, transaction_finished
@@ -117,7 +118,18 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     in autocommit like any read-committed read; then every write, all or none (`_record`)."""
     now = timezone.now()
     fingerprint = pan_fingerprint(pan)
-    card = risk.card_for_areq(fingerprint=fingerprint, prefix=pan_prefix_key(pan), areq=message, now=now)
+    # The 3DS Method's data is read (in the same statement) only when the AReq says it ran.
+    wants_method = ctx.channel == BROWSER and message.get("threeDSCompInd") == "Y"
+    method_trans_id = message["threeDSServerTransID"] if wants_method else None
+    method_since = now - METHOD_DATA_TTL
+    card = risk.card_for_areq(fingerprint=fingerprint, prefix=pan_prefix_key(pan), areq=message, now=now,
+                              method_trans_id=method_trans_id, method_since=method_since)
+    if not wants_method:
+        method_data = None
+    elif card is not None:
+        method_data = card.method_data
+    else:  # no card: the one read returned no row to carry it
+        method_data = areq_store.method_data_for(method_trans_id, since=method_since)
     tx = Transaction(
         issuer=card.issuer if card else None,
         card=card,
@@ -141,6 +153,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
         mcc=message.get("mcc", ""),
         merchant_country_code=message.get("merchantCountryCode", ""),
         three_ds_requestor_challenge_ind=message.get("threeDSRequestorChallengeInd", ""),
+        three_ds_method=method_status(message, channel=ctx.channel, data=method_data),
         notification_url=message.get("notificationURL", ""),
         ds_url=message.get("dsURL", ""),
         three_ds_requestor_app_url=message.get("threeDSRequestorAppURL", ""),
@@ -159,7 +172,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
         _fail(tx, REASON_CARD_EXPIRED)
     else:
         policy = risk.risk_policy_for(card.issuer)
-        decision = risk.decide(policy=policy, card=card, areq=message, now=now)
+        decision = risk.decide(policy=policy, card=card, areq=message, now=now, method=tx.three_ds_method, method_data=method_data)
         tx.risk_score, tx.risk_rules = decision.score, decision.rules
         if decision.velocity_exceeded:
             _fail(tx, REASON_FREQUENCY_LIMIT)

@@ -22,7 +22,7 @@ from apps.cards.models import Card, Cardholder
 from apps.core import model_sql
 from apps.core.model_sql import InsertPlan, columns, load, unwritable_fields
 from apps.issuers.models import BinGrant, Issuer
-from apps.threeds.models import Challenge, RiskPolicy, Transaction
+from apps.threeds.models import Challenge, RiskPolicy, ThreeDSMethodData, Transaction
 
 # The models the AReq writes, and those it reads: the system check looks at the first.
 WRITTEN_MODELS = (Transaction, Challenge, AuditEvent)
@@ -49,7 +49,7 @@ def check_written_models(app_configs=None, **kwargs) -> list[checks.Error]:
 # The AReq writes through the shared builder (tests reach it here too).
 plan_for = model_sql.plan_for
 write = model_sql.write
-__all__ = ["InsertPlan", "check_written_models", "plan_for", "read_card", "write"]
+__all__ = ["InsertPlan", "check_written_models", "method_data_for", "plan_for", "read_card", "write"]
 
 
 # ---------------------------------------------------------------- the read
@@ -58,14 +58,15 @@ __all__ = ["InsertPlan", "check_written_models", "plan_for", "read_card", "write
 _card_sqls: dict = {}
 
 
-def _card_sql(*, with_merchant: bool, statuses: int, connection) -> str:
-    key = (with_merchant, statuses, connection.alias)
+def _card_sql(*, with_merchant: bool, statuses: int, connection, with_method: bool = False) -> str:
+    key = (with_merchant, statuses, connection.alias, with_method)
     if key not in _card_sqls:
-        _card_sqls[key] = _build_card_sql(with_merchant=with_merchant, statuses=statuses, quote=connection.ops.quote_name)
+        _card_sqls[key] = _build_card_sql(
+            with_merchant=with_merchant, statuses=statuses, quote=connection.ops.quote_name, with_method=with_method)
     return _card_sqls[key]
 
 
-def _build_card_sql(*, with_merchant: bool, statuses: int, quote) -> str:
+def _build_card_sql(*, with_merchant: bool, statuses: int, quote, with_method: bool = False) -> str:
     """The AReq's one read: the card by fingerprint, its issuer, the issuer's risk policy (NULLs
     when it has none yet), its cardholder, and the card's history the risk rules need: the count
     since a moment (velocity) and the first transaction at this merchant with one of the given
@@ -79,7 +80,11 @@ def _build_card_sql(*, with_merchant: bool, statuses: int, quote) -> str:
     Routing by grant (SPEC §2, §3.1): the card is found only through its own grant, which must
     belong to the card's issuer and hold the PAN's prefix. Grants never overlap (a database
     constraint), so at most one issuer can answer and, a PAN being enrolled once per issuer, at
-    most one card: the ORDER BY only keeps the statement deterministic should that ever change."""
+    most one card: the ORDER BY only keeps the statement deterministic should that ever change.
+
+    With `with_method` (a browser AReq saying threeDSCompInd Y), also the 3DS Method's data kept
+    for its threeDSServerTransID since a moment (SPEC §3.8), by the unique index, or NULL: the
+    AReq's read stays one statement."""
 
     def col(model, name):
         return quote(model._meta.get_field(name).column)
@@ -91,11 +96,17 @@ def _build_card_sql(*, with_merchant: bool, statuses: int, quote) -> str:
         f" AND t.{col(Transaction, 'acquirer_merchant_id')} = %(merchant)s AND t.{col(Transaction, 'trans_status')} IN ({placeholders}) LIMIT 1)"
         if with_merchant else "NULL"
     )
+    method = (
+        f"(SELECT m.{col(ThreeDSMethodData, 'data')} FROM {quote(ThreeDSMethodData._meta.db_table)} m"
+        f" WHERE m.{col(ThreeDSMethodData, 'three_ds_server_trans_id')} = %(method_id)s"
+        f" AND m.{col(ThreeDSMethodData, 'created_at')} >= %(method_since)s)"
+        if with_method else "NULL"
+    )
     return (
         f"SELECT {columns(Card, 'c', quote)}, {columns(Issuer, 'i', quote)},"
         f" {columns(RiskPolicy, 'p', quote)}, {columns(Cardholder, 'h', quote)},"
         f" (SELECT COUNT(*) FROM {tx} t WHERE t.{col(Transaction, 'card')} = c.{col(Card, 'id')}"
-        f" AND t.{col(Transaction, 'created_at')} >= %(since)s), {known}"
+        f" AND t.{col(Transaction, 'created_at')} >= %(since)s), {known}, {method}"
         f" FROM {quote(Card._meta.db_table)} c"
         f" INNER JOIN {quote(Issuer._meta.db_table)} i ON i.{col(Issuer, 'id')} = c.{col(Card, 'issuer')}"
         f" INNER JOIN {quote(BinGrant._meta.db_table)} g ON g.{col(BinGrant, 'id')} = c.{col(Card, 'grant')}"
@@ -107,19 +118,26 @@ def _build_card_sql(*, with_merchant: bool, statuses: int, quote) -> str:
     )
 
 
-def read_card(*, fingerprint: str, prefix: int, since, merchant: str, statuses: Sequence[str], using: str = "default"):
+def read_card(*, fingerprint: str, prefix: int, since, merchant: str, statuses: Sequence[str], using: str = "default",
+              method_trans_id=None, method_since=None):
     """The card of this PAN fingerprint inside the grant holding the PAN's prefix key, with its
     issuer, risk policy and cardholder loaded as select_related would (no lazy query follows),
     and two attributes: `risk_recent_count` (its transactions created since `since`) and
     `risk_merchant_known_id` (one of its transactions at `merchant` with one of `statuses`, or
-    None); or None. One statement, through Django's cursor (CONN_HEALTH_CHECKS as usual)."""
+    None), and with `method_trans_id` a third, `method_data` (the 3DS Method's data for that
+    threeDSServerTransID kept since `method_since`, or None); or None. One statement, through
+    Django's cursor (CONN_HEALTH_CHECKS as usual)."""
     connection = connections[using]
-    sql = _card_sql(with_merchant=bool(merchant), statuses=len(statuses), connection=connection)
+    with_method = method_trans_id is not None
+    sql = _card_sql(with_merchant=bool(merchant), statuses=len(statuses), connection=connection, with_method=with_method)
     params = {
         "fingerprint": fingerprint, "prefix": prefix, "merchant": merchant,
         "since": Transaction._meta.get_field("created_at").get_db_prep_value(since, connection),
         **{f"status{i}": status for i, status in enumerate(statuses)},
     }
+    if with_method:
+        params["method_id"] = ThreeDSMethodData._meta.get_field("three_ds_server_trans_id").get_db_prep_value(method_trans_id, connection)
+        params["method_since"] = ThreeDSMethodData._meta.get_field("created_at").get_db_prep_value(method_since, connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -138,4 +156,22 @@ def read_card(*, fingerprint: str, prefix: int, since, merchant: str, statuses: 
     if parts[2][0] is not None:
         issuer.risk_policy = load(RiskPolicy, parts[2], connection, using)
     card.risk_recent_count, card.risk_merchant_known_id = row[at], row[at + 1]
+    if with_method:
+        card.method_data = method_data_load(row[at + 2], connection)
     return card
+
+
+def method_data_load(value, connection):
+    """A JSON column read by a raw cursor: text on SQLite and (as Django sets psycopg up) on
+    PostgreSQL; decoded by the field as the ORM would."""
+    if value is None:
+        return None
+    field = ThreeDSMethodData._meta.get_field("data")
+    return field.from_db_value(value, None, connection)
+
+
+def method_data_for(server_trans_id, *, since, using: str = "default"):
+    """The 3DS Method's data for an AReq whose card was not found (its one read had no row)."""
+    row = ThreeDSMethodData.objects.using(using).filter(
+        three_ds_server_trans_id=server_trans_id, created_at__gte=since).values_list("data", flat=True).first()
+    return row

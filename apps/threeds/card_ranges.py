@@ -3,6 +3,7 @@ EMV `cardRangeData` entries (the PRes shape): which PANs this ACS authenticates,
 protocol versions, 3DS Method URL and ACS capabilities."""
 
 from django.conf import settings
+from django.urls import reverse
 
 from apps.cards.selectors import card_range_segments
 from apps.core.pan import AMEX
@@ -30,9 +31,9 @@ _DIGITS = 19
 
 
 def three_ds_method_url() -> str:
-    # The one place it is built. The endpoint itself (POST /3ds/v2/method) arrives with SPEC §3.8;
-    # the DS is told its address now so that ranges need not be re-sent when it does.
-    return f"{settings.PUBLIC_BASE_URL}/3ds/v2/method"
+    # The one place threeDSMethodURL is built: the page's route (POST /3ds/v2/method, SPEC §3.8)
+    # from the URL conf, so the DS is told the address the page is really served at.
+    return f"{settings.PUBLIC_BASE_URL}{reverse('threeds-method')}"
 
 
 def _bounds(low: int, high: int, network: str) -> tuple[str, str]:

@@ -31,6 +31,11 @@ class RiskPolicy(models.Model):
     velocity_weight = models.PositiveSmallIntegerField(default=30)
     new_merchant_weight = models.PositiveSmallIntegerField(default=30, help_text="First authentication of the card at this merchant.")
     non_payment_weight = models.PositiveSmallIntegerField(default=40, help_text="messageCategory 02.")
+    # 3DS Method (SPEC §3.8). 0 by default: a policy weighs these only once an issuer chooses to.
+    three_ds_method_missing_weight = models.PositiveSmallIntegerField(
+        default=0, help_text="Browser AReq with threeDSCompInd Y but no 3DS Method data received.")
+    browser_data_mismatch_weight = models.PositiveSmallIntegerField(
+        default=0, help_text="The 3DS Method's browser data disagree with the AReq's (screen, time zone, language).")
     no_method_outcome = models.CharField(max_length=1, choices=NO_METHOD_OUTCOMES, default="N")
     allow_oob = models.BooleanField(default=True)
     allow_fallback_to_sms = models.BooleanField(default=True)
@@ -109,6 +114,9 @@ class Transaction(models.Model):
     mcc = models.CharField(max_length=4, blank=True)
     merchant_country_code = models.CharField(max_length=3, blank=True)
     three_ds_requestor_challenge_ind = models.CharField(max_length=2, blank=True)
+    # SPEC §3.8, browser channel only (blank otherwise): see apps.threeds.method.
+    three_ds_method = models.CharField(max_length=16, blank=True, choices=[
+        ("completed", "completed"), ("missing", "missing"), ("not_completed", "not completed"), ("unavailable", "unavailable")])
     notification_url = models.URLField(max_length=2048, blank=True)
     ds_url = models.URLField(max_length=2048, blank=True)
     three_ds_requestor_app_url = models.URLField(max_length=2048, blank=True)
@@ -320,3 +328,20 @@ class RReqAttempt(OutboundAttempt):
 
     def __str__(self) -> str:
         return f"try {self.number} of RReq {self.delivery_id}"
+
+
+class ThreeDSMethodData(models.Model):
+    """What the 3DS Method page collected in the cardholder's browser (SPEC §3.8), kept
+    METHOD_DATA_TTL (10 minutes) for the AReq with the same threeDSServerTransID, which reads it
+    in its one statement (apps.threeds.areq_store.read_card). Swept by the challenge timeouts task."""
+
+    three_ds_server_trans_id = models.UUIDField(unique=True)  # the unique index is the AReq's look-up
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # the sweep's range
+
+    class Meta:
+        verbose_name = "3DS Method data"
+        verbose_name_plural = "3DS Method data"
+
+    def __str__(self) -> str:
+        return str(self.three_ds_server_trans_id)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.threeds import areq_store
+from apps.threeds.method import MISSING, browser_mismatches
 from apps.threeds.models import RiskPolicy, Transaction
 
 
@@ -44,13 +45,16 @@ def _merchant(areq: dict) -> str:
     return areq.get("acquirerMerchantID") or areq.get("merchantName", "")
 
 
-def card_for_areq(*, fingerprint: str, prefix: int, areq: dict, now, using: str = "default"):
+def card_for_areq(*, fingerprint: str, prefix: int, areq: dict, now, using: str = "default",
+                  method_trans_id=None, method_since=None):
     """The card of this PAN fingerprint, inside the grant holding the PAN's prefix key
     (`pan_prefix_key`), with its issuer, risk policy, cardholder and the history decide() reads
-    (the count of the last hour, whether the card has succeeded at this merchant), in one
-    statement (areq_store.read_card); or None. decide() must get the same areq and now."""
+    (the count of the last hour, whether the card has succeeded at this merchant), and with
+    `method_trans_id` the 3DS Method's data (`card.method_data`), in one statement
+    (areq_store.read_card); or None. decide() must get the same areq and now."""
     return areq_store.read_card(fingerprint=fingerprint, prefix=prefix, since=now - VELOCITY_WINDOW,
-                                merchant=_merchant(areq), statuses=KNOWN_MERCHANT_STATUSES, using=using)
+                                merchant=_merchant(areq), statuses=KNOWN_MERCHANT_STATUSES, using=using,
+                                method_trans_id=method_trans_id, method_since=method_since)
 
 
 def _recent_count(card, now) -> int:
@@ -77,7 +81,9 @@ def _limit(table: dict, currency: str) -> Decimal | None:
     return Decimal(value) if value is not None else None
 
 
-def decide(*, policy: RiskPolicy, card, areq: dict, now=None) -> Decision:
+def decide(*, policy: RiskPolicy, card, areq: dict, now=None, method: str = "", method_data: dict | None = None) -> Decision:
+    """`method` is the transaction's three_ds_method (SPEC §3.8) and `method_data` what the 3DS
+    Method page collected, if anything."""
     now = now or timezone.now()
     rules: list[dict] = [{"rule": "base", "weight": policy.base_score}]
     score = policy.base_score
@@ -116,6 +122,15 @@ def decide(*, policy: RiskPolicy, card, areq: dict, now=None) -> Decision:
     merchant = _merchant(areq)
     if merchant and not _merchant_known(card, merchant):
         fire("new_merchant_for_card", policy.new_merchant_weight)
+
+    # 3DS Method (SPEC §3.8). Recorded only when the issuer weighs it (weights default to 0), so
+    # policies that do not use it keep their decisions and their explanations unchanged.
+    if method == MISSING and policy.three_ds_method_missing_weight:
+        fire("three_ds_method_missing", policy.three_ds_method_missing_weight)
+    if method_data and policy.browser_data_mismatch_weight:
+        mismatched = browser_mismatches(areq, method_data)
+        if mismatched:
+            fire("browser_data_mismatch", policy.browser_data_mismatch_weight, elements=mismatched)
 
     # Exemptions asked by the requestor, granted within the issuer's limits and never over a mandate.
     if indicator in ("05", "07") and not mandated and amount is not None:

@@ -18,5 +18,8 @@ def rreq_send(self, delivery_id) -> None:
 @shared_task(name="timeouts.challenges", ignore_result=True)
 def challenges_time_out() -> int:
     from apps.threeds.challenge import challenges_time_out as sweep
+    from apps.threeds.method import method_data_sweep
 
+    # The 3DS Method's data past its 10 minutes rides along: no schedule entry of its own.
+    method_data_sweep()
     return sweep()

@@ -130,6 +130,24 @@ class MerchantSite(_Server):
         self._pages[key] = page
         return f"{self.origin}/checkout/{key}"
 
+    def method_page(self, *, method_url: str, method_data: str) -> str:
+        """A checkout page that loads the ACS's 3DS Method page (SPEC §3.8) in a hidden iframe, as
+        a 3DS Server does before the AReq; returns its URL. The page's notification arrives at
+        `notification_url` like a CRes, with `threeDSMethodData` instead of `cres`."""
+        page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tokyo Books – checkout</title></head>
+<body>
+<h1>Tokyo Books</h1>
+<iframe name="method" id="method" style="display:none" title="3DS Method"></iframe>
+<form id="method-form" method="post" action="{html.escape(method_url)}" target="method">
+<input type="hidden" name="threeDSMethodData" value="{html.escape(method_data)}">
+</form>
+<script>document.getElementById("method-form").submit();</script>
+</body></html>"""
+        key = uuid.uuid4().hex
+        self._pages[key] = page
+        return f"{self.origin}/checkout/{key}"
+
     def wait_for_notification(self, timeout: float = 15.0) -> Notification:
         deadline = time.monotonic() + timeout
         with self._lock:
