@@ -7,11 +7,36 @@ Names keep the EMV meaning; where the SPEC uses a code for a situation the EMV n
 suggest, the comment says so.
 """
 
+from dataclasses import dataclass
+
 from apps.core.pan import AMEX, CARTES_BANCAIRES, DISCOVER, JCB, MASTERCARD, VISA
 
 # ---------------------------------------------------------------- message versions and context
 
-SUPPORTED_VERSIONS = ("2.1.0", "2.2.0")
+@dataclass(frozen=True)
+class VersionRules:
+    """What differs between the supported messageVersions, for this ACS. Code compares these
+    flags, never version strings, so that a new version is one row of VERSION_RULES."""
+
+    # Which version's code lists (threeDSRequestorAuthenticationInd, threeDSRequestorChallengeInd,
+    # threeRIInd) the AReq is checked against (messages.by_version).
+    code_lists: str
+    # Browser: browserJavascriptEnabled required; Java, colour depth, screen and TZ required only
+    # when it is true. Before 2.2.0 those five were always required.
+    javascript_gated_browser: bool
+    # RReq: authenticationMethod, and acsRenderingType on the app channel (2.2.0 elements).
+    rreq_authentication_method: bool
+    rreq_acs_rendering_type: bool
+
+
+VERSION_RULES: dict[str, VersionRules] = {
+    "2.1.0": VersionRules(code_lists="2.1.0", javascript_gated_browser=False, rreq_authentication_method=False,
+                          rreq_acs_rendering_type=False),
+    "2.2.0": VersionRules(code_lists="2.2.0", javascript_gated_browser=True, rreq_authentication_method=True,
+                          rreq_acs_rendering_type=True),
+}
+# Oldest first: the last is the one an Erro names when the message's own is not supported.
+SUPPORTED_VERSIONS = tuple(VERSION_RULES)
 
 # deviceChannel
 APP, BROWSER, THREE_RI = "01", "02", "03"

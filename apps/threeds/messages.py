@@ -1,8 +1,9 @@
 """EMV 3DS message validation (AReq, the app and browser CReqs), table-driven, and the Erro message.
 
 Each row of a table names an element, its format, and when it is required (by message version,
-device channel and message category). A message is checked against every row; all offending
-elements are reported together, missing ones (201) before malformed ones (203).
+device channel and message category); what differs between versions is read from
+emv.VERSION_RULES, never from a version string here. A message is checked against every row; all
+offending elements are reported together, missing ones (201) before malformed ones (203).
 """
 
 import re
@@ -27,6 +28,7 @@ from apps.threeds.emv import (  # noqa: F401 (the channel and category names are
     PAYMENT,
     SUPPORTED_VERSIONS,
     THREE_RI,
+    VERSION_RULES,
 )
 
 
@@ -71,8 +73,9 @@ def one_of(*choices: str) -> Check:
 
 
 def by_version(**per_version: tuple[str, ...]) -> Check:
+    """A code list per version's code_lists (emv.VERSION_RULES)."""
     table = {k.replace("_", "."): v for k, v in per_version.items()}
-    return lambda value, ctx: isinstance(value, str) and value in table.get(ctx.version, ())
+    return lambda value, ctx: isinstance(value, str) and value in table.get(VERSION_RULES[ctx.version].code_lists, ())
 
 
 def url(value, ctx) -> bool:
@@ -161,7 +164,11 @@ def payment(ctx) -> bool:
 
 def browser_v21_or_js(ctx) -> bool:
     # 2.2.0 made the screen and Java details depend on browserJavascriptEnabled (checked below).
-    return ctx.channel == BROWSER and ctx.version == "2.1.0"
+    return ctx.channel == BROWSER and not VERSION_RULES[ctx.version].javascript_gated_browser
+
+
+def browser_javascript_required(ctx) -> bool:
+    return ctx.channel == BROWSER and VERSION_RULES[ctx.version].javascript_gated_browser
 
 
 AREQ_ELEMENTS: list[Element] = [
@@ -198,7 +205,7 @@ AREQ_ELEMENTS: list[Element] = [
     Element("browserUserAgent", text(1, 2048), channel(BROWSER)),
     Element("browserLanguage", text(1, 35), channel(BROWSER)),
     Element("browserIP", text(1, 45)),
-    Element("browserJavascriptEnabled", boolean, lambda ctx: ctx.channel == BROWSER and ctx.version == "2.2.0"),
+    Element("browserJavascriptEnabled", boolean, browser_javascript_required),
     Element("browserJavaEnabled", boolean, browser_v21_or_js),
     Element("browserColorDepth", color_depth, browser_v21_or_js),
     Element("browserScreenHeight", digits(1, 6), browser_v21_or_js),
