@@ -27,13 +27,19 @@ class VersionRules:
     # RReq: authenticationMethod, and acsRenderingType on the app channel (2.2.0 elements).
     rreq_authentication_method: bool
     rreq_acs_rendering_type: bool
+    # AReq: the optional elements 2.3.1 added are format-checked (messages.AREQ_ELEMENTS_2_3_1).
+    areq_2_3_1_elements: bool
 
 
 VERSION_RULES: dict[str, VersionRules] = {
     "2.1.0": VersionRules(code_lists="2.1.0", javascript_gated_browser=False, rreq_authentication_method=False,
-                          rreq_acs_rendering_type=False),
+                          rreq_acs_rendering_type=False, areq_2_3_1_elements=False),
     "2.2.0": VersionRules(code_lists="2.2.0", javascript_gated_browser=True, rreq_authentication_method=True,
-                          rreq_acs_rendering_type=True),
+                          rreq_acs_rendering_type=True, areq_2_3_1_elements=False),
+    # 2.3.1 follows the 2.2.0 rules here, plus its new optional AReq elements. Its code lists are
+    # read as 2.2.0's: values 2.3.1 may have added are refused (203) rather than guessed.
+    "2.3.1": VersionRules(code_lists="2.2.0", javascript_gated_browser=True, rreq_authentication_method=True,
+                          rreq_acs_rendering_type=True, areq_2_3_1_elements=True),
 }
 # Oldest first: the last is the one an Erro names when the message's own is not supported.
 SUPPORTED_VERSIONS = tuple(VERSION_RULES)

@@ -73,9 +73,15 @@ def one_of(*choices: str) -> Check:
 
 
 def by_version(**per_version: tuple[str, ...]) -> Check:
-    """A code list per version's code_lists (emv.VERSION_RULES)."""
+    """A code list per version's code_lists (emv.VERSION_RULES): 2.3.1 reads 2.2.0's list."""
     table = {k.replace("_", "."): v for k, v in per_version.items()}
     return lambda value, ctx: isinstance(value, str) and value in table.get(VERSION_RULES[ctx.version].code_lists, ())
+
+
+def since_2_3_1(check: Check) -> Check:
+    """An element 2.3.1 added: checked in the versions that define it; in an older message it is an
+    unknown element, ignored like any other."""
+    return lambda value, ctx: not VERSION_RULES[ctx.version].areq_2_3_1_elements or check(value, ctx)
 
 
 def url(value, ctx) -> bool:
@@ -117,6 +123,16 @@ def date_time_14(value, ctx) -> bool:
 def amount(value, ctx) -> bool:
     # EMV allows 48 digits; amounts are kept as 64-bit integers, far above any real purchase.
     return isinstance(value, str) and bool(re.match(r"^[0-9]{1,48}$", value)) and int(value) <= 2**63 - 1
+
+
+def yyyymmdd(value, ctx) -> bool:
+    if not (isinstance(value, str) and len(value) == 8 and value.isdigit()):
+        return False
+    try:
+        datetime(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        return False
+    return True
 
 
 def yymm(value, ctx) -> bool:
@@ -221,6 +237,26 @@ AREQ_ELEMENTS: list[Element] = [
     Element("deviceRenderOptions", device_render_options, channel(APP)),
     Element("threeDSRequestorAppURL", url),
 ]
+
+# Optional elements 2.3.1 added, checked only where their format is certain enough to refuse a
+# message over it (EMV 3DS 2.3.1, table A.1). The other new ones (deviceBindingStatus,
+# acquirerCountryCodeSource, sellerInfo, taxId, recurringInd, ...) are accepted unchecked, as
+# unlisted 2.2.0 elements are: this ACS reads none of them.
+AREQ_ELEMENTS_2_3_1: list[Element] = [
+    # Y = the 3DS Requestor supports SPC; the only value.
+    Element("threeDSRequestorSpcSupport", since_2_3_1(one_of("Y"))),
+    # 2.2.0's whiteListStatus renamed, same values.
+    Element("trustListStatus", since_2_3_1(one_of("Y", "N", "E", "P", "R", "U"))),
+    # Formats as their 2.2.0 counterparts: appIp as browserIP, payeeOrigin as a URL, the recurring
+    # amount as purchaseAmount/Currency/Exponent, recurringDate as recurringExpiry (YYYYMMDD).
+    Element("appIp", since_2_3_1(text(1, 45))),
+    Element("payeeOrigin", since_2_3_1(url)),
+    Element("recurringAmount", since_2_3_1(amount)),
+    Element("recurringCurrency", since_2_3_1(digits(3, 3))),
+    Element("recurringExponent", since_2_3_1(digits(1, 1))),
+    Element("recurringDate", since_2_3_1(yyyymmdd)),
+]
+AREQ_ELEMENTS += AREQ_ELEMENTS_2_3_1
 
 # With browserJavascriptEnabled true (2.2.0), these become required.
 _JS_ELEMENTS = ("browserJavaEnabled", "browserColorDepth", "browserScreenHeight", "browserScreenWidth", "browserTZ")
