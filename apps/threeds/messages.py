@@ -238,8 +238,9 @@ AREQ_ELEMENTS: list[Element] = [
     Element("threeDSRequestorAppURL", url),
 ]
 
-# Optional elements 2.3.1 added, checked only where their format is certain enough to refuse a
-# message over it (EMV 3DS 2.3.1, table A.1). The other new ones (deviceBindingStatus,
+# Optional elements 2.3.1 added, checked only where the format is clear enough to refuse a message
+# over it: "Y" only, or the format of the 2.2.0 element it mirrors. Written from public
+# descriptions of 2.3.1, not checked against the EMVCo text. The other new ones (deviceBindingStatus,
 # acquirerCountryCodeSource, sellerInfo, taxId, recurringInd, ...) are accepted unchecked, as
 # unlisted 2.2.0 elements are: this ACS reads none of them.
 AREQ_ELEMENTS_2_3_1: list[Element] = [
