@@ -7,12 +7,12 @@ from django.urls import reverse
 
 from apps.cards.selectors import card_range_segments
 from apps.core.pan import AMEX
+from apps.threeds.emv import SUPPORTED_VERSIONS
 from apps.threeds.models import RiskPolicy
 
-# SPEC §5.1 pins the versions a DS is told. Note: the AReq parser (emv.SUPPORTED_VERSIONS) accepts
-# 2.1.0 and 2.2.0 only today, so a 2.3.1 AReq still gets Erro 102 until that widens.
-ACS_START_PROTOCOL_VERSION = "2.1.0"
-ACS_END_PROTOCOL_VERSION = "2.3.1"
+# The versions a DS is told (SPEC §5.1) are the ones the AReq parser accepts, from the same table.
+ACS_START_PROTOCOL_VERSION = SUPPORTED_VERSIONS[0]
+ACS_END_PROTOCOL_VERSION = SUPPORTED_VERSIONS[-1]
 
 # EMV acsInfoInd values: 01 authentication available at the ACS, 02 attempts supported.
 # (03 decoupled and 04 whitelisting are not offered: neither is implemented yet.)

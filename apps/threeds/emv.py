@@ -7,11 +7,42 @@ Names keep the EMV meaning; where the SPEC uses a code for a situation the EMV n
 suggest, the comment says so.
 """
 
+from dataclasses import dataclass
+
 from apps.core.pan import AMEX, CARTES_BANCAIRES, DISCOVER, JCB, MASTERCARD, VISA
 
 # ---------------------------------------------------------------- message versions and context
 
-SUPPORTED_VERSIONS = ("2.1.0", "2.2.0")
+@dataclass(frozen=True)
+class VersionRules:
+    """What differs between the supported messageVersions, for this ACS. Code compares these
+    flags, never version strings, so that a new version is one row of VERSION_RULES."""
+
+    # Which version's code lists (threeDSRequestorAuthenticationInd, threeDSRequestorChallengeInd,
+    # threeRIInd) the AReq is checked against (messages.by_version).
+    code_lists: str
+    # Browser: browserJavascriptEnabled required; Java, colour depth, screen and TZ required only
+    # when it is true. Before 2.2.0 those five were always required.
+    javascript_gated_browser: bool
+    # RReq: authenticationMethod, and acsRenderingType on the app channel (2.2.0 elements).
+    rreq_authentication_method: bool
+    rreq_acs_rendering_type: bool
+    # AReq: the optional elements 2.3.1 added are format-checked (messages.AREQ_ELEMENTS_2_3_1).
+    areq_2_3_1_elements: bool
+
+
+VERSION_RULES: dict[str, VersionRules] = {
+    "2.1.0": VersionRules(code_lists="2.1.0", javascript_gated_browser=False, rreq_authentication_method=False,
+                          rreq_acs_rendering_type=False, areq_2_3_1_elements=False),
+    "2.2.0": VersionRules(code_lists="2.2.0", javascript_gated_browser=True, rreq_authentication_method=True,
+                          rreq_acs_rendering_type=True, areq_2_3_1_elements=False),
+    # 2.3.1 follows the 2.2.0 rules here, plus its new optional AReq elements. Its code lists are
+    # read as 2.2.0's: values 2.3.1 may have added are refused (203) rather than guessed.
+    "2.3.1": VersionRules(code_lists="2.2.0", javascript_gated_browser=True, rreq_authentication_method=True,
+                          rreq_acs_rendering_type=True, areq_2_3_1_elements=True),
+}
+# Oldest first: the last is the one an Erro names when the message's own is not supported.
+SUPPORTED_VERSIONS = tuple(VERSION_RULES)
 
 # deviceChannel
 APP, BROWSER, THREE_RI = "01", "02", "03"

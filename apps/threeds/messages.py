@@ -1,8 +1,9 @@
 """EMV 3DS message validation (AReq, the app and browser CReqs), table-driven, and the Erro message.
 
 Each row of a table names an element, its format, and when it is required (by message version,
-device channel and message category). A message is checked against every row; all offending
-elements are reported together, missing ones (201) before malformed ones (203).
+device channel and message category); what differs between versions is read from
+emv.VERSION_RULES, never from a version string here. A message is checked against every row; all
+offending elements are reported together, missing ones (201) before malformed ones (203).
 """
 
 import re
@@ -27,6 +28,7 @@ from apps.threeds.emv import (  # noqa: F401 (the channel and category names are
     PAYMENT,
     SUPPORTED_VERSIONS,
     THREE_RI,
+    VERSION_RULES,
 )
 
 
@@ -71,8 +73,15 @@ def one_of(*choices: str) -> Check:
 
 
 def by_version(**per_version: tuple[str, ...]) -> Check:
+    """A code list per version's code_lists (emv.VERSION_RULES): 2.3.1 reads 2.2.0's list."""
     table = {k.replace("_", "."): v for k, v in per_version.items()}
-    return lambda value, ctx: isinstance(value, str) and value in table.get(ctx.version, ())
+    return lambda value, ctx: isinstance(value, str) and value in table.get(VERSION_RULES[ctx.version].code_lists, ())
+
+
+def since_2_3_1(check: Check) -> Check:
+    """An element 2.3.1 added: checked in the versions that define it; in an older message it is an
+    unknown element, ignored like any other."""
+    return lambda value, ctx: not VERSION_RULES[ctx.version].areq_2_3_1_elements or check(value, ctx)
 
 
 def url(value, ctx) -> bool:
@@ -114,6 +123,16 @@ def date_time_14(value, ctx) -> bool:
 def amount(value, ctx) -> bool:
     # EMV allows 48 digits; amounts are kept as 64-bit integers, far above any real purchase.
     return isinstance(value, str) and bool(re.match(r"^[0-9]{1,48}$", value)) and int(value) <= 2**63 - 1
+
+
+def yyyymmdd(value, ctx) -> bool:
+    if not (isinstance(value, str) and len(value) == 8 and value.isdigit()):
+        return False
+    try:
+        datetime(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        return False
+    return True
 
 
 def yymm(value, ctx) -> bool:
@@ -161,7 +180,11 @@ def payment(ctx) -> bool:
 
 def browser_v21_or_js(ctx) -> bool:
     # 2.2.0 made the screen and Java details depend on browserJavascriptEnabled (checked below).
-    return ctx.channel == BROWSER and ctx.version == "2.1.0"
+    return ctx.channel == BROWSER and not VERSION_RULES[ctx.version].javascript_gated_browser
+
+
+def browser_javascript_required(ctx) -> bool:
+    return ctx.channel == BROWSER and VERSION_RULES[ctx.version].javascript_gated_browser
 
 
 AREQ_ELEMENTS: list[Element] = [
@@ -198,7 +221,7 @@ AREQ_ELEMENTS: list[Element] = [
     Element("browserUserAgent", text(1, 2048), channel(BROWSER)),
     Element("browserLanguage", text(1, 35), channel(BROWSER)),
     Element("browserIP", text(1, 45)),
-    Element("browserJavascriptEnabled", boolean, lambda ctx: ctx.channel == BROWSER and ctx.version == "2.2.0"),
+    Element("browserJavascriptEnabled", boolean, browser_javascript_required),
     Element("browserJavaEnabled", boolean, browser_v21_or_js),
     Element("browserColorDepth", color_depth, browser_v21_or_js),
     Element("browserScreenHeight", digits(1, 6), browser_v21_or_js),
@@ -214,6 +237,27 @@ AREQ_ELEMENTS: list[Element] = [
     Element("deviceRenderOptions", device_render_options, channel(APP)),
     Element("threeDSRequestorAppURL", url),
 ]
+
+# Optional elements 2.3.1 added, checked only where the format is clear enough to refuse a message
+# over it: "Y" only, or the format of the 2.2.0 element it mirrors. Written from public
+# descriptions of 2.3.1, not checked against the EMVCo text. The other new ones (deviceBindingStatus,
+# acquirerCountryCodeSource, sellerInfo, taxId, recurringInd, ...) are accepted unchecked, as
+# unlisted 2.2.0 elements are: this ACS reads none of them.
+AREQ_ELEMENTS_2_3_1: list[Element] = [
+    # Y = the 3DS Requestor supports SPC; the only value.
+    Element("threeDSRequestorSpcSupport", since_2_3_1(one_of("Y"))),
+    # 2.2.0's whiteListStatus renamed, same values.
+    Element("trustListStatus", since_2_3_1(one_of("Y", "N", "E", "P", "R", "U"))),
+    # Formats as their 2.2.0 counterparts: appIp as browserIP, payeeOrigin as a URL, the recurring
+    # amount as purchaseAmount/Currency/Exponent, recurringDate as recurringExpiry (YYYYMMDD).
+    Element("appIp", since_2_3_1(text(1, 45))),
+    Element("payeeOrigin", since_2_3_1(url)),
+    Element("recurringAmount", since_2_3_1(amount)),
+    Element("recurringCurrency", since_2_3_1(digits(3, 3))),
+    Element("recurringExponent", since_2_3_1(digits(1, 1))),
+    Element("recurringDate", since_2_3_1(yyyymmdd)),
+]
+AREQ_ELEMENTS += AREQ_ELEMENTS_2_3_1
 
 # With browserJavascriptEnabled true (2.2.0), these become required.
 _JS_ELEMENTS = ("browserJavaEnabled", "browserColorDepth", "browserScreenHeight", "browserScreenWidth", "browserTZ")

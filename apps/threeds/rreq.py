@@ -22,7 +22,7 @@ from apps.core.exceptions import Conflict
 from apps.core.logging import scrub
 from apps.core.outbound_guard import DestinationNotAllowed, ds_url_allowed, guarded_session
 from apps.delivery import engine
-from apps.threeds.messages import APP
+from apps.threeds.emv import APP, VERSION_RULES
 from apps.threeds.models import Challenge, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.results import eci_for
 from apps.threeds.areq import cb_message_extensions
@@ -33,7 +33,7 @@ RESULTS_STATUS_RECEIVED = "01"
 EXCERPT_CHARS = 500
 # Cartes Bancaires elements that the RReq carries (CB-EXEMPTION is an ARes element only).
 RREQ_CB_EXTENSIONS = ("CB-AVALGO", "CB-SCORE")
-# EMV authenticationMethod (2.2.0): how the cardholder was authenticated.
+# EMV authenticationMethod (2.2.0 and later, emv.VERSION_RULES): how the cardholder was authenticated.
 AUTHENTICATION_METHOD = {Challenge.SMS_OTP: "02", Challenge.OOB: "07"}
 # EMV authenticationType: 02 dynamic (OTP), 03 out of band.
 AUTHENTICATION_TYPE = {Challenge.SMS_OTP: "02", Challenge.OOB: "03"}
@@ -71,11 +71,12 @@ def rreq_message(tx: Transaction, challenge: Challenge | None = None) -> dict:
     authentication_type = AUTHENTICATION_TYPE.get(method) or tx.authentication_type
     if authentication_type:
         message["authenticationType"] = authentication_type
-    if tx.message_version == "2.2.0" and method in AUTHENTICATION_METHOD:
+    rules = VERSION_RULES.get(tx.message_version)
+    if rules is not None and rules.rreq_authentication_method and method in AUTHENTICATION_METHOD:
         message["authenticationMethod"] = AUTHENTICATION_METHOD[method]
     if tx.challenge_cancel:
         message["challengeCancel"] = tx.challenge_cancel
-    if tx.device_channel == APP and tx.message_version == "2.2.0" and method in ACS_UI_TEMPLATE:
+    if tx.device_channel == APP and rules is not None and rules.rreq_acs_rendering_type and method in ACS_UI_TEMPLATE:
         message["acsRenderingType"] = {"acsInterface": "01", "acsUiTemplate": ACS_UI_TEMPLATE[method]}
     extensions = [e for e in cb_message_extensions(tx) if e["name"] in RREQ_CB_EXTENSIONS]
     if extensions:

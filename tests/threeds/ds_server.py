@@ -41,7 +41,7 @@ _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 
 
 def rreq_violations(message) -> list[str]:
-    """What a DS would reject in this RReq (EMV 3DS 2.1.0 / 2.2.0, table A.1, RReq column)."""
+    """What a DS would reject in this RReq (EMV 3DS 2.1.0 / 2.2.0 / 2.3.1, table A.1, RReq column)."""
     if not isinstance(message, dict):
         return ["not a JSON object"]
     problems = [f"unknown element {name}" for name in sorted(set(message) - RREQ_ELEMENTS)]
@@ -49,7 +49,7 @@ def rreq_violations(message) -> list[str]:
     status = message.get("transStatus")
     if message.get("messageType") != "RReq":
         problems.append("messageType is not RReq")
-    if version not in ("2.1.0", "2.2.0"):
+    if version not in ("2.1.0", "2.2.0", "2.3.1"):
         problems.append("messageVersion")
     for name in ("threeDSServerTransID", "dsTransID", "acsTransID"):
         if not _UUID.match(str(message.get(name, ""))):

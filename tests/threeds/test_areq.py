@@ -157,7 +157,7 @@ def test_unreadable_messages_are_erro_101(client, body, code):
 
 
 def test_an_unsupported_version_is_102(client, db):
-    assert post(client, areq(version="2.3.1"))["errorCode"] == "102"
+    assert post(client, areq(version="2.4.0"))["errorCode"] == "102"
 
 
 @pytest.mark.parametrize("element", ["acctNumber", "dsTransID", "notificationURL", "purchaseAmount", "browserUserAgent", "dsURL"])

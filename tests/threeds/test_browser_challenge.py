@@ -404,7 +404,7 @@ def test_a_creq_for_an_app_transaction_is_refused(acs):
         ({"challengeWindowSize": "06"}, "203", "challengeWindowSize"),
         ({"challengeWindowSize": None}, "201", "challengeWindowSize"),
         ({"messageType": "AReq"}, "101", "messageType"),
-        ({"messageVersion": "2.3.1"}, "102", "messageVersion"),
+        ({"messageVersion": "2.4.0"}, "102", "messageVersion"),
         ({"messageVersion": "2.1.0"}, "203", "messageVersion"),
     ],
 )

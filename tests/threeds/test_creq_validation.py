@@ -102,7 +102,7 @@ def test_a_valid_browser_creq_passes(size):
         (browser_creq(messageType="CRes"), "", ("101", "messageType")),
         (["CReq"], "", ("101", "messageType")),
         (browser_creq(messageVersion=..., challengeWindowSize=""), "", ("201", "messageVersion,challengeWindowSize")),
-        (browser_creq(messageVersion="2.3.1"), "", ("102", "messageVersion")),
+        (browser_creq(messageVersion="2.4.0"), "", ("102", "messageVersion")),
         (browser_creq(messageVersion="2.1.0"), "", ("203", "messageVersion")),  # not the AReq's version
         (browser_creq(challengeWindowSize="06"), "", ("203", "challengeWindowSize")),
         (browser_creq(), "x" * 1025, ("203", "threeDSSessionData")),

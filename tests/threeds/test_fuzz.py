@@ -48,7 +48,7 @@ AREQ_URL, CREQ_URL, CHALLENGE_URL = "/3ds/v2/areq", "/3ds/v2/creq", "/3ds/v2/cha
 ERROR_CODES = {"101", "102", "201", "203", "301", "302", "303", "402", "403", "404"}
 assert ERROR_CODES == set(ERROR_DESCRIPTIONS)
 TRANS_STATUSES = {"Y", "N", "A", "C", "U"}
-VERSIONS = ("2.1.0", "2.2.0")
+VERSIONS = ("2.1.0", "2.2.0", "2.3.1")
 SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
 
 
@@ -168,6 +168,7 @@ def real(value):
 any_value = st.one_of(json_values, hostile_text, huge_text, st.builds(Deep, st.integers(1, 900), st.sampled_from(["list", "dict"])))
 
 CHALLENGE_INDICATORS = {"2.1.0": ["01", "02", "03", "04"], "2.2.0": ["01", "02", "03", "05", "06", "07", "08", "09"]}
+CHALLENGE_INDICATORS["2.3.1"] = CHALLENGE_INDICATORS["2.2.0"]  # 2.3.1 reads 2.2.0's code lists (emv.VERSION_RULES)
 
 
 @st.composite

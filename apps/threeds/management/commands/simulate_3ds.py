@@ -34,6 +34,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.threeds import app_crypto
+from apps.threeds.emv import SUPPORTED_VERSIONS, VERSION_RULES
 from apps.threeds.simulator import messages
 from apps.threeds.simulator.client import Acs, Authentication, check_final, expect_echo, expect_type
 from apps.threeds.simulator.endpoints import Endpoints
@@ -161,7 +162,7 @@ class Simulation:
         currency = currency_numeric(o["currency"])
         exponent = o["exponent"] if o["exponent"] is not None else exponent_for(currency)
         channel = messages.APP if o["channel"] == "app" else messages.BROWSER
-        v22 = o["message_version"] == "2.2.0"
+        v22 = VERSION_RULES[o["message_version"]].javascript_gated_browser  # 2.2.0 and later
         common = dict(
             threeDSServerRefNumber="3DS_LOA_SER_SIMULATE_00001",
             threeDSServerURL=endpoints.url + "/3dss",
@@ -397,7 +398,7 @@ class Command(BaseCommand):
         parser.add_argument("--exponent", type=int, choices=range(0, 10), default=None, help="purchaseExponent (default: the currency's).")
         parser.add_argument("--challenge", action="store_true", help="threeDSRequestorChallengeInd 04: challenge mandated.")
         parser.add_argument("--challenge-ind", default="01", help="threeDSRequestorChallengeInd without --challenge (default 01).")
-        parser.add_argument("--message-version", choices=["2.1.0", "2.2.0"], default="2.2.0")
+        parser.add_argument("--message-version", choices=list(SUPPORTED_VERSIONS), default="2.2.0")
         parser.add_argument("--merchant-name", default="Tokyo Books")
         parser.add_argument("--merchant-id", default="simulate-merchant-001", help="acquirerMerchantID.")
         parser.add_argument("--card-expiry", default="3012", help="cardExpiryDate YYMM.")
