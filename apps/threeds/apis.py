@@ -192,6 +192,7 @@ class TransactionDetailOutput(TransactionOutput):
         rules = session.policy_version.rules if session is not None else None
         return {
             "method": challenge.method,
+            "decoupled": challenge.decoupled,  # SPEC §3.9: an OOB request without CReq (ARes D)
             "state": challenge.state,
             "fallback_reason": _or_none(challenge.fallback_reason),
             "attempts": session.attempts_used if session is not None else None,

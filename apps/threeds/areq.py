@@ -17,8 +17,12 @@ from apps.oob.services import has_active_device
 from apps.core.logging import sensitive
 from apps.core.pan import CARTES_BANCAIRES
 from apps.threeds import app_crypto, areq_store, risk
+from apps.threeds.challenge import challenge_decoupled_start
 from apps.threeds.emv import (
+    ACS_DEC_CON_IND_YES,
     APP,
+    AUTHENTICATION_TYPE_DECOUPLED,
+    VERSION_RULES,
     REASON_3RI_NOT_SUPPORTED,
     REASON_ACS_TECHNICAL,
     REASON_CARD_EXPIRED,
@@ -36,6 +40,10 @@ from apps.threeds.results import CB_AVALGO, authentication_value, eci_for
 from apps.threeds.signing_keys import signing_credentials
 
 logger = logging.getLogger(__name__)
+
+# ARes cardholderInfo (at most 128 characters) of a decoupled authentication: what the 3DS
+# Requestor shows the cardholder while the issuer's app is asked (SPEC §3.9).
+DECOUPLED_CARDHOLDER_INFO = "Open your bank's app on your phone to confirm this payment."
 
 # AReq elements never kept on the transaction.
 _AREQ_SECRET_ELEMENTS = ("acctNumber", "sdkEncData", "cardholderName", "email", "homePhone", "mobilePhone", "workPhone")
@@ -188,6 +196,22 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
                     _succeed(tx, "A", pan)
                 else:
                     _fail(tx, REASON_NO_METHOD)
+            elif method == Challenge.OOB and (minutes := _decoupled_max_minutes(message, ctx)):
+                # Decoupled (SPEC §3.9): the app is asked now, with no CReq; both deadlines are
+                # the requestor's max time, so the first-CReq timeout never applies.
+                deadline = now + timedelta(minutes=minutes)
+                tx.ares_trans_status = "D"
+                tx.authentication_type = AUTHENTICATION_TYPE_DECOUPLED
+                challenge = Challenge(
+                    transaction=tx,
+                    method=Challenge.OOB,
+                    decoupled=True,
+                    state=Challenge.IN_PROGRESS,
+                    locale=card.cardholder.locale,
+                    first_creq_deadline=deadline,
+                    deadline=deadline,
+                    oob_deadline=deadline,
+                )
             else:
                 tx.ares_trans_status = "C"
                 tx.authentication_type = "03" if method == Challenge.OOB else "02"
@@ -206,7 +230,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
                         challenge = None
                         _fail(tx, REASON_ACS_TECHNICAL, status="U")
                         tx.authentication_type = ""
-    if tx.ares_trans_status != "C":
+    if tx.ares_trans_status not in ("C", "D"):
         tx.finished_at = now
     tx.ares = _ares(tx, message, decision, acs_signed_content)
     _record(tx, challenge, ctx)
@@ -245,6 +269,15 @@ def _app_session_open(tx: Transaction, challenge: Challenge, message: dict) -> s
     )
 
 
+def _decoupled_max_minutes(message: dict, ctx) -> int | None:
+    """threeDSRequestorDecMaxTime when the AReq asks for decoupled authentication in a version
+    that has it (validate_areq checked the format, and that it is present with DecReqInd Y);
+    else None: a 2.1.0 message's elements of that name are unknown ones, ignored."""
+    if not VERSION_RULES[ctx.version].decoupled or message.get("threeDSRequestorDecReqInd") != "Y":
+        return None
+    return int(message["threeDSRequestorDecMaxTime"])
+
+
 def app_acs_url() -> str:
     return f"{settings.PUBLIC_BASE_URL}/3ds/v2/creq"
 def _record(tx: Transaction, challenge: Challenge | None, ctx) -> None:
@@ -264,9 +297,17 @@ def _record(tx: Transaction, challenge: Challenge | None, ctx) -> None:
             audit_event(
                 issuer=tx.issuer, kind="threeds.ares_sent", actor="acs", acs_trans_id=tx.acs_trans_id,
                 data={"transStatus": tx.ares_trans_status, "transStatusReason": tx.trans_status_reason, "score": tx.risk_score,
-                      "rules": tx.risk_rules, "method": challenge.method if challenge else None},
+                      "rules": tx.risk_rules, "method": challenge.method if challenge else None,
+                      **({"decoupled": True} if challenge is not None and challenge.decoupled else {})},
             ),
         ])
+    if challenge is not None and challenge.decoupled:
+        # The OOB request and its pushes in the AReq's database transaction: a duplicate AReq's
+        # INSERT fails first, so it never pushes twice.
+        with transaction.atomic():
+            areq_store.write(rows)
+            challenge_decoupled_start(challenge)
+        return
     finished = tx.ares_trans_status in ("Y", "A", "N", "U") and tx.issuer_id
     if not (finished and notification_url(tx)):
         areq_store.write(rows)
@@ -352,6 +393,10 @@ def _ares(tx: Transaction, message: dict, decision, acs_signed_content: str | No
             ares["acsRenderingType"] = {"acsInterface": "01", "acsUiTemplate": "04" if tx.authentication_type == "03" else "01"}
             ares["acsURL"] = app_acs_url()
             ares["acsSignedContent"] = acs_signed_content
+    elif tx.ares_trans_status == "D":
+        ares["acsDecConInd"] = ACS_DEC_CON_IND_YES
+        ares["authenticationType"] = tx.authentication_type
+        ares["cardholderInfo"] = DECOUPLED_CARDHOLDER_INFO
     extensions = cb_message_extensions(tx)
     if extensions:
         ares["messageExtension"] = extensions

@@ -196,6 +196,17 @@ def _start_oob(challenge: Challenge, *, audit: list) -> None:
     challenge.oob_deadline = request.expires_at
 
 
+def challenge_decoupled_start(challenge: Challenge) -> None:
+    """Decoupled authentication (SPEC §3.9), inside the AReq's database transaction just after
+    its challenge row is written: the OOB request and a push per active device, as an OOB
+    challenge's first CReq would, open until threeDSRequestorDecMaxTime (the challenge's
+    deadline). Raises when no device is active any more (revoked since the AReq's read): the AReq
+    rolls back and is answered U / 22."""
+    seconds = max(1, int((challenge.deadline - timezone.now()).total_seconds()))
+    if oob_request_start(challenge=challenge, oob_timeout_seconds=seconds) is None:
+        raise RuntimeError("decoupled authentication: no active device left")
+
+
 # What ends an OOB challenge that cannot fall back to SMS: (transStatusReason, challengeCancel).
 _NO_FALLBACK_OUTCOME = {
     FALLBACK_CANCELLED: (REASON_AUTH_FAILED, CANCEL_BY_CARDHOLDER),
@@ -223,7 +234,8 @@ def challenge_fall_back_locked(challenge: Challenge, *, reason: str, actor: str,
     challenge.fallback_reason = reason[:32]
     phone = challenge.phone
     can_fall_back = (
-        risk_policy_for(tx.issuer).allow_fallback_to_sms
+        not challenge.decoupled  # no CReq, no page: nowhere to enter a code (SPEC §3.9)
+        and risk_policy_for(tx.issuer).allow_fallback_to_sms
         and phone is not None and phone.verified and tx.card is not None
     )
     audit_record(issuer=tx.issuer, kind="threeds.oob_fallback", actor=actor, acs_trans_id=tx.acs_trans_id,

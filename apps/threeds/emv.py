@@ -29,17 +29,20 @@ class VersionRules:
     rreq_acs_rendering_type: bool
     # AReq: the optional elements 2.3.1 added are format-checked (messages.AREQ_ELEMENTS_2_3_1).
     areq_2_3_1_elements: bool
+    # Decoupled authentication (threeDSRequestorDecReqInd / DecMaxTime, ARes D): 2.2.0 elements.
+    # Before, the elements do not exist: unchecked and ignored like any unknown element.
+    decoupled: bool = False
 
 
 VERSION_RULES: dict[str, VersionRules] = {
     "2.1.0": VersionRules(code_lists="2.1.0", javascript_gated_browser=False, rreq_authentication_method=False,
                           rreq_acs_rendering_type=False, areq_2_3_1_elements=False),
     "2.2.0": VersionRules(code_lists="2.2.0", javascript_gated_browser=True, rreq_authentication_method=True,
-                          rreq_acs_rendering_type=True, areq_2_3_1_elements=False),
+                          rreq_acs_rendering_type=True, areq_2_3_1_elements=False, decoupled=True),
     # 2.3.1 follows the 2.2.0 rules here, plus its new optional AReq elements. Its code lists are
     # read as 2.2.0's: values 2.3.1 may have added are refused (203) rather than guessed.
     "2.3.1": VersionRules(code_lists="2.2.0", javascript_gated_browser=True, rreq_authentication_method=True,
-                          rreq_acs_rendering_type=True, areq_2_3_1_elements=True),
+                          rreq_acs_rendering_type=True, areq_2_3_1_elements=True, decoupled=True),
 }
 # Oldest first: the last is the one an Erro names when the message's own is not supported.
 SUPPORTED_VERSIONS = tuple(VERSION_RULES)
@@ -95,6 +98,8 @@ CHALLENGE_WINDOW_SIZES = ("01", "02", "03", "04", "05")  # browser challengeWind
 FULL_PAGE_WINDOW = "05"
 AUTHENTICATION_TYPE_DYNAMIC = "02"  # an OTP
 AUTHENTICATION_TYPE_OOB = "03"
+AUTHENTICATION_TYPE_DECOUPLED = "04"  # 2.2.0
+ACS_DEC_CON_IND_YES = "Y"  # ARes acsDecConInd: the ACS confirms decoupled authentication
 ACS_UI_TYPE_TEXT = "01"  # acsUiType / acsUiTemplate: an OTP entry
 ACS_UI_TYPE_OOB = "04"
 

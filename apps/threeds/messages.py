@@ -84,6 +84,17 @@ def since_2_3_1(check: Check) -> Check:
     return lambda value, ctx: not VERSION_RULES[ctx.version].areq_2_3_1_elements or check(value, ctx)
 
 
+def since_2_2_0_decoupled(check: Check) -> Check:
+    """A decoupled-authentication element (2.2.0): in a 2.1.0 message it is an unknown element,
+    ignored like any other (and the AReq is decided as if it were absent, areq.py)."""
+    return lambda value, ctx: not VERSION_RULES[ctx.version].decoupled or check(value, ctx)
+
+
+def dec_max_time(value, ctx) -> bool:
+    """threeDSRequestorDecMaxTime: minutes, 5 digits, 00001 to 10080 (seven days)."""
+    return isinstance(value, str) and len(value) == 5 and value.isdigit() and 1 <= int(value) <= 10080
+
+
 def url(value, ctx) -> bool:
     if not isinstance(value, str) or not 1 <= len(value) <= 2048:
         return False
@@ -236,6 +247,9 @@ AREQ_ELEMENTS: list[Element] = [
     Element("sdkEncData", text(1, 64000)),
     Element("deviceRenderOptions", device_render_options, channel(APP)),
     Element("threeDSRequestorAppURL", url),
+    # Decoupled authentication (SPEC §3.9); DecMaxTime is required when DecReqInd is Y (below).
+    Element("threeDSRequestorDecReqInd", since_2_2_0_decoupled(one_of("Y", "N"))),
+    Element("threeDSRequestorDecMaxTime", since_2_2_0_decoupled(dec_max_time)),
 ]
 
 # Optional elements 2.3.1 added, checked only where the format is clear enough to refuse a message
@@ -319,6 +333,9 @@ def validate_areq(message: Any) -> Context:
         value = message.get(element.name)
         required = element.required(ctx) or (
             element.name in _JS_ELEMENTS and ctx.channel == BROWSER and message.get("browserJavascriptEnabled") is True
+        ) or (
+            element.name == "threeDSRequestorDecMaxTime" and VERSION_RULES[ctx.version].decoupled
+            and message.get("threeDSRequestorDecReqInd") == "Y"
         )
         if value is None or value == "":
             if required:

@@ -192,6 +192,9 @@ class Challenge(models.Model):
     method = models.CharField(max_length=10, choices=METHODS)
     state = models.CharField(max_length=16, choices=STATES, default=AWAITING_CREQ, db_index=True)
     fallback_reason = models.CharField(max_length=32, blank=True)
+    # Decoupled authentication (SPEC §3.9, ARes D): an OOB challenge started at the AReq, with no
+    # CReq and no fallback to SMS; its deadlines are threeDSRequestorDecMaxTime.
+    decoupled = models.BooleanField(default=False)
     otp_session = models.OneToOneField("otp.OtpSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="challenge")
     phone = models.ForeignKey("cards.Phone", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     locale = models.CharField(max_length=5, default="en")

@@ -24,7 +24,7 @@ OPERATION_OTP_SMS = "3DS_CHALLENGE_OTP_SMS"
 
 
 def notification_operation(tx: Transaction) -> str:
-    challenge = getattr(tx, "challenge", None) if tx.ares_trans_status == "C" else None
+    challenge = getattr(tx, "challenge", None) if tx.ares_trans_status in ("C", "D") else None
     if challenge is None:
         return OPERATION_FRICTIONLESS
     # The method that decided: an OOB challenge that fell back to SMS is an SMS challenge.
@@ -32,7 +32,7 @@ def notification_operation(tx: Transaction) -> str:
 
 
 def notification_payload(tx: Transaction) -> dict:
-    challenge = getattr(tx, "challenge", None) if tx.ares_trans_status == "C" else None
+    challenge = getattr(tx, "challenge", None) if tx.ares_trans_status in ("C", "D") else None
     succeeded = tx.trans_status in ("Y", "A")
     payload = {
         "operationId": str(uuid.uuid4()),
@@ -90,7 +90,7 @@ def transaction_finished(tx: Transaction) -> None:
         webhook_delivery_create(
             issuer=tx.issuer, kind=KIND_3DS_NOTIFICATION, url=url, payload=notification_payload(tx), acs_trans_id=tx.acs_trans_id
         )
-    if tx.ares_trans_status == "C":
+    if tx.ares_trans_status in ("C", "D"):  # a challenge, or a decoupled authentication (SPEC §3.9)
         from apps.threeds.rreq import rreq_enqueue
 
         rreq_enqueue(tx)

@@ -68,7 +68,9 @@ def rreq_message(tx: Transaction, challenge: Challenge | None = None) -> dict:
         message["eci"] = eci
     if tx.trans_status in ("Y", "A") and tx.authentication_value:
         message["authenticationValue"] = tx.authentication_value
-    authentication_type = AUTHENTICATION_TYPE.get(method) or tx.authentication_type
+    decoupled = challenge is not None and challenge.decoupled
+    # Decoupled: the ARes's 04, not the OOB challenge's 03.
+    authentication_type = (not decoupled and AUTHENTICATION_TYPE.get(method)) or tx.authentication_type
     if authentication_type:
         message["authenticationType"] = authentication_type
     rules = VERSION_RULES.get(tx.message_version)
@@ -76,7 +78,8 @@ def rreq_message(tx: Transaction, challenge: Challenge | None = None) -> dict:
         message["authenticationMethod"] = AUTHENTICATION_METHOD[method]
     if tx.challenge_cancel:
         message["challengeCancel"] = tx.challenge_cancel
-    if tx.device_channel == APP and rules is not None and rules.rreq_acs_rendering_type and method in ACS_UI_TEMPLATE:
+    if (tx.device_channel == APP and rules is not None and rules.rreq_acs_rendering_type and method in ACS_UI_TEMPLATE
+            and not decoupled):  # decoupled: nothing was rendered by the SDK
         message["acsRenderingType"] = {"acsInterface": "01", "acsUiTemplate": ACS_UI_TEMPLATE[method]}
     extensions = [e for e in cb_message_extensions(tx) if e["name"] in RREQ_CB_EXTENSIONS]
     if extensions:

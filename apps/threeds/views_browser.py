@@ -184,7 +184,8 @@ def _challenge_named_by(creq: dict) -> Challenge:
 def _challenge_for(acs_trans_id: str) -> Challenge | None:
     return (
         Challenge.objects.select_related("transaction", "transaction__issuer", "phone", "otp_session")
-        .filter(transaction_id=acs_trans_id)
+        # A decoupled authentication has no CReq nor page: answered as a transaction without one.
+        .filter(transaction_id=acs_trans_id, decoupled=False)
         .first()
     )
 

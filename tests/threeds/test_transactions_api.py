@@ -216,7 +216,7 @@ def test_the_detail_of_a_challenge_shows_attempts_and_the_rreq(api, card, phone,
 
     assert body["method"] == "sms_otp"
     assert body["challenge"] | {"created_at": None, "finished_at": None} == {
-        "method": "sms_otp", "state": "failed", "fallback_reason": "push_failed", "attempts": 3,
+        "method": "sms_otp", "decoupled": False, "state": "failed", "fallback_reason": "push_failed", "attempts": 3,
         "max_attempts": version.rules.max_attempts, "resends": 1, "created_at": None, "finished_at": None,
     }
     assert body["result"]["trans_status"] == "N" and body["result"]["trans_status_reason"] == "19"
