@@ -25,6 +25,8 @@ urlpatterns = [
     path("webhooks/", include("apps.sms.urls")),
     path("3ds/v2/", include("apps.threeds.urls")),
     path("analyst/", include("apps.analyst.urls")),
+    # Django's set_language: a staff user's choice of English or Japanese, kept in a cookie.
+    path("i18n/", include("django.conf.urls.i18n")),
 ]
 
 handler404 = "apps.core.views.not_found"

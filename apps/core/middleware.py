@@ -138,3 +138,35 @@ class ContentSecurityPolicyMiddleware:
             if path.startswith(prefix):
                 return policy
         return DEFAULT_POLICY
+
+
+# Staff pages follow the person's language (SPEC §5.6: Japanese and English); the machine
+# interfaces and the cardholder pages keep their own rules (English errors, the cardholder's locale).
+STAFF_PREFIXES = ("/admin/", "/analyst/", "/i18n/")
+STAFF_LANGUAGES = ("en", "ja")
+
+
+class StaffLocaleMiddleware:
+    """Activate the staff user's language: the language cookie set by Django's `set_language`
+    view, else the browser's Accept-Language, else English."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.utils import translation
+        from django.utils.cache import patch_vary_headers
+
+        if not request.path.startswith(STAFF_PREFIXES):
+            return self.get_response(request)
+        language = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+        if language not in STAFF_LANGUAGES:
+            language = translation.get_language_from_request(request)
+            if language not in STAFF_LANGUAGES:
+                language = "en"
+        with translation.override(language):
+            request.LANGUAGE_CODE = language
+            response = self.get_response(request)
+        response.headers.setdefault("Content-Language", language)
+        patch_vary_headers(response, ("Accept-Language", "Cookie"))
+        return response
