@@ -6,6 +6,9 @@ emv.VERSION_RULES, never from a version string here. A message is checked agains
 offending elements are reported together, missing ones (201) before malformed ones (203).
 """
 
+import base64
+import binascii
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -448,3 +451,36 @@ def erro(*, code: str, detail: str, message: dict | None = None, message_type: s
     if acs_trans_id:
         body["acsTransID"] = str(acs_trans_id)
     return body
+
+
+# ---------------------------------------------------------------- base64url JSON form fields
+
+class NotBase64urlJson(ValueError):
+    """A form field (creq, threeDSMethodData) that is not a base64url-encoded JSON object."""
+
+
+def base64url_json_encode(message: dict) -> str:
+    """EMV: base64url of the JSON, without padding (CRes, threeDSMethodData)."""
+    return base64.urlsafe_b64encode(json.dumps(message, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+def base64url_json_decode(raw: str, *, max_chars: int, standard_alphabet_too: bool = False) -> dict:
+    """base64url, padded or not, → JSON object, strictly, or NotBase64urlJson. The decoder quietly
+    drops characters outside the alphabet; re-encoding undoes that. `standard_alphabet_too` reads
+    +/ as well, which some 3DS Servers send in a CReq and which is unambiguous."""
+    raw = (raw or "").strip()
+    if not raw or len(raw) > max_chars:
+        raise NotBase64urlJson("missing or too long")
+    text = raw.rstrip("=")
+    if standard_alphabet_too:
+        text = text.replace("+", "-").replace("/", "_")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != text:
+            raise ValueError("not base64url")
+        value = json.loads(data.decode("utf-8"))
+    except (ValueError, binascii.Error, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise NotBase64urlJson("not base64url JSON") from None
+    if not isinstance(value, dict):
+        raise NotBase64urlJson("not a JSON object")
+    return value

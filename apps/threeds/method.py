@@ -4,9 +4,6 @@ long that is kept, and what the AReq makes of it.
 The views (apps.threeds.views_method) read forms and render; the rules are here.
 """
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -17,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.threeds.emv import BROWSER
-from apps.threeds.messages import uuid36
+from apps.threeds.messages import NotBase64urlJson, base64url_json_decode, base64url_json_encode, uuid36
 from apps.threeds.models import ThreeDSMethodData
 
 # Kept this long for the AReq (SPEC §3.8); older rows are ignored by the AReq and swept.
@@ -45,27 +42,10 @@ class BadMethodData(Exception):
 
 
 def b64url_json_decode(raw: str, *, max_chars: int) -> dict:
-    """base64url (padded or not) → JSON object, strictly (the decoder's silent skipping of
-    characters outside the alphabet is undone by re-encoding), or BadMethodData."""
-    raw = (raw or "").strip()
-    if not raw or len(raw) > max_chars:
-        raise BadMethodData("missing or too long")
-    text = raw.rstrip("=")
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != text:
-            raise ValueError("not base64url")
-        value = json.loads(data.decode("utf-8"))
-    except (ValueError, binascii.Error, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise BadMethodData("not base64url JSON") from None
-    if not isinstance(value, dict):
-        raise BadMethodData("not a JSON object")
-    return value
-
-
-def b64url_json_encode(value: dict) -> str:
-    """EMV: base64url without padding."""
-    return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).rstrip(b"=").decode()
+        return base64url_json_decode(raw, max_chars=max_chars)
+    except NotBase64urlJson as exc:
+        raise BadMethodData(str(exc)) from None
 
 
 def notification_url_allowed(url: str) -> bool:
@@ -100,7 +80,7 @@ def method_data_read(raw: str) -> tuple[str, str]:
 
 def notification_data(server_trans_id: str) -> str:
     """What the page posts to threeDSMethodNotificationURL as threeDSMethodData."""
-    return b64url_json_encode({"threeDSServerTransID": server_trans_id})
+    return base64url_json_encode({"threeDSServerTransID": server_trans_id})
 
 
 def collect_token(server_trans_id: str) -> str:

@@ -20,6 +20,10 @@ def _refusal(tx: Transaction) -> Conflict:
     if not tx.trans_status:
         if tx.ares_trans_status == "C":
             return Conflict("The challenge of this transaction has not finished.", code="transaction_in_progress")
+        if tx.ares_trans_status == "D":
+            return Conflict(
+                "The decoupled authentication of this transaction has not finished.", code="transaction_in_progress"
+            )
         return Conflict("This transaction has no result.", code="transaction_not_authenticated")
     reason = f" (transStatusReason {tx.trans_status_reason})" if tx.trans_status_reason else ""
     cancel = f", challengeCancel {tx.challenge_cancel}" if tx.challenge_cancel else ""

@@ -26,9 +26,6 @@ Security choices, per response:
   final post to notificationURL carries our origin, never a path.
 """
 
-import base64
-import binascii
-import json
 import logging
 import unicodedata
 import uuid
@@ -47,7 +44,16 @@ from apps.core.money import format_amount
 from apps.threeds import challenge as flow
 from apps.threeds.locale import page_locale, resend_refused_text, texts_for, wrong_code_text
 from apps.threeds.emv import BROWSER, CANCEL_BY_CARDHOLDER, CHALLENGE_WINDOW_SIZES, FULL_PAGE_WINDOW
-from apps.threeds.messages import MAX_SESSION_DATA_CHARS, MessageError, erro, uuid36, validate_browser_creq
+from apps.threeds.messages import (
+    MAX_SESSION_DATA_CHARS,
+    MessageError,
+    NotBase64urlJson,
+    base64url_json_decode,
+    base64url_json_encode,
+    erro,
+    uuid36,
+    validate_browser_creq,
+)
 from apps.threeds.models import Challenge
 
 logger = logging.getLogger(__name__)
@@ -118,23 +124,11 @@ class _Unreadable(Exception):
 
 
 def creq_decode(raw: str) -> dict:
-    """base64url, padded or not, → JSON object, or _Unreadable. The standard alphabet (+/) is
-    read too: some 3DS Servers send it, and it is unambiguous."""
-    raw = (raw or "").strip()
-    if not raw or len(raw) > MAX_CREQ_CHARS:
-        raise _Unreadable("creq missing or too long")
-    text = raw.rstrip("=").replace("+", "-").replace("/", "_")
+    """The creq form field → JSON object, or _Unreadable."""
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        # The decoder quietly drops characters outside the alphabet; re-encoding makes it strict.
-        if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != text:
-            raise ValueError("not base64url")
-        creq = json.loads(data.decode("utf-8"))
-    except (ValueError, binascii.Error, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise _Unreadable("creq is not base64url JSON") from None
-    if not isinstance(creq, dict):
-        raise _Unreadable("creq is not a JSON object")
-    return creq
+        return base64url_json_decode(raw, max_chars=MAX_CREQ_CHARS, standard_alphabet_too=True)
+    except NotBase64urlJson as exc:
+        raise _Unreadable(f"creq: {exc}") from None
 
 
 def _first_creq(form):
@@ -312,11 +306,6 @@ def _final_page(challenge: Challenge) -> HttpResponse:
     )
 
 
-def base64url(message: dict) -> str:
-    """EMV: base64url without padding."""
-    return base64.urlsafe_b64encode(json.dumps(message, separators=(",", ":")).encode()).rstrip(b"=").decode()
-
-
 def _post_back_page(challenge: Challenge, *, message: dict, session_data: str, window: str, result_key: str) -> HttpResponse:
     """The page that hands a final CRes (or an Erro) to the 3DS Server at notificationURL."""
     tx = challenge.transaction
@@ -330,7 +319,7 @@ def _post_back_page(challenge: Challenge, *, message: dict, session_data: str, w
         "result": t[result_key],
         "returning": t["returning"].format(merchant=tx.merchant_name),
         "notification_url": tx.notification_url,
-        "cres": base64url(message),
+        "cres": base64url_json_encode(message),
         "session_data": session_data,
     }
     return _html("threeds/final.html", context, form_action=FORM_ACTION_ANY)

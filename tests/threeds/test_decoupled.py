@@ -56,6 +56,10 @@ def test_the_ares_is_d_and_the_app_is_asked_at_once(ds, app, oob_card, push_file
 
 def test_an_approved_request_sends_an_rreq_y(ds, app, oob_card, directory_server, api):
     tx = decoupled(ds, oob_card)
+    # While the cardholder has not answered, the Stripe import says it is running, not "no result".
+    running = api.get(f"/api/v1/transactions/{tx.acs_trans_id}/stripe-import")
+    assert running.status_code == 409 and running.json()["error"]["code"] == "transaction_in_progress"
+    assert "decoupled" in running.json()["error"]["message"]
     r = app.approve(tx.acs_trans_id)
     assert r.status_code == 200, r.content
     row = Transaction.objects.get(pk=tx.acs_trans_id)
@@ -73,6 +77,7 @@ def test_an_approved_request_sends_an_rreq_y(ds, app, oob_card, directory_server
         assert kind in events
     body = api.get(f"/api/v1/transactions/{tx.acs_trans_id}").json()
     assert body["ares_trans_status"] == "D" and body["challenge"]["decoupled"] is True
+    assert api.get(f"/api/v1/transactions/{tx.acs_trans_id}/stripe-import").status_code == 200
 
 
 def test_a_cancel_in_the_app_sends_an_rreq_n_and_no_sms(ds, app, oob_card, directory_server, sms_file):
