@@ -241,14 +241,14 @@ def _app_session_open(tx: Transaction, challenge: Challenge, message: dict) -> s
     """The ACS's half of the app channel's secure session (SPEC §3.3.2–3): a fresh ephemeral
     P-256 key, the session key derived with the SDK's sdkEphemPubKey and sealed on the challenge,
     and acsSignedContent signed with the card network's key. None when the network has no
-    signing credentials installed (the caller answers U / 22).
+    signing credentials installed, or they have expired (the caller answers U / 22).
 
     The ephemeral private key is not stored: SPEC §3.3.6 asks that it be kept sealed and wiped
     with the challenge, but once the session key is derived nothing needs it again, so it never
     leaves this function (which is stricter)."""
     credentials = signing_credentials(tx.network)
     if credentials is None:
-        logger.warning("no ACS signing key installed for network %s: app challenge answered U/22", tx.network or "?")
+        logger.warning("no usable ACS signing key for network %s: app challenge answered U/22", tx.network or "?")
         return None
     acs_ephem_key = app_crypto.acs_ephem_key_new()
     session_key = app_crypto.session_key_derive(

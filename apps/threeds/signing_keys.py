@@ -4,6 +4,7 @@ checked before they are stored, read by the app channel's AReq to sign acsSigned
 Nothing here logs or returns key material; `describe` gives what an operator may see (subjects,
 issuers, expiry, SHA-256 fingerprints of the certificates)."""
 
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -18,6 +19,8 @@ from apps.core.pan import NETWORK_CHOICES
 from apps.threeds.models import AcsSigningKey
 
 NETWORKS = tuple(code for code, _ in NETWORK_CHOICES)
+
+logger = logging.getLogger(__name__)
 
 
 class SigningKeyInvalid(ValueError):
@@ -67,12 +70,20 @@ def signing_key_install(*, network: str, key_pem: bytes, chain_pem: bytes) -> Ac
     return row
 
 
-def signing_credentials(network: str) -> Credentials | None:
-    """The active key and chain for `network`, or None: one query, only on an app challenge."""
+def signing_credentials(network: str, *, now: datetime | None = None) -> Credentials | None:
+    """The active key and chain for `network`, or None: one query, only on an app challenge.
+    None too when a certificate of the chain has ended (or not begun): every SDK rejects such an
+    acsSignedContent, so the AReq answers U / 22 at once rather than a challenge no one can finish
+    (the admin's alert said so 30 days before)."""
     row = AcsSigningKey.objects.filter(network=network, active=True).first() if network else None
     if row is None:
         return None
-    return Credentials(private_key=row.private_key(), chain=row.chain())
+    chain = row.chain()
+    now = now or datetime.now(timezone.utc)
+    if not all(cert.not_valid_before_utc <= now <= cert.not_valid_after_utc for cert in chain):
+        logger.error("the ACS signing certificate of network %s is outside its validity: app challenges answered U/22", network)
+        return None
+    return Credentials(private_key=row.private_key(), chain=chain)
 
 
 def describe(row: AcsSigningKey) -> dict:
@@ -146,7 +157,7 @@ def days_left(cert: x509.Certificate, *, now: datetime | None = None) -> int:
 def signing_key_alerts(*, now: datetime | None = None) -> list[Alert]:
     """What an operator must act on, in words they understand: a network with no active key (its
     app challenges end U / 22), and an active chain with a certificate expired or within
-    EXPIRY_WARNING_DAYS of expiry (an expired one is still used to sign, and SDKs reject it)."""
+    EXPIRY_WARNING_DAYS of expiry (an expired one is no longer used: app challenges end U / 22)."""
     now = now or datetime.now(timezone.utc)
     labels = dict(NETWORK_CHOICES)
     active = {row.network: row for row in AcsSigningKey.objects.filter(active=True)}
@@ -165,11 +176,11 @@ def signing_key_alerts(*, now: datetime | None = None) -> list[Alert]:
         what = f"The {label} signing certificate {common_name(cert.subject)!r}"
         if ends <= now:
             alerts.append(Alert("error", network, (
-                f"{what} expired on {ends:%Y-%m-%d}: SDKs reject app challenges on {label} cards. "
+                f"{what} expired on {ends:%Y-%m-%d}: app challenges on {label} cards end U (22). "
                 f"Install a new key and chain with {install}")))
         elif ends - now <= timedelta(days=EXPIRY_WARNING_DAYS):
             days = days_left(cert, now=now)
             alerts.append(Alert("warning", network, (
-                f"{what} expires in {days} day{'s' if days != 1 else ''} ({ends:%Y-%m-%d}): then SDKs reject app "
-                f"challenges on {label} cards. Install its successor with {install}")))
+                f"{what} expires in {days} day{'s' if days != 1 else ''} ({ends:%Y-%m-%d}): then app challenges "
+                f"on {label} cards end U (22). Install its successor with {install}")))
     return alerts

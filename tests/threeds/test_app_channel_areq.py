@@ -62,6 +62,20 @@ def test_no_credentials_for_the_network_is_u_22(client, enrolled):
     assert not Challenge.objects.exists()
 
 
+def test_an_expired_certificate_no_longer_signs_the_areq_is_u_22(client, enrolled, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from apps.threeds import signing_keys
+
+    later = datetime.now(timezone.utc) + timedelta(days=400)  # the test chain is made for 365 days
+    real = signing_keys.signing_credentials
+    monkeypatch.setattr("apps.threeds.areq.signing_credentials", lambda network: real(network, now=later))
+    ares = AppSession(client).areq(pan=PAN, threeDSRequestorChallengeInd="04")
+    assert (ares["transStatus"], ares["transStatusReason"]) == ("U", "22") and "acsSignedContent" not in ares
+    assert not Challenge.objects.exists()
+    assert real("visa") is not None  # today the same chain still signs
+
+
 def test_a_retired_key_is_not_used(client, enrolled):
     AcsSigningKey.objects.filter(network="visa").update(active=False)
     assert AppSession(client).areq(pan=PAN, threeDSRequestorChallengeInd="04")["transStatus"] == "U"
