@@ -32,6 +32,7 @@ from apps.threeds.emv import (
     REASON_NO_METHOD,
     REASON_TRANSACTION_NOT_PERMITTED,
 )
+from apps.threeds.locale import texts_for
 from apps.threeds.method import METHOD_DATA_TTL, method_status
 from apps.threeds.messages import BROWSER, THREE_RI, MessageError, erro, validate_areq
 from apps.threeds.models import Challenge, Transaction
@@ -40,10 +41,6 @@ from apps.threeds.results import CB_AVALGO, authentication_value, eci_for
 from apps.threeds.signing_keys import signing_credentials
 
 logger = logging.getLogger(__name__)
-
-# ARes cardholderInfo (at most 128 characters) of a decoupled authentication: what the 3DS
-# Requestor shows the cardholder while the issuer's app is asked (SPEC §3.9).
-DECOUPLED_CARDHOLDER_INFO = "Open your bank's app on your phone to confirm this payment."
 
 # AReq elements never kept on the transaction.
 _AREQ_SECRET_ELEMENTS = ("acctNumber", "sdkEncData", "cardholderName", "email", "homePhone", "mobilePhone", "workPhone")
@@ -169,7 +166,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     )
     challenge = None
     decision = None
-    acs_signed_content = None
+    acs_signed_content = cardholder_info = None
     if card is None:
         _fail(tx, REASON_NO_CARD_RECORD)
     elif card.status == Card.LOST_STOLEN:
@@ -212,6 +209,9 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
                     deadline=deadline,
                     oob_deadline=deadline,
                 )
+                # ARes cardholderInfo (at most 128 characters): what the 3DS Requestor shows the
+                # cardholder while the issuer's app is asked, in the cardholder's language.
+                cardholder_info = texts_for(challenge.locale)["decoupled_info"]
             else:
                 tx.ares_trans_status = "C"
                 tx.authentication_type = "03" if method == Challenge.OOB else "02"
@@ -232,7 +232,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
                         tx.authentication_type = ""
     if tx.ares_trans_status not in ("C", "D"):
         tx.finished_at = now
-    tx.ares = _ares(tx, message, decision, acs_signed_content)
+    tx.ares = _ares(tx, message, decision, acs_signed_content, cardholder_info)
     _record(tx, challenge, ctx)
     return tx
 
@@ -365,7 +365,7 @@ def cb_exemption_bitmap(tx: Transaction) -> str:
     return base64.b64encode(bytes([first, 0, 0])).decode()
 
 
-def _ares(tx: Transaction, message: dict, decision, acs_signed_content: str | None = None) -> dict:
+def _ares(tx: Transaction, message: dict, decision, acs_signed_content: str | None = None, cardholder_info: str | None = None) -> dict:
     ares = {
         "messageType": "ARes",
         "messageVersion": tx.message_version,
@@ -396,7 +396,7 @@ def _ares(tx: Transaction, message: dict, decision, acs_signed_content: str | No
     elif tx.ares_trans_status == "D":
         ares["acsDecConInd"] = ACS_DEC_CON_IND_YES
         ares["authenticationType"] = tx.authentication_type
-        ares["cardholderInfo"] = DECOUPLED_CARDHOLDER_INFO
+        ares["cardholderInfo"] = cardholder_info
     extensions = cb_message_extensions(tx)
     if extensions:
         ares["messageExtension"] = extensions

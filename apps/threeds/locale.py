@@ -37,6 +37,7 @@ TEXTS = {
         "error_title": "This verification cannot continue",
         "error_text": "Return to the merchant's page and try the payment again.",
         "refused": "This page has expired. Return to the merchant's page and try the payment again.",
+        "decoupled_info": "Open your bank's app on your phone to confirm this payment.",
     },
     "ja": {
         "title": "お支払いの本人認証",
@@ -68,6 +69,7 @@ TEXTS = {
         "error_title": "本人認証を続行できません",
         "error_text": "加盟店のページに戻り、もう一度お支払いをお試しください。",
         "refused": "このページは有効期限切れです。加盟店のページに戻り、もう一度お支払いをお試しください。",
+        "decoupled_info": "スマートフォンでカード会社のアプリを開き、このお支払いを承認してください。",
     },
     "fr": {
         "title": "Vérifiez votre paiement",
@@ -99,6 +101,7 @@ TEXTS = {
         "error_title": "Cette vérification ne peut pas continuer",
         "error_text": "Revenez sur la page du commerçant et recommencez le paiement.",
         "refused": "Cette page a expiré. Revenez sur la page du commerçant et recommencez le paiement.",
+        "decoupled_info": "Ouvrez l'application de votre banque sur votre téléphone pour confirmer ce paiement.",
     },
 }
 

@@ -40,7 +40,7 @@ def challenge_of(tx) -> Challenge:
 def test_the_ares_is_d_and_the_app_is_asked_at_once(ds, app, oob_card, push_file):
     tx = decoupled(ds, oob_card)
     assert tx.ares["acsDecConInd"] == "Y"
-    assert 0 < len(tx.ares["cardholderInfo"]) <= 128
+    assert tx.ares["cardholderInfo"] == "Open your bank's app on your phone to confirm this payment."
     assert tx.ares["authenticationType"] == "04"
     assert "acsURL" not in tx.ares and "eci" not in tx.ares and "authenticationValue" not in tx.ares
     challenge = challenge_of(tx)
@@ -107,6 +107,14 @@ def test_the_max_time_ends_with_n_14_and_not_before(ds, app, oob_card, issuer, d
     assert (rreq["transStatus"], rreq["transStatusReason"]) == ("N", "14")
     assert AuthnRequest.objects.get(challenge_id=tx.acs_trans_id).state == AuthnRequest.EXPIRED
     assert app.pending() == []
+
+
+def test_cardholder_info_is_in_the_cardholders_language(ds, app, oob_card):
+    from apps.cards.models import Card
+
+    Card.objects.get(last4=oob_card[-4:]).cardholder.__class__.objects.update(locale="ja")
+    tx = decoupled(ds, oob_card)
+    assert tx.ares["cardholderInfo"].startswith("スマートフォンで") and len(tx.ares["cardholderInfo"]) <= 128
 
 
 def test_without_an_active_device_the_request_is_ignored(ds, app, oob_card):
