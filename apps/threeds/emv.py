@@ -9,6 +9,8 @@ suggest, the comment says so.
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy as _
+
 from apps.core.pan import AMEX, CARTES_BANCAIRES, DISCOVER, JCB, MASTERCARD, VISA
 
 # ---------------------------------------------------------------- message versions and context
@@ -57,6 +59,17 @@ PAYMENT, NON_PAYMENT = "01", "02"
 TRANS_STATUSES = ("Y", "A", "N", "U", "R", "C", "D")
 SUCCESSFUL_STATUSES = ("Y", "A")  # the statuses that carry an authenticationValue
 
+# What staff read (translatable; trans_status_text below).
+TRANS_STATUS_DESCRIPTIONS = {
+    "Y": _("Authenticated"),
+    "A": _("Attempted (proof of attempt)"),
+    "N": _("Not authenticated / declined"),
+    "U": _("Authentication could not be performed"),
+    "R": _("Rejected by the issuer"),
+    "C": _("Challenge required"),
+    "D": _("Decoupled authentication"),
+}
+
 # ---------------------------------------------------------------- transStatusReason (table A.4)
 
 REASON_AUTH_FAILED = "01"  # card authentication failed; also a cardholder cancel or a refused OOB
@@ -72,18 +85,35 @@ REASON_3RI_NOT_SUPPORTED = "21"  # a challenge needed without the cardholder pre
 REASON_ACS_TECHNICAL = "22"  # internal failure after a valid AReq
 
 REASON_DESCRIPTIONS = {
-    REASON_AUTH_FAILED: "Card authentication failed",
-    REASON_FREQUENCY_LIMIT: "Exceeds authentication frequency limit",
-    REASON_CARD_EXPIRED: "Expired card",
-    REASON_NO_CARD_RECORD: "No card record",
-    REASON_LOST_STOLEN: "Stolen card",
-    REASON_TRANSACTION_NOT_PERMITTED: "Transaction not permitted to cardholder",
-    REASON_NO_METHOD: "Cardholder not enrolled in service",
-    REASON_TIMEOUT: "Transaction timed out at the ACS",
-    REASON_TOO_MANY_ATTEMPTS: "Exceeds ACS maximum challenges",
-    REASON_3RI_NOT_SUPPORTED: "3RI transaction not supported",
-    REASON_ACS_TECHNICAL: "ACS technical issue",
+    REASON_AUTH_FAILED: _("Card authentication failed"),
+    REASON_FREQUENCY_LIMIT: _("Exceeds authentication frequency limit"),
+    REASON_CARD_EXPIRED: _("Expired card"),
+    REASON_NO_CARD_RECORD: _("No card record"),
+    REASON_LOST_STOLEN: _("Stolen card"),
+    REASON_TRANSACTION_NOT_PERMITTED: _("Transaction not permitted to cardholder"),
+    REASON_NO_METHOD: _("Cardholder not enrolled in service"),
+    REASON_TIMEOUT: _("Transaction timed out at the ACS"),
+    REASON_TOO_MANY_ATTEMPTS: _("Exceeds ACS maximum challenges"),
+    REASON_3RI_NOT_SUPPORTED: _("3RI transaction not supported"),
+    REASON_ACS_TECHNICAL: _("ACS technical issue"),
 }
+
+
+def trans_status_text(status: str | None) -> str:
+    """`"N"` → "N — Not authenticated / declined" in the active language; unknown codes as they are."""
+    if not status:
+        return "—"
+    meaning = TRANS_STATUS_DESCRIPTIONS.get(status)
+    return f"{status} — {meaning}" if meaning else status
+
+
+def reason_text(code: str | None) -> str:
+    """transStatusReason `"13"` → "13 — Cardholder not enrolled in service" in the active language."""
+    if not code:
+        return "—"
+    meaning = REASON_DESCRIPTIONS.get(code)
+    return f"{code} — {meaning}" if meaning else code
+
 
 # ---------------------------------------------------------------- challengeCancel
 

@@ -8,6 +8,7 @@ import pytest
 from django.utils import translation
 
 from apps.core import display
+from apps.threeds import emv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_values_in_words(language, expected):
     with translation.override(language):
         got = [
-            display.trans_status("N"),
-            display.reason("13"),
+            emv.trans_status_text("N"),
+            emv.reason_text("13"),
             display.country_name("392"),
             display.currency_name("978"),
             display.amount(1500, "392", 0),
@@ -33,8 +34,8 @@ def test_values_in_words(language, expected):
 
 
 def test_unknown_codes_stay_visible_never_guessed():
-    assert display.trans_status("Z") == "Z"
-    assert display.reason("99") == "99"
+    assert emv.trans_status_text("Z") == "Z"
+    assert emv.reason_text("99") == "99"
     assert display.country_name("000") == "000"
     assert display.amount(1, "000", 2) == "0.01 (000)"
     assert display.amount(None, "978", 2) == "—"
