@@ -21,6 +21,11 @@ One cycle, for one cardholder (each cycle has its own card and phone, so no send
    when the DS has received it.
 --concurrency cardholders run cycles at the same time (closed loop). Cycles/s = cycles completed
 in the measured window / its length (after a warm-up). Per-step times are reported too.
+
+--rate 10,50 instead: open loop, a new challenge (cycle) started every 1/rate seconds whatever the
+server's pace, each in its own thread — the issue's "CReq latency p95 with JWE at 50 challenges/s".
+Steps are reported for the cycles started in the measured window; `start_lag` says how late the
+driver itself started them (the client's own ECDH and JWE share the machine's 2 cores).
 """
 
 import argparse
@@ -169,11 +174,36 @@ def cycle(port: int, pan: str, phone: str, ds, inbox: SmsInbox, ds_url: str) -> 
     return t
 
 
+def run_summary(done: list[dict], errors: list[str], in_window: list[dict], seconds: float) -> dict:
+    """Cycles per second in the window and each step's p50/p95/p99 (ms)."""
+    steps = {
+        "areq": [d["ares"] - d["start"] for d in done],
+        "first_creq": [d["cres1"] - d["ares"] for d in done],
+        "sms_wait": [d["sms"] - d["cres1"] for d in done],
+        "code_creq": [d["cres2"] - d["sms"] for d in done],
+        # Every JWE CReq → CRes round trip, both steps pooled.
+        "any_creq": [d["cres1"] - d["ares"] for d in done] + [d["cres2"] - d["sms"] for d in done],
+        "rreq_wait": [d["rreq"] - d["cres2"] for d in done],
+        "whole_cycle": [d["rreq"] - d["start"] for d in done],
+    }
+    run = {
+        "cycles_per_s": round(len(in_window) / seconds, 2),
+        "cycles_completed": len(done),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "ms": {name: {"p50": round(1000 * percentile(v, 50), 1), "p95": round(1000 * percentile(v, 95), 1),
+                      "p99": round(1000 * percentile(v, 99), 1), "mean": round(1000 * statistics.mean(v), 1)}
+               for name, v in steps.items() if v},
+    }
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--celery-concurrency", type=int, default=2)
     parser.add_argument("--concurrency", default="8,16", help="cardholders in flight, one run each")
+    parser.add_argument("--rate", default="", help="open loop instead: challenges started per second, one run each")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--cardholders", type=int, default=0, help="default: enough for the runs")
@@ -200,9 +230,10 @@ def main() -> None:
     from tests.factories import luhn_complete
     from tests.threeds.ds_server import FakeDS
 
-    levels = [int(c) for c in args.concurrency.split(",")]
+    rates = [float(r) for r in args.rate.split(",")] if args.rate else []
+    levels = [] if rates else [int(c) for c in args.concurrency.split(",")]
     # Enough for 40 cycles/s in every run (a cardholder's card may get 5 codes an hour: one cycle each here).
-    needed = args.cardholders or int(40 * (args.seconds + args.warmup) * len(levels)) + 100
+    needed = args.cardholders or int(max([40.0, *rates]) * (args.seconds + args.warmup) * max(len(levels), len(rates))) + 100
     redis.Redis.from_url(os.environ["CELERY_BROKER_URL"]).flushdb()
     issuer, _ = issuer_create(issuer_id="BENCHCYCLE", name="Bench Bank", country="JP")
     # Cards are made only inside the issuer's BIN grants (the platform operator's step).
@@ -298,26 +329,47 @@ def main() -> None:
                 thread.join()
             window_end = window_start + args.seconds
             in_window = [d for d in done if window_start <= d["rreq"] < window_end]
-            steps = {
-                "areq": [d["ares"] - d["start"] for d in done],
-                "first_creq": [d["cres1"] - d["ares"] for d in done],
-                "sms_wait": [d["sms"] - d["cres1"] for d in done],
-                "code_creq": [d["cres2"] - d["sms"] for d in done],
-                "rreq_wait": [d["rreq"] - d["cres2"] for d in done],
-                "whole_cycle": [d["rreq"] - d["start"] for d in done],
-            }
-            run = {
-                "cycles_per_s": round(len(in_window) / args.seconds, 2),
-                "cycles_completed": len(done),
-                "errors": len(errors),
-                "first_errors": errors[:3],
-                "ms": {name: {"p50": round(1000 * percentile(v, 50), 1), "p95": round(1000 * percentile(v, 95), 1),
-                              "p99": round(1000 * percentile(v, 99), 1), "mean": round(1000 * statistics.mean(v), 1)}
-                       for name, v in steps.items() if v},
-            }
+            run = run_summary(done, errors, in_window, args.seconds)
             results["runs"][level] = run
             print(json.dumps({level: run}), flush=True)
             time.sleep(3)  # let the last RReqs land before the next run
+        for rate in rates:
+            done, errors, lags, threads = [], [], [], []
+            total = int(rate * (args.warmup + args.seconds))
+            begin = time.monotonic()
+            window_start, window_end = begin + args.warmup, begin + args.warmup + args.seconds
+
+            def one(person, done=done, errors=errors):
+                try:
+                    timing = cycle(port, *person, ds, inbox, ds.url)
+                except Exception as exc:  # noqa: BLE001 — counted and reported
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    return
+                with lock:
+                    done.append(timing)
+
+            for k in range(total):
+                due = begin + k / rate
+                if (delay := due - time.monotonic()) > 0:
+                    time.sleep(delay)
+                lags.append(time.monotonic() - due)
+                person = next(next_person, None)
+                if person is None:
+                    errors.append("out of cardholders")
+                    break
+                thread = threading.Thread(target=one, args=(person,), daemon=True)
+                thread.start()
+                threads.append(thread)
+            for thread in threads:
+                thread.join(timeout=60)
+            started_in_window = [d for d in done if window_start <= d["start"] < window_end]
+            run = run_summary(started_in_window, errors, started_in_window, args.seconds)
+            run["target_rate"] = rate
+            run["started_per_s"] = round(sum(1 for k in range(total) if args.warmup <= k / rate < args.warmup + args.seconds) / args.seconds, 2)
+            run["start_lag_ms"] = {"p50": round(1000 * percentile(lags, 50), 1), "p95": round(1000 * percentile(lags, 95), 1)}
+            results["runs"][f"rate {rate:g}/s"] = run
+            print(json.dumps({f"rate {rate:g}/s": run}), flush=True)
+            time.sleep(3)
     finally:
         for process in (web, worker):
             process.send_signal(signal.SIGTERM)
