@@ -62,6 +62,21 @@ def card_product_list(*, issuer):
     return CardProduct.objects.filter(issuer=issuer).prefetch_related("bin_ranges")
 
 
+def card_list(*, issuer, cardholder=None, card_id: str | None = None, status: str | None = None, last4: str | None = None):
+    """The issuer's cards, filtered; ordered by the caller (the API pages them newest first).
+    `cardholder` is the cardholder's id, `card_id` the issuer's own card id (exact)."""
+    qs = Card.objects.filter(issuer=issuer)
+    if cardholder is not None:
+        qs = qs.filter(cardholder_id=cardholder)
+    if card_id:
+        qs = qs.filter(card_id=card_id)
+    if status:
+        qs = qs.filter(status=status)
+    if last4:
+        qs = qs.filter(last4=last4)
+    return qs
+
+
 def card_get(*, issuer, card_id) -> Card:
     card = Card.objects.filter(issuer=issuer, pk=_uuid_or_404(card_id)).select_related("issuer", "cardholder", "product").first()
     if card is None:
