@@ -17,6 +17,7 @@ from apps.core.pan import NETWORK_CHOICES, pan_problem
 from apps.core.serializers import ChoiceField, PanField, StrictCharField, StrictSerializer
 from apps.issuers.api import IssuerApiView
 from apps.threeds import card_ranges, selectors
+from apps.threeds.explanation import explain
 from apps.threeds.models import Challenge
 from apps.threeds.stripe_import import stripe_form_lines, stripe_payment_method_options
 
@@ -147,6 +148,7 @@ class TransactionDetailOutput(TransactionOutput):
     decision = serializers.SerializerMethodField()
     challenge = serializers.SerializerMethodField()
     rreq = serializers.SerializerMethodField()
+    explanation = serializers.SerializerMethodField(help_text="Why the transaction ended as it did, in words (English).")
     timeline = serializers.SerializerMethodField()
 
     def get_co_badge(self, tx) -> str | None:
@@ -223,8 +225,17 @@ class TransactionDetailOutput(TransactionOutput):
             ],
         }
 
+    def _events(self, tx) -> list:
+        # Read once for both the explanation and the timeline.
+        if "timeline" not in self.context:
+            self.context["timeline"] = list(selectors.transaction_timeline(tx=tx))
+        return self.context["timeline"]
+
+    def get_explanation(self, tx) -> str:
+        return explain(tx, events=self._events(tx))
+
     def get_timeline(self, tx) -> list[dict]:
-        return TimelineEventOutput(selectors.transaction_timeline(tx=tx), many=True).data
+        return TimelineEventOutput(self._events(tx), many=True).data
 
 
 class TransactionListApi(TransactionApiView):
