@@ -11,11 +11,14 @@ from apps.cards.models import Card, Phone
 from apps.threeds.challenge import challenges_time_out
 from apps.threeds.explanation import explain, explanation_for
 from apps.threeds.models import AcsSigningKey, RiskPolicy, Transaction
+from apps.threeds.simulator.client import Acs as Simulator
+from apps.threeds.simulator.messages import BROWSER
 from apps.threeds.simulator.messages import wrong_code as wrong
+from apps.threeds.simulator.transport import DjangoClientTransport
 from tests.otp.conftest import policy, set_policy  # noqa: F401 (fixtures)
 from tests.support.app_session import AppSession
 from tests.threeds.builders import areq
-from tests.threeds.test_browser_challenge import acs, ds  # noqa: F401 (fixtures)
+from tests.threeds.harness import endpoints  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 PAN = "4111111111111111"
@@ -132,50 +135,71 @@ def test_a_pan_outside_the_grants_is_explained_as_no_card_record(client, issuer)
 # ---------------------------------------------------------------- the SMS challenge (browser page)
 
 
-def test_a_verified_code_says_how_many_attempts_it_took(acs, api, sms_file):
-    _, ares, page = acs.start()
-    page = acs.act(page, "submit", wrong(sms_file.last_code()))
-    acs.act(page, "submit", sms_file.last_code())
-    text = explanation(api, ares["acsTransID"])
+@pytest.fixture
+def simulator(client, card, phone, lenient, policy, sms_file, endpoints, django_capture_on_commit_callbacks):  # noqa: F811
+    """The 3DS Server and the cardholder's browser of apps.threeds.simulator, on the test client;
+    SMS in `sms_file`, RReqs to the `endpoints` DS."""
+    transport = DjangoClientTransport(client, around=lambda: django_capture_on_commit_callbacks(execute=True))
+    return Simulator(transport, endpoints, sms_file)
+
+
+def challenged(simulator, **overrides):
+    auth = simulator.areq(pan=PAN, channel=BROWSER, threeDSRequestorChallengeInd="04", **overrides)
+    assert auth.trans_status == "C", auth.ares
+    return auth
+
+
+def test_a_verified_code_says_how_many_wrong_ones_came_first(simulator, api, sms_file):
+    auth = challenged(simulator)
+    browser = auth.browser()
+    browser.start()
+    browser.submit(wrong(sms_file.last_code()))
+    browser.submit(sms_file.last_code())
+    text = explanation(api, auth.acs_trans_id)
     assert text.startswith("Challenged because the 3DS Requestor mandated a challenge.")
     assert "The cardholder entered the correct SMS code after 1 wrong code (Y)." in text
 
 
-def test_too_many_wrong_codes(acs, api, sms_file):
-    _, ares, page = acs.start()
+def test_too_many_wrong_codes(simulator, api, sms_file):
+    auth = challenged(simulator)
+    browser = auth.browser()
+    browser.start()
     for _ in range(3):
-        page = acs.act(page, "submit", wrong(sms_file.last_code()))
-    assert "Too many wrong codes: 3 of 3 attempts used (N / 19)." in explanation(api, ares["acsTransID"])
+        browser.submit(wrong(sms_file.last_code()))
+    assert "Too many wrong codes: 3 of 3 attempts used (N / 19)." in explanation(api, auth.acs_trans_id)
 
 
-def test_a_cancel_on_the_page(acs, api):
-    _, ares, page = acs.start()
-    acs.act(page, "cancel")
-    assert "The cardholder cancelled the challenge (N / 01)." in explanation(api, ares["acsTransID"])
+def test_a_cancel_on_the_page(simulator, api):
+    auth = challenged(simulator)
+    browser = auth.browser()
+    browser.start()
+    browser.cancel()
+    assert "The cardholder cancelled the challenge (N / 01)." in explanation(api, auth.acs_trans_id)
 
 
-def test_a_challenge_never_opened_times_out(acs, api):
-    _, ares = acs.areq()
-    assert "waiting for the cardholder to open it" in explanation(api, ares["acsTransID"])
+def test_a_challenge_never_opened_times_out(simulator, api):
+    auth = challenged(simulator)
+    assert "waiting for the cardholder to open it" in explanation(api, auth.acs_trans_id)
     challenges_time_out(now=timezone.now() + timedelta(minutes=5))
-    assert "never opened in time (no first CReq): timed out (N / 14)." in explanation(api, ares["acsTransID"])
+    assert "never opened in time (no first CReq): timed out (N / 14)." in explanation(api, auth.acs_trans_id)
 
 
-def test_a_challenge_not_finished_in_time(acs, api):
-    _, ares, _ = acs.start()
-    assert "Challenge by an SMS code in progress." in explanation(api, ares["acsTransID"])
+def test_a_challenge_not_finished_in_time(simulator, api):
+    auth = challenged(simulator)
+    auth.browser().start()
+    assert "Challenge by an SMS code in progress." in explanation(api, auth.acs_trans_id)
     challenges_time_out(now=timezone.now() + timedelta(hours=1))
-    assert "The challenge was not completed in time: timed out (N / 14)." in explanation(api, ares["acsTransID"])
+    assert "The challenge was not completed in time: timed out (N / 14)." in explanation(api, auth.acs_trans_id)
 
 
-def test_an_sms_limit_names_the_limit(acs, api, set_policy):  # noqa: F811
+def test_an_sms_limit_names_the_limit(simulator, api, set_policy):  # noqa: F811
     set_policy(max_sends_per_card_hour=1)
-    acs.start()
-    message, ares = acs.areq()
-    acs.first_post(message, ares)
-    tx = Transaction.objects.get(acs_trans_id=ares["acsTransID"])
+    challenged(simulator).browser().start()
+    auth = challenged(simulator)
+    auth.browser().start()
+    tx = Transaction.objects.get(acs_trans_id=auth.acs_trans_id)
     assert (tx.trans_status, tx.trans_status_reason) == ("N", "13")
-    text = explanation(api, ares["acsTransID"])
+    text = explanation(api, auth.acs_trans_id)
     assert "The SMS code could not be sent: the card reached its limit of 1 codes in an hour. Declined (N / 13)." in text
 
 
