@@ -59,6 +59,14 @@ def test_the_score_lists_the_rules_that_fired(client, api, card, issuer):
     assert "base 10, first authentication of the card at this merchant +30." in text
 
 
+def test_an_amount_rule_shows_the_threshold_in_its_currency(client, api, card, phone, issuer):
+    RiskPolicy.objects.create(issuer=issuer, new_merchant_weight=0, amount_thresholds={"392": "1000"})
+    tx = send(client)  # ¥1,500
+    text = explanation(api, tx.acs_trans_id)
+    assert "the risk score 70 reached the challenge threshold 50" in text
+    assert "base 10, amount over ¥1,000 +60." in text
+
+
 def test_an_unverified_only_phone_and_no_device_is_declined_by_policy(client, api, card, cardholder, issuer, lenient):
     issuer.webauthn_rp_id, issuer.webauthn_origins = "bank.example", ["https://bank.example"]
     issuer.save(update_fields=["webauthn_rp_id", "webauthn_origins"])
