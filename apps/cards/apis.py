@@ -60,6 +60,7 @@ class CardholderListCreateApi(IssuerApiView):
     allowed_query_params = {"get": tuple(CardholderListQuery().fields)}
 
     @extend_schema(
+        summary="List cardholders",
         parameters=[CardholderListQuery],
         responses=CardholderPageOutput,
         operation_id="v1_cardholders_list",
@@ -72,7 +73,7 @@ class CardholderListCreateApi(IssuerApiView):
         page = paginator.paginate(qs, request, limit=query.get("limit"), cursor=query.get("cursor"))
         return paginator.get_paginated_response(CardholderOutput(page, many=True).data)
 
-    @extend_schema(request=CardholderInput, responses={201: CardholderOutput}, parameters=[IDEMPOTENCY_KEY])
+    @extend_schema(summary="Create a cardholder", request=CardholderInput, responses={201: CardholderOutput}, parameters=[IDEMPOTENCY_KEY])
     def post(self, request):
         data = _validate(CardholderInput, request.data)
         cardholder = services.cardholder_create(issuer=self.issuer, actor=self.actor, **data)
@@ -80,19 +81,19 @@ class CardholderListCreateApi(IssuerApiView):
 
 
 class CardholderDetailApi(IssuerApiView):
-    @extend_schema(responses=CardholderOutput)
+    @extend_schema(summary="Read a cardholder", responses=CardholderOutput)
     def get(self, request, cardholder_id):
         cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
         return Response(CardholderOutput(cardholder).data)
 
-    @extend_schema(request=CardholderInput, responses=CardholderOutput)
+    @extend_schema(summary="Change a cardholder", request=CardholderInput, responses=CardholderOutput)
     def patch(self, request, cardholder_id):
         cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
         data = _validate(CardholderInput, request.data, partial=True)
         cardholder = services.cardholder_update(cardholder=cardholder, actor=self.actor, **data)
         return Response(CardholderOutput(cardholder).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(summary="Remove a cardholder, with their cards and devices", responses={204: None})
     def delete(self, request, cardholder_id):
         cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
         services.cardholder_delete(cardholder=cardholder, actor=self.actor)
@@ -122,12 +123,12 @@ class PhoneInput(StrictSerializer):
 
 
 class PhoneListCreateApi(IssuerApiView):
-    @extend_schema(responses=PhoneOutput(many=True))
+    @extend_schema(summary="List a cardholder's phones", responses=PhoneOutput(many=True))
     def get(self, request, cardholder_id):
         cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
         return Response(PhoneOutput(cardholder.phones.all(), many=True).data)
 
-    @extend_schema(request=PhoneInput, responses={201: PhoneOutput}, parameters=[IDEMPOTENCY_KEY])
+    @extend_schema(summary="Add a phone", request=PhoneInput, responses={201: PhoneOutput}, parameters=[IDEMPOTENCY_KEY])
     def post(self, request, cardholder_id):
         cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
         data = _validate(PhoneInput, request.data)
@@ -135,8 +136,28 @@ class PhoneListCreateApi(IssuerApiView):
         return Response(PhoneOutput(phone).data, status=status.HTTP_201_CREATED)
 
 
+class PhoneUpdateInput(StrictSerializer):
+    number = StrictCharField(max_length=32, help_text="E.164, e.g. +819012345678. A new number is unverified unless `verified` says otherwise.")
+    is_primary = StrictBooleanField(help_text="True makes this the cardholder's one primary phone (the previous one is demoted).")
+    verified = StrictBooleanField()
+
+
 class PhoneDetailApi(IssuerApiView):
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        summary="Change a phone",
+        request=PhoneUpdateInput,
+        responses=PhoneOutput,
+        description="Any of `number`, `is_primary`, `verified`. An invalid number is a 400 naming `number`; "
+                    "a number the cardholder already has is a 409.",
+    )
+    def patch(self, request, cardholder_id, phone_id):
+        cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
+        phone = selectors.phone_get(cardholder=cardholder, phone_id=phone_id)
+        data = _validate(PhoneUpdateInput, request.data, partial=True)
+        phone = services.phone_update(phone=phone, actor=self.actor, **data)
+        return Response(PhoneOutput(phone).data)
+
+    @extend_schema(summary="Remove a phone", responses={204: None})
     def delete(self, request, cardholder_id, phone_id):
         cardholder = selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
         phone = selectors.phone_get(cardholder=cardholder, phone_id=phone_id)
@@ -181,11 +202,11 @@ class CardProductInput(StrictSerializer):
 
 
 class CardProductListCreateApi(IssuerApiView):
-    @extend_schema(responses=CardProductOutput(many=True))
+    @extend_schema(summary="List card products", responses=CardProductOutput(many=True))
     def get(self, request):
         return Response(CardProductOutput(selectors.card_product_list(issuer=self.issuer), many=True).data)
 
-    @extend_schema(request=CardProductInput, responses={201: CardProductOutput}, parameters=[IDEMPOTENCY_KEY])
+    @extend_schema(summary="Create a card product", request=CardProductInput, responses={201: CardProductOutput}, parameters=[IDEMPOTENCY_KEY])
     def post(self, request):
         data = _validate(CardProductInput, request.data)
         product = services.card_product_create(issuer=self.issuer, actor=self.actor, **data)
@@ -193,11 +214,11 @@ class CardProductListCreateApi(IssuerApiView):
 
 
 class CardProductDetailApi(IssuerApiView):
-    @extend_schema(responses=CardProductOutput)
+    @extend_schema(summary="Read a card product", responses=CardProductOutput)
     def get(self, request, product_id):
         return Response(CardProductOutput(selectors.card_product_get(issuer=self.issuer, product_id=product_id)).data)
 
-    @extend_schema(request=CardProductInput, responses=CardProductOutput)
+    @extend_schema(summary="Change a card product", request=CardProductInput, responses=CardProductOutput)
     def patch(self, request, product_id):
         product = selectors.card_product_get(issuer=self.issuer, product_id=product_id)
         data = _validate(CardProductInput, request.data, partial=True)
@@ -242,8 +263,44 @@ class CardUpdateInput(StrictSerializer):
     expiry_year = StrictIntegerField()
 
 
-class CardCreateApi(IssuerApiView):
-    @extend_schema(request=CardCreateInput, responses={201: CardOutput}, parameters=[IDEMPOTENCY_KEY])
+class CardPageOutput(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CardOutput(many=True)
+
+
+class CardListQuery(serializers.Serializer):
+    cardholder = serializers.UUIDField(required=False, help_text="Cardholder id.")
+    card_id = StrictCharField(required=False, max_length=48, validators=[card_id_validator], help_text="The issuer's card id (exact).")
+    status = StrictChoiceField(choices=Card.STATUS_CHOICES, required=False)
+    last4 = serializers.RegexField(r"^[0-9]{4}$", required=False, help_text="Last 4 digits of the PAN.",
+                                   error_messages={"invalid": "Exactly 4 digits."})
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=KeysetPagination.max_page_size)
+    cursor = serializers.CharField(required=False, help_text="From the `next` or `previous` link.")
+
+
+class CardListCreateApi(IssuerApiView):
+    allowed_query_params = {"get": tuple(CardListQuery().fields)}
+
+    @extend_schema(
+        summary="List cards",
+        parameters=[CardListQuery],
+        responses=CardPageOutput,
+        operation_id="v1_cards_list",
+        description="The issuer's cards, newest first, a page at a time: follow `next` and `previous`. "
+                    "`card_id` finds the card of the issuer's own id.",
+    )
+    def get(self, request):
+        query = _validate(CardListQuery, request.query_params.dict())
+        paginator = KeysetPagination()
+        qs = selectors.card_list(
+            issuer=self.issuer, cardholder=query.get("cardholder"), card_id=query.get("card_id"),
+            status=query.get("status"), last4=query.get("last4"),
+        )
+        page = paginator.paginate(qs, request, limit=query.get("limit"), cursor=query.get("cursor"))
+        return paginator.get_paginated_response(CardOutput(page, many=True).data)
+
+    @extend_schema(summary="Enrol a card", request=CardCreateInput, responses={201: CardOutput}, parameters=[IDEMPOTENCY_KEY])
     def post(self, request):
         data = _validate(CardCreateInput, request.data)
         cardholder = selectors.cardholder_find(issuer=self.issuer, cardholder_id=data["cardholder"])
@@ -268,18 +325,18 @@ class CardCreateApi(IssuerApiView):
 
 
 class CardDetailApi(IssuerApiView):
-    @extend_schema(responses=CardOutput)
+    @extend_schema(summary="Read a card", responses=CardOutput)
     def get(self, request, card_pk):
         return Response(CardOutput(selectors.card_get(issuer=self.issuer, card_id=card_pk)).data)
 
-    @extend_schema(request=CardUpdateInput, responses=CardOutput)
+    @extend_schema(summary="Change a card's status or expiry", request=CardUpdateInput, responses=CardOutput)
     def patch(self, request, card_pk):
         card = selectors.card_get(issuer=self.issuer, card_id=card_pk)
         data = _validate(CardUpdateInput, request.data, partial=True)
         card = services.card_update(card=card, actor=self.actor, **data)
         return Response(CardOutput(card).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(summary="Remove a card", responses={204: None})
     def delete(self, request, card_pk):
         card = selectors.card_get(issuer=self.issuer, card_id=card_pk)
         services.card_delete(card=card, actor=self.actor)

@@ -139,6 +139,12 @@ class Card(models.Model):
             models.UniqueConstraint(fields=["issuer", "card_id"], name="card_issuer_card_id_uniq"),
             models.UniqueConstraint(fields=["issuer", "pan_fingerprint"], name="card_issuer_pan_uniq"),
         ]
+        indexes = [
+            # The API's card list in keyset order (apps.core.pagination) within an issuer, and the
+            # same order among the cards of one last 4: a page reads about a page of entries.
+            models.Index(fields=["issuer", "-created_at", "-id"], name="cards_card_issuer_keyset_idx"),
+            models.Index(fields=["issuer", "last4", "-created_at", "-id"], name="cards_card_last4_keyset_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.card_id} {mask_pan(self.last4)}"

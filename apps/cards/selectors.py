@@ -1,8 +1,10 @@
 """Reads, always scoped to one issuer: another issuer's id is simply not found (404)."""
 
+import hmac
 import uuid
 
 from apps.cards.models import BinRange, Card, Cardholder, CardProduct, Phone
+from apps.core.crypto import pan_fingerprint
 from apps.core.exceptions import NotFound
 from apps.core.pan import network_from_prefix
 from apps.issuers.models import BinGrant, prefix_interval
@@ -60,6 +62,31 @@ def card_product_find(*, issuer, product_id) -> CardProduct | None:
 
 def card_product_list(*, issuer):
     return CardProduct.objects.filter(issuer=issuer).prefetch_related("bin_ranges")
+
+
+def card_list(*, issuer, cardholder=None, card_id: str | None = None, status: str | None = None, last4: str | None = None):
+    """The issuer's cards, filtered; ordered by the caller (the API pages them newest first).
+    `cardholder` is the cardholder's id, `card_id` the issuer's own card id (exact)."""
+    qs = Card.objects.filter(issuer=issuer)
+    if cardholder is not None:
+        qs = qs.filter(cardholder_id=cardholder)
+    if card_id:
+        qs = qs.filter(card_id=card_id)
+    if status:
+        qs = qs.filter(status=status)
+    if last4:
+        qs = qs.filter(last4=last4)
+    return qs
+
+
+def card_find_by_card_id(*, issuer, card_id: str) -> Card | None:
+    """The issuer's card of this card_id (the issuer's own id), with its cardholder; or None."""
+    return Card.objects.filter(issuer=issuer, card_id=card_id).select_related("issuer", "cardholder").first()
+
+
+def card_pan_matches(*, card: Card, pan: str) -> bool:
+    """Whether `pan` is the card's enrolled PAN, by its keyed fingerprint (never decrypted)."""
+    return hmac.compare_digest(card.pan_fingerprint, pan_fingerprint(pan))
 
 
 def card_get(*, issuer, card_id) -> Card:

@@ -109,26 +109,41 @@ def phone_create(*, cardholder: Cardholder, number: str, is_primary: bool | None
 
 
 def phone_update(*, phone: Phone, actor: str, **changes) -> Phone:
-    """Primary and verified flags; the number itself never changes (delete and add instead)."""
-    fields = [f for f in ("is_primary", "verified") if f in changes and changes[f] != getattr(phone, f)]
+    """Number, primary and verified flags. A new number is not verified unless the caller says
+    so in the same change: the verification was of the old number."""
+    if "number" in changes:
+        changes["number"] = parse_phone_number(changes["number"])
+        if changes["number"] == phone.number:
+            del changes["number"]
+        else:
+            changes.setdefault("verified", False)
+    fields = [f for f in ("number", "is_primary", "verified") if f in changes and changes[f] != getattr(phone, f)]
     if not fields:
         return phone
     cardholder = phone.cardholder
     with transaction.atomic():
         # Serialise phone changes per cardholder so "one primary" holds under concurrent calls.
         Cardholder.objects.select_for_update().filter(pk=cardholder.pk).first()
+        if "number" in fields and cardholder.phones.exclude(pk=phone.pk).filter(number=changes["number"]).exists():
+            raise Conflict("This number is already enrolled for the cardholder.", code="duplicate_phone",
+                           fields={"number": ["Already enrolled."]})
         if changes.get("is_primary"):
             cardholder.phones.exclude(pk=phone.pk).filter(is_primary=True).update(is_primary=False)
-        before = {f: getattr(phone, f) for f in fields}
+        before = {f: _phone_audit_value(phone, f) for f in fields}
         for field in fields:
             setattr(phone, field, changes[field])
         phone.save(update_fields=fields)
         audit_record(
             issuer=cardholder.issuer, kind="phone.updated", actor=actor, obj=phone,
             data={"cardholder": str(cardholder.pk), "phone": phone.masked, "before": before,
-                  "after": {f: changes[f] for f in fields}},
+                  "after": {f: _phone_audit_value(phone, f) for f in fields}},
         )
     return phone
+
+
+def _phone_audit_value(phone: Phone, field: str):
+    # The audit trail keeps numbers masked, like everything staff read.
+    return phone.masked if field == "number" else getattr(phone, field)
 
 
 def phone_delete(*, phone: Phone, actor: str) -> None:

@@ -9,6 +9,6 @@ urlpatterns = [
     path("cardholders/<str:cardholder_id>/phones/<str:phone_id>", apis.PhoneDetailApi.as_view(), name="phone-detail"),
     path("card-products", apis.CardProductListCreateApi.as_view(), name="card-product-list"),
     path("card-products/<str:product_id>", apis.CardProductDetailApi.as_view(), name="card-product-detail"),
-    path("cards", apis.CardCreateApi.as_view(), name="card-create"),
+    path("cards", apis.CardListCreateApi.as_view(), name="card-list"),
     path("cards/<str:card_pk>", apis.CardDetailApi.as_view(), name="card-detail"),
 ]

@@ -35,7 +35,23 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class StrictChoiceField(serializers.ChoiceField):
+class ChoiceField(serializers.ChoiceField):
+    """A choice whose error lists the allowed values: a client that sent a wrong one learns the
+    right ones from the answer. The one choice field of the APIs (input and query strings)."""
+
+    def fail(self, key, **kwargs):
+        if key != "invalid_choice":
+            super().fail(key, **kwargs)
+        allowed = ", ".join(f'"{value}"' for value in self.choices)
+        input_value = kwargs.get("input")
+        raise serializers.ValidationError(
+            f'"{input_value}" is not a valid choice; allowed values: {allowed}.', code="invalid_choice"
+        )
+
+
+class StrictChoiceField(ChoiceField):
+    """Only a JSON string is a choice: 1 is not "1"."""
+
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid_choice", input=data)

@@ -38,7 +38,7 @@ class DeviceEnrollmentOutput(serializers.Serializer):
 # The response carries a secret: the Idempotency-Key record keeps it sealed, never in clear.
 class DeviceEnrollmentCreateApi(IssuerApiView):
 
-    @extend_schema(request=None, responses={201: DeviceEnrollmentOutput})
+    @extend_schema(summary="Start a device enrollment", request=None, responses={201: DeviceEnrollmentOutput})
     def post(self, request, cardholder_id):
         cardholder = card_selectors.cardholder_get(issuer=self.issuer, cardholder_id=cardholder_id)
         enrollment, token = services.device_enrollment_create(cardholder=cardholder, actor=self.actor)
@@ -100,6 +100,7 @@ class RegistrationOptionsInput(StrictSerializer):
 
 class RegistrationOptionsApi(SdkApiView):
     @extend_schema(
+        summary="Registration options (WebAuthn)",
         request=RegistrationOptionsInput,
         responses={200: OpenApiResponse(description="WebAuthn PublicKeyCredentialCreationOptions (JSON).")},
     )
@@ -136,7 +137,7 @@ class RegistrationOutput(serializers.Serializer):
 
 
 class RegistrationCreateApi(SdkApiView):
-    @extend_schema(request=RegistrationInput, responses={201: RegistrationOutput})
+    @extend_schema(summary="Register a device", request=RegistrationInput, responses={201: RegistrationOutput})
     def post(self, request):
         data = _validate(RegistrationInput, request.data)
         registration = services.device_register(
@@ -154,7 +155,7 @@ class RegistrationCurrentApi(SdkApiView):
     authentication_classes = [RevokedDeviceAuthentication]
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(summary="Unregister this device", request=None, responses={204: None})
     def delete(self, request):
         services.device_revoke(device=request.auth, actor=str(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)

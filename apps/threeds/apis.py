@@ -14,9 +14,10 @@ from rest_framework.response import Response
 from apps.core.logging import sensitive
 from apps.core.pagination import KeysetPagination
 from apps.core.pan import NETWORK_CHOICES, pan_problem
-from apps.core.serializers import PanField, StrictCharField, StrictSerializer
+from apps.core.serializers import ChoiceField, PanField, StrictCharField, StrictSerializer
 from apps.issuers.api import IssuerApiView
 from apps.threeds import card_ranges, selectors
+from apps.threeds.explanation import explain
 from apps.threeds.models import Challenge
 from apps.threeds.stripe_import import stripe_form_lines, stripe_payment_method_options
 
@@ -55,8 +56,8 @@ def _validate_query(serializer_class, request) -> dict:
 
 class TransactionListQuery(serializers.Serializer):
     card = serializers.UUIDField(required=False, help_text="Card id (not the issuer's card_id).")
-    status = serializers.ChoiceField(choices=TRANS_STATUSES, required=False, help_text="Final transStatus; C: challenge still running.")
-    method = serializers.ChoiceField(choices=[Challenge.OOB, Challenge.SMS_OTP], required=False, help_text="Challenge method.")
+    status = ChoiceField(choices=TRANS_STATUSES, required=False, help_text="Final transStatus; C: challenge still running.")
+    method = ChoiceField(choices=[Challenge.OOB, Challenge.SMS_OTP], required=False, help_text="Challenge method.")
     created_after = serializers.DateTimeField(required=False, help_text="ISO 8601; inclusive.")
     created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; exclusive.")
     cursor = serializers.CharField(required=False)
@@ -147,6 +148,7 @@ class TransactionDetailOutput(TransactionOutput):
     decision = serializers.SerializerMethodField()
     challenge = serializers.SerializerMethodField()
     rreq = serializers.SerializerMethodField()
+    explanation = serializers.SerializerMethodField(help_text="Why the transaction ended as it did, in words (English).")
     timeline = serializers.SerializerMethodField()
 
     def get_co_badge(self, tx) -> str | None:
@@ -223,14 +225,24 @@ class TransactionDetailOutput(TransactionOutput):
             ],
         }
 
+    def _events(self, tx) -> list:
+        # Read once for both the explanation and the timeline.
+        if "timeline" not in self.context:
+            self.context["timeline"] = list(selectors.transaction_timeline(tx=tx))
+        return self.context["timeline"]
+
+    def get_explanation(self, tx) -> str:
+        return explain(tx, events=self._events(tx))
+
     def get_timeline(self, tx) -> list[dict]:
-        return TimelineEventOutput(selectors.transaction_timeline(tx=tx), many=True).data
+        return TimelineEventOutput(self._events(tx), many=True).data
 
 
 class TransactionListApi(TransactionApiView):
     allowed_query_params = {"get": tuple(TransactionListQuery().fields)}
 
     @extend_schema(
+        summary="List transactions",
         operation_id="v1_transactions_list",
         parameters=[TransactionListQuery],
         responses=TransactionPageOutput,
@@ -256,7 +268,7 @@ class NoQuery(serializers.Serializer):
 
 
 class TransactionDetailApi(TransactionApiView):
-    @extend_schema(responses=TransactionDetailOutput)
+    @extend_schema(summary="Read a transaction, with its explanation and timeline", responses=TransactionDetailOutput)
     def get(self, request, acs_trans_id):
         _validate_query(NoQuery, request)
         tx = selectors.transaction_get(issuer=self.issuer, acs_trans_id=acs_trans_id)
@@ -267,7 +279,7 @@ class TransactionDetailApi(TransactionApiView):
 
 
 class StripeImportQuery(serializers.Serializer):
-    format = serializers.ChoiceField(
+    format = ChoiceField(
         choices=["json", "form"], required=False, default="json",
         help_text="form: text/plain lines `payment_method_options[card][three_d_secure][version]=2.2.0`.",
     )
@@ -296,6 +308,7 @@ class TransactionStripeImportApi(TransactionApiView):
     allowed_query_params = {"get": ("format",)}
 
     @extend_schema(
+        summary="Stripe import of a transaction's result",
         parameters=[StripeImportQuery],
         responses={
             (200, "application/json"): OpenApiResponse(
@@ -382,6 +395,7 @@ class AuthenticationValueVerifyOutput(serializers.Serializer):
 
 class AuthenticationValueVerifyApi(TransactionApiView):
     @extend_schema(
+        summary="Verify an authentication value",
         request=AuthenticationValueVerifyInput,
         responses={200: AuthenticationValueVerifyOutput, 404: OpenApiResponse(description="No transaction of this issuer has this ds_trans_id.")},
         description="A wrong value, PAN, amount or currency is `valid: false`; the PAN is never echoed.",
@@ -410,13 +424,13 @@ class CardRangeOutput(serializers.Serializer):
     # EMV cardRangeData field names, as the DS takes them.
     startRange = serializers.RegexField(r"^[0-9]{13,19}$", help_text="First PAN of the range, padded with 0s to PAN length.")
     endRange = serializers.RegexField(r"^[0-9]{13,19}$", help_text="Last PAN of the range, padded with 9s to PAN length.")
-    network = serializers.ChoiceField(choices=NETWORK_CHOICES, help_text="The DS this range is for.")
-    actionInd = serializers.ChoiceField(choices=[card_ranges.ACTION_ADD], help_text="A: add (this is the full list).")
+    network = ChoiceField(choices=NETWORK_CHOICES, help_text="The DS this range is for.")
+    actionInd = ChoiceField(choices=[card_ranges.ACTION_ADD], help_text="A: add (this is the full list).")
     acsStartProtocolVersion = serializers.CharField()
     acsEndProtocolVersion = serializers.CharField()
     threeDSMethodURL = serializers.URLField()
     acsInfoInd = serializers.ListField(
-        child=serializers.ChoiceField(choices=[card_ranges.ACS_INFO_AUTHENTICATION, card_ranges.ACS_INFO_ATTEMPTS]),
+        child=ChoiceField(choices=[card_ranges.ACS_INFO_AUTHENTICATION, card_ranges.ACS_INFO_ATTEMPTS]),
         help_text="01 authentication available at the ACS; 02 attempts supported.",
     )
 

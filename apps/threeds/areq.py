@@ -166,6 +166,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     )
     challenge = None
     decision = None
+    facts: dict = {}  # what the decision read, for its explanation (apps.threeds.explanation)
     acs_signed_content = cardholder_info = None
     if card is None:
         _fail(tx, REASON_NO_CARD_RECORD)
@@ -179,6 +180,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
         policy = risk.risk_policy_for(card.issuer)
         decision = risk.decide(policy=policy, card=card, areq=message, now=now, method=tx.three_ds_method, method_data=method_data)
         tx.risk_score, tx.risk_rules = decision.score, decision.rules
+        facts["threshold"] = policy.challenge_threshold
         if decision.velocity_exceeded:
             _fail(tx, REASON_FREQUENCY_LIMIT)
         elif not decision.challenge:
@@ -189,6 +191,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
         else:
             method = _challenge_method(card, policy)
             if method is None:
+                facts["no_method"] = _why_no_method(card, policy)
                 if policy.no_method_outcome == "A":
                     _succeed(tx, "A", pan)
                 else:
@@ -233,7 +236,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     if tx.ares_trans_status not in ("C", "D"):
         tx.finished_at = now
     tx.ares = _ares(tx, message, decision, acs_signed_content, cardholder_info)
-    _record(tx, challenge, ctx)
+    _record(tx, challenge, ctx, facts=facts)
     return tx
 
 
@@ -280,7 +283,7 @@ def _decoupled_max_minutes(message: dict, ctx) -> int | None:
 
 def app_acs_url() -> str:
     return f"{settings.PUBLIC_BASE_URL}/3ds/v2/creq"
-def _record(tx: Transaction, challenge: Challenge | None, ctx) -> None:
+def _record(tx: Transaction, challenge: Challenge | None, ctx, *, facts: dict | None = None) -> None:
     """All of the AReq's writes, or none: the transaction first, so that a duplicate's INSERT
     fails on the unique ids before anything else is written, and nothing else is. On PostgreSQL
     the transaction, its challenge and both audit events are one statement; when nothing else is
@@ -298,6 +301,8 @@ def _record(tx: Transaction, challenge: Challenge | None, ctx) -> None:
                 issuer=tx.issuer, kind="threeds.ares_sent", actor="acs", acs_trans_id=tx.acs_trans_id,
                 data={"transStatus": tx.ares_trans_status, "transStatusReason": tx.trans_status_reason, "score": tx.risk_score,
                       "rules": tx.risk_rules, "method": challenge.method if challenge else None,
+                      # The policy's threshold and why no method, as decided: the explanation's facts.
+                      **(facts or {}),
                       **({"decoupled": True} if challenge is not None and challenge.decoupled else {})},
             ),
         ])
@@ -323,6 +328,24 @@ def _challenge_method(card: Card, policy) -> str | None:
     if _sms_phone_for(card) is not None:
         return Challenge.SMS_OTP
     return None
+
+
+def _why_no_method(card: Card, policy) -> dict:
+    """Why neither the app nor an SMS could challenge (rare: one more read, on this path only)."""
+    if not policy.allow_oob:
+        oob = "not_allowed"
+    elif not (card.issuer.webauthn_rp_id and card.issuer.webauthn_origins):
+        oob = "not_configured"
+    else:
+        oob = "no_active_device"
+    phones = list(card.cardholder.phones.values_list("is_primary", "verified"))
+    if not phones:
+        sms = "no_phone"
+    elif any(verified for _, verified in phones):
+        sms = "no_verified_primary"
+    else:
+        sms = "phone_unverified"
+    return {"oob": oob, "sms": sms}
 
 
 def _fail(tx: Transaction, reason: str, *, status: str = "N") -> None:

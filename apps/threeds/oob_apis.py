@@ -59,14 +59,14 @@ class AuthnRequestListOutput(serializers.Serializer):
 
 
 class AuthnRequestListApi(DeviceApiView):
-    @extend_schema(responses={200: AuthnRequestListOutput})
+    @extend_schema(summary="Pending authentication requests", responses={200: AuthnRequestListOutput})
     def get(self, request):
         pending = services.authn_requests_pending(device=self.device)
         return Response({"authnRequests": [services.confirmation_data(r) for r in pending]})
 
 
 class AuthnRequestProceedApi(DeviceApiView):
-    @extend_schema(request=None, responses={200: OpenApiResponse(description="WebAuthn PublicKeyCredentialRequestOptions (JSON).")})
+    @extend_schema(summary="Proceed with an authentication request", request=None, responses={200: OpenApiResponse(description="WebAuthn PublicKeyCredentialRequestOptions (JSON).")})
     def post(self, request, acs_trans_id):
         try:
             return Response(oob_decisions.authn_request_proceed(device=self.device, acs_trans_id=acs_trans_id))
@@ -79,7 +79,7 @@ class AuthnRequestCancelOutput(serializers.Serializer):
 
 
 class AuthnRequestCancelApi(DeviceApiView):
-    @extend_schema(request=None, responses={200: AuthnRequestCancelOutput})
+    @extend_schema(summary="Cancel an authentication request", request=None, responses={200: AuthnRequestCancelOutput})
     def post(self, request, acs_trans_id):
         oob_decisions.authn_request_cancel(device=self.device, acs_trans_id=acs_trans_id)
         return Response({"result": "cancelled"})
@@ -95,7 +95,7 @@ class AssertionOutput(serializers.Serializer):
 
 
 class AuthnRequestAssertionApi(DeviceApiView):
-    @extend_schema(request=AssertionInput, responses={200: AssertionOutput})
+    @extend_schema(summary="Approve with an assertion", request=AssertionInput, responses={200: AssertionOutput})
     def post(self, request, acs_trans_id):
         serializer = AssertionInput(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -3,11 +3,21 @@
 A row is one cardholder (created, or reused by external_id), an optional phone and one card, and
 it is imported whole or not at all. The file is streamed twice: once to check the header and
 count the rows for the progress bar, once to import. No PAN ever reaches the output or the report.
+
+`--update`: a row whose card_id the issuer already has updates that card's status and expiry
+instead of failing — only when the row's PAN is the card's enrolled PAN (by fingerprint) and its
+external_id the card's cardholder; other rows enrol as usual. So the same file can be imported
+again after the issuer's system changed some cards.
+
+Errors name a row by its line in the file, the header being line 1 (a row with a line break
+inside a quoted value is named by its first line). The progress bar, with rate and time left, is
+drawn only when stderr is a terminal: a log or a pipe gets the errors and the summary alone.
 """
 
 import contextlib
 import csv
 import time
+from datetime import timedelta
 from itertools import islice
 
 from django.core.exceptions import ValidationError
@@ -16,14 +26,20 @@ from django.db import transaction
 
 from apps.cards import selectors, services
 from apps.cards.apis import CardholderInput
-from apps.cards.models import CardProduct, card_id_validator
+from apps.cards.models import Card, CardProduct, card_id_validator
 from apps.core.exceptions import ApplicationError
 from apps.core.logging import scrub, sensitive
 from apps.issuers.models import Issuer
 
 COLUMNS = ("external_id", "name", "locale", "phone", "card_id", "pan", "expiry_month", "expiry_year", "product")
-OPTIONAL_COLUMNS = {"phone", "product"}
-REPORT_COLUMNS = ("row", "card_id", "field", "message")
+# Optional too: a card's status (active by default), what an update mode re-import mostly changes.
+STATUS_COLUMN = "status"
+ALL_COLUMNS = (*COLUMNS, STATUS_COLUMN)
+OPTIONAL_COLUMNS = {"phone", "product", STATUS_COLUMN}
+STATUSES = tuple(value for value, _ in Card.STATUS_CHOICES)
+# `line`: the row's line in the file, the header being line 1 (what an editor or `sed -n Np` shows).
+REPORT_COLUMNS = ("line", "card_id", "field", "message")
+LINE_NOTE = "Rows are named by their line in the file; the header is line 1."
 ACTOR = "import_cards"
 # Rows per commit: far fewer commits than rows, while each row keeps its own savepoint.
 BATCH_SIZE = 500
@@ -36,7 +52,9 @@ class Command(BaseCommand):
     help = (
         "Enroll cardholders, phones and cards from a CSV file with the header "
         + ",".join(COLUMNS)
-        + " (phone and product optional). Errors name the row by its line in the file."
+        + " (phone and product optional; an optional status column: " + ", ".join(STATUSES) + "). "
+        + "Errors name the row by its line in the file, the header being line 1. "
+        + "With --update, a row whose card_id exists updates that card's status and expiry."
     )
 
     def add_arguments(self, parser):
@@ -44,6 +62,11 @@ class Command(BaseCommand):
         parser.add_argument("--issuer-id", required=True)
         parser.add_argument("--report", help="Write the per-row errors to this CSV file (row,card_id,field,message).")
         parser.add_argument("--dry-run", action="store_true", help="Check every row as a real import would; write nothing.")
+        parser.add_argument(
+            "--update", action="store_true",
+            help="A row whose card_id the issuer has updates the card's status and expiry (its PAN must be the card's "
+                 "enrolled PAN and its external_id the card's cardholder) instead of failing; other rows enrol.",
+        )
 
     def handle(self, *args, **options):
         issuer = Issuer.objects.filter(issuer_id=options["issuer_id"]).first()
@@ -66,42 +89,54 @@ class Command(BaseCommand):
             # them (a PAN twice in the file) exactly as in a real import.
             if dry_run:
                 stack.enter_context(transaction.atomic())
-            imported, failed = self._import(issuer, reader, total, report)
+            counts = self._import(issuer, reader, total, report, update=options["update"])
             if dry_run:
                 transaction.set_rollback(True)
 
+        failed = counts["failed"]
+        imported = sum(counts.values()) - failed
         suffix = " (dry run: nothing was written)" if dry_run else ""
-        self.stdout.write(f"imported {imported}, failed {failed}{suffix}")
+        if options["update"]:
+            self.stdout.write(f"created {counts['created']}, updated {counts['updated']}, "
+                              f"unchanged {counts['unchanged']}, failed {failed}{suffix}")
+        else:
+            self.stdout.write(f"imported {imported}, failed {failed}{suffix}")
         if failed:
-            raise CommandError(f"{failed} of {imported + failed} rows failed.", returncode=1)
+            raise CommandError(f"{failed} of {imported + failed} rows failed (lines of the file, header is line 1).",
+                               returncode=1)
 
-    def _import(self, issuer: Issuer, reader: csv.DictReader, total: int, report) -> tuple[int, int]:
+    def _import(self, issuer: Issuer, reader: csv.DictReader, total: int, report, *, update: bool) -> dict:
         products = {product.name: product for product in CardProduct.objects.filter(issuer=issuer)}
-        progress = _Progress(self.stderr, total)
-        imported = failed = 0
-        rows = ((reader.line_num, row) for row in reader)
+        progress = _Progress(self.stderr, total) if self.stderr.isatty() else None
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
+        self._noted = False
+        rows = _numbered(reader)
         while batch := list(islice(rows, BATCH_SIZE)):
             with transaction.atomic():
                 for line, row in batch:
                     pan = (row.get("pan") or "").strip()
                     with sensitive(pan):
-                        errors = _import_row(issuer, row, reader.fieldnames, products)
+                        outcome, errors = _import_row(issuer, row, reader.fieldnames, products, update=update)
                         if errors:
-                            failed += 1
                             self._report(progress, report, line, row.get("card_id") or "", errors)
-                        else:
-                            imported += 1
-                    progress.update(imported + failed)
-        progress.finish(imported + failed)
-        return imported, failed
+                    counts[outcome] += 1
+                    if progress is not None:
+                        progress.update(sum(counts.values()))
+        if progress is not None:
+            progress.finish(sum(counts.values()))
+        return counts
 
-    def _report(self, progress: "_Progress", report, line: int, card_id: str, errors: list[tuple[str, str]]) -> None:
+    def _report(self, progress: "_Progress | None", report, line: int, card_id: str, errors: list[tuple[str, str]]) -> None:
         """Runs inside sensitive(pan): scrub() takes the row's PAN out of anything it wrote."""
-        progress.clear()
+        if progress is not None:
+            progress.clear()
+        if not self._noted:
+            self.stderr.write(LINE_NOTE)
+            self._noted = True
         card_id = scrub(card_id)
         for field, message in errors:
             message = scrub(message)
-            self.stderr.write(f"row {line}: {field}: {message}" if field else f"row {line}: {message}")
+            self.stderr.write(f"line {line}: {field}: {message}" if field else f"line {line}: {message}")
             if report is not None:
                 report.writerow([line, card_id, field, message])
 
@@ -117,7 +152,7 @@ def _check_header_and_count(source) -> int:
         problems = []
         if missing := [c for c in COLUMNS if c not in header and c not in OPTIONAL_COLUMNS]:
             problems.append(f"missing column(s) {', '.join(missing)}")
-        if unknown := [c for c in header if c not in COLUMNS]:
+        if unknown := [c for c in header if c not in ALL_COLUMNS]:
             problems.append(f"unknown column(s) {', '.join(map(repr, unknown))}")
         if len(set(header)) != len(header):
             problems.append("a column appears twice")
@@ -140,18 +175,49 @@ def _open_report(stack: contextlib.ExitStack, path: str | None):
     return writer
 
 
-def _import_row(issuer: Issuer, row: dict, columns: list[str], products: dict) -> list[tuple[str, str]]:
-    """Enroll one row in its own savepoint; returns its errors, empty when it was imported."""
+def _numbered(reader: csv.DictReader):
+    """(first line of the row in the file, row). line_num is the row's last line; a quoted value
+    may hold line breaks."""
+    for row in reader:
+        breaks = sum(value.count("\n") for value in row.values() if isinstance(value, str))
+        yield reader.line_num - breaks, row
+
+
+def _import_row(issuer: Issuer, row: dict, columns: list[str], products: dict, *, update: bool) -> tuple[str, list[tuple[str, str]]]:
+    """Import one row in its own savepoint: (created | updated | unchanged | failed, its errors)."""
     errors, values = _check_row(row, columns, products)
     if errors:
-        return errors
+        return "failed", errors
     try:
         with transaction.atomic():
-            _enroll(issuer, values, products.get(values["product"]))
+            existing = selectors.card_find_by_card_id(issuer=issuer, card_id=values["card_id"]) if update else None
+            if existing is None:
+                _enroll(issuer, values, products.get(values["product"]))
+                outcome = "created"
+            else:
+                outcome = _update(existing, values)
     except ApplicationError as exc:
         fields = [(_COLUMN_FOR_FIELD.get(f, f), m) for f, messages in exc.fields.items() for m in messages]
-        return fields or [("", exc.message)]
-    return []
+        return "failed", fields or [("", exc.message)]
+    return outcome, []
+
+
+def _update(card: Card, values: dict) -> str:
+    """The row's status and expiry onto the card of its card_id, if it is the same card."""
+    if not selectors.card_pan_matches(card=card, pan=values["pan"]):
+        raise ApplicationError("Not this card.", code="pan_mismatch",
+                               fields={"pan": ["Not the PAN enrolled for this card_id; the row is refused."]})
+    if card.cardholder.external_id != values["external_id"]:
+        raise ApplicationError("Not this cardholder.", code="cardholder_mismatch",
+                               fields={"external_id": ["This card_id belongs to another cardholder; the row is refused."]})
+    wanted = {"expiry_month": values["expiry_month"], "expiry_year": values["expiry_year"]}
+    if values[STATUS_COLUMN]:
+        wanted["status"] = values[STATUS_COLUMN]
+    changes = {field: value for field, value in wanted.items() if getattr(card, field) != value}
+    if not changes:
+        return "unchanged"
+    services.card_update(card=card, actor=ACTOR, **changes)
+    return "updated"
 
 
 def _check_row(row: dict, columns: list[str], products: dict) -> tuple[list[tuple[str, str]], dict]:
@@ -160,7 +226,7 @@ def _check_row(row: dict, columns: list[str], products: dict) -> tuple[list[tupl
         return [("", "More values than columns in the header.")], {}
     if missing := [c for c in columns if row[c] is None]:
         return [(c, "Missing column.") for c in missing], {}
-    values = {c: (row.get(c) or "").strip() for c in COLUMNS}
+    values = {c: (row.get(c) or "").strip() for c in ALL_COLUMNS}
     errors = []
 
     cardholder = {"external_id": values["external_id"], "name": values["name"]}
@@ -181,6 +247,8 @@ def _check_row(row: dict, columns: list[str], products: dict) -> tuple[list[tupl
             values[column] = int(values[column])
         except ValueError:
             errors.append((column, "Must be a whole number."))
+    if values[STATUS_COLUMN] and values[STATUS_COLUMN] not in STATUSES:
+        errors.append((STATUS_COLUMN, f"{values[STATUS_COLUMN]!r} is not a card status; allowed: {', '.join(STATUSES)}."))
     if values["product"] and values["product"] not in products:
         errors.append(("product", f"No card product named {values['product']!r}."))
     return errors, values
@@ -198,7 +266,7 @@ def _enroll(issuer: Issuer, values: dict, product: CardProduct | None) -> None:
         if not cardholder.phones.filter(number=number).exists():
             # The issuer vouches for the numbers it sends; primary only if there is none yet.
             services.phone_create(cardholder=cardholder, number=values["phone"], is_primary=None, verified=True, actor=ACTOR)
-    services.card_create(
+    card = services.card_create(
         issuer=issuer,
         card_id=values["card_id"],
         cardholder=cardholder,
@@ -208,26 +276,38 @@ def _enroll(issuer: Issuer, values: dict, product: CardProduct | None) -> None:
         product=product,
         actor=ACTOR,
     )
+    if values[STATUS_COLUMN] and values[STATUS_COLUMN] != card.status:
+        services.card_update(card=card, actor=ACTOR, status=values[STATUS_COLUMN])
 
 
 class _Progress:
-    """`[#####     ] 120/1000 rows` on one line of stderr, redrawn at most every PROGRESS_INTERVAL."""
+    """`[#####     ] 120/1000 rows, 350 rows/s, 0:00:03 left` on one line of a terminal's stderr,
+    redrawn at most every PROGRESS_INTERVAL."""
 
     WIDTH = 30
 
-    def __init__(self, out, total: int):
-        self.out, self.total = out, total
+    def __init__(self, out, total: int, *, clock=time.monotonic):
+        self.out, self.total, self.clock = out, total, clock
+        self.started = clock()
         self.last_draw = 0.0
         self.shown = ""
 
     def update(self, done: int, *, force: bool = False) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if not force and now - self.last_draw < PROGRESS_INTERVAL:
             return
         self.last_draw = now
-        filled = self.WIDTH * done // self.total if self.total else self.WIDTH
-        self.shown = f"[{'#' * filled}{' ' * (self.WIDTH - filled)}] {done}/{self.total} rows"
+        self.shown = self.line(done, elapsed=now - self.started)
         self._write("\r" + self.shown)
+
+    def line(self, done: int, *, elapsed: float) -> str:
+        filled = self.WIDTH * done // self.total if self.total else self.WIDTH
+        bar = f"[{'#' * filled}{' ' * (self.WIDTH - filled)}] {done}/{self.total} rows"
+        if done <= 0 or elapsed <= 0:
+            return bar
+        rate = done / elapsed
+        left = timedelta(seconds=round(max(self.total - done, 0) / rate))
+        return f"{bar}, {rate:,.0f} rows/s, {left} left"
 
     def clear(self) -> None:
         """Blank the bar so that a message can take the line."""
