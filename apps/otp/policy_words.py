@@ -1,7 +1,7 @@
 """An OTP policy's settings in words, for its form labels, its history and the diff between two
 versions ("Wrong codes allowed: 3 → 5", "SMS text (Japanese): … → …")."""
 
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.diff import Change, changes
@@ -38,14 +38,14 @@ def otp_policy_words(settings: dict) -> dict[str, str]:
             continue
         value = settings[name]
         if name == "allowed_countries":
-            words[str(label)] = ", ".join(sorted(country_name(code) for code in value)) or _g("none")
+            words[str(label)] = ", ".join(sorted(country_name(code) for code in value)) or gettext("none")
         elif name == "sms_templates":
             for locale, text in sorted(value.items()):
-                words[_g("SMS text (%(language)s)") % {"language": _locale_name(locale)}] = text
+                words[gettext("SMS text (%(language)s)") % {"language": _locale_name(locale)}] = text
         elif name == "sender_ids":
             for country, sender in sorted(value.items()):
-                where = _g("any other country") if country == DEFAULT_KEY else country_name(country)
-                words[_g("Sender for %(country)s") % {"country": where}] = sender
+                where = gettext("any other country") if country == DEFAULT_KEY else country_name(country)
+                words[gettext("Sender for %(country)s") % {"country": where}] = sender
         elif name == "delivery_mode":
             words[str(label)] = str(DELIVERY_MODE_WORDS.get(value, value))
         else:
@@ -54,4 +54,4 @@ def otp_policy_words(settings: dict) -> dict[str, str]:
 
 
 def otp_policy_changes(before: dict | None, after: dict) -> list[Change]:
-    return changes(otp_policy_words(before or {}), otp_policy_words(after), absent=_g("none"))
+    return changes(otp_policy_words(before or {}), otp_policy_words(after), absent=gettext("none"))

@@ -3,7 +3,7 @@ versions ("Challenge threshold: 50 → 40", "Amount threshold JPY: none → ¥30
 
 from decimal import Decimal
 
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.diff import Change, changes
@@ -50,7 +50,7 @@ def major_amount(value: str, currency: str) -> str:
 
 def _shown(name: str, value) -> str:
     if isinstance(value, bool):
-        return _g("yes") if value else _g("no")
+        return gettext("yes") if value else gettext("no")
     if name == "no_method_outcome":
         return str(NO_METHOD_WORDS.get(value, value))
     return str(value)
@@ -73,4 +73,4 @@ def risk_policy_words(settings: dict) -> dict[str, str]:
 
 def risk_policy_changes(before: dict | None, after: dict) -> list[Change]:
     """The changes from one version's settings to the next, in the active language."""
-    return changes(risk_policy_words(before or {}), risk_policy_words(after), absent=_g("none"))
+    return changes(risk_policy_words(before or {}), risk_policy_words(after), absent=gettext("none"))
