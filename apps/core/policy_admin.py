@@ -5,6 +5,7 @@ changed from the one before, in words. Replaces the admin's own "History" page o
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 
 
@@ -21,6 +22,15 @@ class PolicyHistoryMixin:
     def policy_changes(self, before: dict | None, after: dict) -> list:
         """apps.core.diff changes between two versions' settings."""
         raise NotImplementedError
+
+    def policy_words(self, obj) -> dict[str, str]:
+        """The policy's settings as label → value in words."""
+        raise NotImplementedError
+
+    def settings_in_words(self, obj):
+        """For those who only read the policy: every setting in words, one per line."""
+        rows = format_html_join("", "<tr><th scope=\"row\">{}</th><td>{}</td></tr>", self.policy_words(obj).items())
+        return format_html('<table class="policy-settings">{}</table>', rows)
 
     def history_view(self, request, object_id, extra_context=None):
         obj = self.get_object(request, object_id)  # scoped to the user's issuer: others' are not found

@@ -6,7 +6,7 @@ from apps.core.admin_scoping import IssuerScopedAdmin, IssuerScopedTabularInline
 from apps.core.policy_admin import PolicyHistoryMixin
 from apps.otp.forms import TEMPLATE_FIELDS, OtpPolicyForm
 from apps.otp.models import OtpCode, OtpPolicy, OtpRefusal, OtpSession
-from apps.otp.policy_words import otp_policy_changes
+from apps.otp.policy_words import otp_policy_changes, otp_policy_words
 
 
 @admin.register(OtpPolicy)
@@ -15,6 +15,10 @@ class OtpPolicyAdmin(PolicyHistoryMixin, IssuerScopedAdmin):
     changes in words on the policy's History page."""
 
     form = OtpPolicyForm
+
+    class Media:
+        css = {"all": ["core/policies.css"]}
+
     list_display = ["__str__", "product", "delivery_mode", "code_length", "lifetime_seconds", "max_attempts", "max_resends", "version", "updated_at"]
     readonly_fields = ["version", "updated_at", "updated_by"]
     fieldsets = [
@@ -30,14 +34,15 @@ class OtpPolicyAdmin(PolicyHistoryMixin, IssuerScopedAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         if self.has_change_permission(request, obj) if obj else self.has_add_permission(request):
             return fieldsets
-        # Read only: the model's own fields (the texts per locale and the reason are form fields).
-        read_only = []
-        for title, options in fieldsets:
-            fields = ["sms_templates" if f == "sms_template_en" else f for f in options["fields"]
-                      if f not in ("reason", *TEMPLATE_FIELDS) or f == "sms_template_en"]
-            if fields:
-                read_only.append((title, {**options, "fields": fields}))
-        return read_only
+        # Read only: every setting in words (the texts per locale and the reason are form fields).
+        return [(None, {"fields": ["issuer", "product", "version", "updated_at", "updated_by", "settings_in_words"]})]
+
+    def policy_words(self, obj):
+        return otp_policy_words(obj.snapshot())
+
+    @admin.display(description=_("Settings"))
+    def settings_in_words(self, obj):
+        return super().settings_in_words(obj)
 
     def has_delete_permission(self, request, obj=None):
         # Versions are referenced by past challenges; a policy is edited, never removed.

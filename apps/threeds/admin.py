@@ -22,7 +22,7 @@ from apps.threeds.card_ranges import card_range_data
 from apps.core.policy_admin import PolicyHistoryMixin
 from apps.threeds.backtest import DEFAULT_DAYS, risk_policy_backtest
 from apps.threeds.policy_forms import LABEL_WORDS, OUTCOME_WORDS, RiskPolicyForm
-from apps.threeds.policy_words import risk_policy_changes
+from apps.threeds.policy_words import risk_policy_changes, risk_policy_words
 from apps.threeds import rreq
 from apps.threeds.models import AcsSigningKey, RiskPolicy, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.selectors import transaction_timeline
@@ -223,6 +223,10 @@ class RiskPolicyAdmin(PolicyHistoryMixin, IssuerScopedAdmin):
     reason, and a draft can be backtested on the issuer's own recent AReqs before it is saved."""
 
     form = RiskPolicyForm
+
+    class Media:
+        css = {"all": ["core/policies.css"]}
+
     change_form_template = "admin/policies/risk_change_form.html"
     list_display = ["__str__", "challenge_threshold", "velocity_max_per_hour", "no_method_outcome", "allow_oob", "version", "updated_at"]
     readonly_fields = ["version", "updated_at"]
@@ -247,7 +251,14 @@ class RiskPolicyAdmin(PolicyHistoryMixin, IssuerScopedAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         if self.has_change_permission(request, obj) if obj else self.has_add_permission(request):
             return [*fieldsets, *self.editing_fieldsets]
-        return fieldsets
+        return [(None, {"fields": ["issuer", "version", "updated_at", "settings_in_words"]})]
+
+    def policy_words(self, obj):
+        return risk_policy_words(obj.snapshot())
+
+    @admin.display(description=_("Settings"))
+    def settings_in_words(self, obj):
+        return super().settings_in_words(obj)
 
     def has_delete_permission(self, request, obj=None):
         return False

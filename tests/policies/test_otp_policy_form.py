@@ -121,4 +121,24 @@ def test_role_matrix_for_the_history(issuer, other_issuer, policies, who, expect
     assert client.get(reverse("admin:otp_otppolicy_history", args=[mine.pk])).status_code == expected
     if who == "analyst":  # reads, never writes
         assert client.post(url(OtpPolicy, "change", mine.pk), form(mine, max_attempts=5)).status_code == 403
-        assert client.get(url(OtpPolicy, "change", mine.pk)).status_code == 200
+        page = client.get(url(OtpPolicy, "change", mine.pk))
+        assert page.status_code == 200 and "<th scope=\"row\">Wrong codes allowed</th><td>3</td>" in page.content.decode()
+
+
+def test_two_saves_at_once_get_two_numbers(issuer, policies, transactional_db):
+    from django.db import connection
+
+    from apps.otp.services import otp_policy_save
+    from tests.concurrency import run_parallel
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is tested on PostgreSQL")
+    mine, _ = policies
+
+    def save(i):
+        policy = OtpPolicy.objects.get(pk=mine.pk)
+        policy.max_attempts = 1 + i
+        return otp_policy_save(policy=policy, actor=f"staff:editor{i}", reason=f"editor {i}").version
+
+    assert sorted(run_parallel(4, save)) == [2, 3, 4, 5]
+    assert sorted(OtpPolicyVersion.objects.filter(policy=mine).values_list("version", flat=True)) == [1, 2, 3, 4, 5]

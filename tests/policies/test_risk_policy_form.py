@@ -215,3 +215,13 @@ def test_a_bad_draft_is_not_backtested(issuer, policies, boss):
     assert r.status_code == 200 and r.context["result"] is None
     text = r.content.decode()
     assert "Between 1 and 99." in text and "Days to replay" in text
+
+
+def test_an_analyst_reads_the_policy_in_words(issuer, policies):
+    mine, _ = policies
+    mine.amount_thresholds = {"392": "30000"}
+    mine.save()
+    page = client_for(make_staff(issuer, ANALYST)).get(url(RiskPolicy, "change", mine.pk))
+    text = page.content.decode()
+    assert page.status_code == 200 and "<th scope=\"row\">Amount threshold JPY</th><td>¥30,000</td>" in text
+    assert 'name="reason"' not in text and 'name="_backtest"' not in text
