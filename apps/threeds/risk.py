@@ -205,8 +205,16 @@ def risk_policy_save(*, policy: RiskPolicy, actor: str, reason: str) -> RiskPoli
         previous = None
         if policy.pk:
             # Numbered under the policy's row lock: two editors saving at once get two numbers.
-            policy.version = RiskPolicy.objects.select_for_update().values_list("version", flat=True).get(pk=policy.pk)
+            stored = RiskPolicy.objects.select_for_update().get(pk=policy.pk)
+            policy.version = stored.version
             previous = policy.versions.filter(version=policy.version).values_list("settings", flat=True).first()
+            if previous is None:
+                # A policy from before versions (or made with the defaults on first use): its state
+                # before this first change becomes version 1, so the change has a diff like any other.
+                policy.version += 1
+                previous = stored.snapshot()
+                RiskPolicyVersion.objects.create(policy=policy, version=policy.version, settings=previous,
+                                                 created_by="system", reason="")
         policy.version += 1
         policy.save()
         settings = policy.snapshot()

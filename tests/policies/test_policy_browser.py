@@ -79,7 +79,7 @@ def test_an_issuer_admin_backtests_a_draft_publishes_it_and_reads_the_history(pa
     page.click("#publish-form input[name=_save]")
     page.wait_for_url(f"{live_server.url}/admin/threeds/riskpolicy/")
     policy.refresh_from_db()
-    assert policy.version == 1 and policy.challenge_threshold == 40
+    assert policy.version == 2 and policy.challenge_threshold == 40  # 1: the policy before its first change
     assert policy.amount_thresholds == {"392": "20000"} and policy.tra_max_amounts == {"392": "5000"}
 
     page.goto(f"{live_server.url}/admin/threeds/riskpolicy/{policy.pk}/change/")
@@ -92,6 +92,8 @@ def test_an_issuer_admin_backtests_a_draft_publishes_it_and_reads_the_history(pa
     page.wait_for_url(f"**/riskpolicy/{policy.pk}/history/")
     latest = page.locator("tr.policy-version").first
     assert "Challenge threshold: 40 → 45" in latest.inner_text() and "Slightly fewer challenges" in latest.inner_text()
+    published = page.locator("tr.policy-version[data-version='2']").inner_text()
+    assert "Challenge threshold: 50 → 40" in published and "Amount threshold JPY: ¥30,000 → ¥20,000" in published
     page.screenshot(path=str(SCREENSHOTS / "policy-risk-history.png"), full_page=True)
     assert page.csp_violations == []
 

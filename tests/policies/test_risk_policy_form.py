@@ -51,12 +51,15 @@ def test_a_save_makes_a_version_with_author_reason_and_an_audit_event_in_words(i
     r = boss.post(url(RiskPolicy, "change", mine.pk), form(mine, challenge_threshold=40, amounts=[("392", "30000")], reason="JPY cap"))
     assert r.status_code == 302, r.content.decode()[:2000]
     mine.refresh_from_db()
-    assert mine.version == 2 and mine.amount_thresholds == {"392": "30000"} and mine.challenge_threshold == 40
-    first, second = RiskPolicyVersion.objects.filter(policy=mine).order_by("version")
+    assert mine.version == 3 and mine.amount_thresholds == {"392": "30000"} and mine.challenge_threshold == 40
+    # Version 1 is the policy as it was before its first recorded change (made on first use).
+    baseline, first, second = RiskPolicyVersion.objects.filter(policy=mine).order_by("version")
+    assert baseline.created_by == "system" and baseline.settings["challenge_threshold"] == 50
     assert (first.created_by, first.reason) == ("staff:boss", "Tighter after the October fraud wave")
     assert second.settings["amount_thresholds"] == {"392": "30000"} and second.reason == "JPY cap"
     events = AuditEvent.objects.filter(kind="risk_policy.saved", issuer=issuer).order_by("id")
-    assert [e.data["version"] for e in events] == [1, 2]
+    assert [e.data["version"] for e in events] == [2, 3]
+    assert events.first().data["changes"] == ["Challenge threshold: 50 → 40"]
     assert events.last().data["changes"] == ["Amount threshold JPY: none → ¥30,000"]
     assert events.last().data["reason"] == "JPY cap"
 
@@ -138,10 +141,10 @@ def test_two_saves_at_once_get_two_numbers(issuer, policies, transactional_db):
         policy.challenge_threshold = 30 + i
         return risk_policy_save(policy=policy, actor=f"staff:editor{i}", reason=f"editor {i}").version
 
-    assert sorted(run_parallel(4, save)) == [1, 2, 3, 4]
+    assert sorted(run_parallel(4, save)) == [2, 3, 4, 5]  # 1: the policy before its first change
     mine.refresh_from_db()
-    assert mine.version == 4
-    assert sorted(RiskPolicyVersion.objects.filter(policy=mine).values_list("version", flat=True)) == [1, 2, 3, 4]
+    assert mine.version == 5
+    assert sorted(RiskPolicyVersion.objects.filter(policy=mine).values_list("version", flat=True)) == [1, 2, 3, 4, 5]
 
 
 # ---------------------------------------------------------------- who may do what
@@ -184,7 +187,7 @@ def test_role_matrix_for_the_policy_its_history_and_its_backtest(issuer, other_i
     assert got == EXPECTED[who]
     mine.refresh_from_db()
     saved = who in ("issuer_admin", "superuser")
-    assert mine.challenge_threshold == (45 if saved else 50) and mine.version == (1 if saved else 0)
+    assert mine.challenge_threshold == (45 if saved else 50) and mine.version == (2 if saved else 0)
     if who in ("anonymous", "other_issuer_admin"):
         assert "Challenge threshold" not in client.get(reverse("admin:threeds_riskpolicy_history", args=[mine.pk])).content.decode()
 
