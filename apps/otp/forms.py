@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.admin_scoping import ServiceModelForm
 from apps.core.policy_fields import CountriesField, CountryValuesField
 from apps.otp.models import BOUNDS, OtpPolicy, template_problems
-from apps.otp.policy_words import LABELS, TEMPLATE_LOCALES
+from apps.otp.policy_words import DELIVERY_MODE_WORDS, LABELS, TEMPLATE_LOCALES
 from apps.otp.services import otp_policy_save
 
 TEMPLATE_FIELDS = {f"sms_template_{locale}": locale for locale in TEMPLATE_LOCALES}
@@ -47,6 +47,11 @@ class OtpPolicyForm(ServiceModelForm):
         templates = self.instance.sms_templates or {}
         for name, locale in TEMPLATE_FIELDS.items():
             self.fields[name].initial = templates.get(locale, "")
+        if "delivery_mode" in self.fields:
+            self.fields["delivery_mode"].choices = list(DELIVERY_MODE_WORDS.items())
+        if "product" in self.fields:
+            self.fields["product"].label = _("Card product")
+            self.fields["product"].help_text = _("Empty: the issuer's default policy. Set: an override for this card product.")
         for name, form_field in self.fields.items():
             if name in LABELS:
                 form_field.label = LABELS[name]

@@ -8,7 +8,7 @@ from apps.core.admin_scoping import ServiceModelForm
 from apps.core.policy_fields import CurrencyAmountsField
 from apps.threeds.backtest import DEFAULT_DAYS, MAX_DAYS
 from apps.threeds.models import RiskPolicy
-from apps.threeds.policy_words import LABELS
+from apps.threeds.policy_words import LABELS, NO_METHOD_WORDS
 from apps.threeds.risk import risk_policy_save
 
 HELP = {
@@ -46,6 +46,8 @@ class RiskPolicyForm(ServiceModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "no_method_outcome" in self.fields:
+            self.fields["no_method_outcome"].choices = list(NO_METHOD_WORDS.items())
         for name, form_field in self.fields.items():
             if name in LABELS:
                 form_field.label = LABELS[name]
