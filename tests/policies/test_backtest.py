@@ -2,7 +2,6 @@
 out by hand, labelled ones included; only the issuer's own, only its recent, bounded."""
 
 import pytest
-from django.urls import reverse
 
 from apps.analyst.models import TransactionLabel
 from apps.threeds.backtest import risk_policy_backtest

@@ -127,10 +127,9 @@ def test_the_history_lists_versions_with_their_changes(issuer, policies, boss):
 
 
 def test_two_saves_at_once_get_two_numbers(issuer, policies, transactional_db):
-    from tests.concurrency import run_parallel
-    from tests.support.fixtures import postgres_only  # noqa: F401
-
     from django.db import connection
+
+    from tests.concurrency import run_parallel
 
     if connection.vendor != "postgresql":
         pytest.skip("concurrency is tested on PostgreSQL")
