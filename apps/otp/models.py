@@ -4,6 +4,7 @@ from types import SimpleNamespace
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 
 PROVIDER, ISSUER = "provider", "issuer"
 DELIVERY_MODES = [(PROVIDER, "Service sends the SMS (provider)"), (ISSUER, "Issuer sends the SMS (DeliverOTP)")]
@@ -40,12 +41,13 @@ def template_problems(text: str) -> list[str]:
     try:
         names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
     except ValueError:
-        return ["Unbalanced braces."]
+        return [gettext("Unbalanced braces: a { or } is not paired.")]
     if "code" not in names:
-        problems.append("Must contain {code}.")
+        problems.append(gettext("Must contain {code}, where the code goes."))
     unknown = names - TEMPLATE_PLACEHOLDERS
     if unknown:
-        problems.append("Unknown placeholders: " + ", ".join("{%s}" % n for n in sorted(unknown)) + ".")
+        problems.append(gettext("Unknown placeholders: %(names)s. Use {code}, {merchant}, {amount} or {minutes}.")
+                        % {"names": ", ".join("{%s}" % n for n in sorted(unknown))})
     return problems
 
 
@@ -96,7 +98,7 @@ class OtpPolicy(models.Model):
         for name, (_, low, high) in BOUNDS.items():
             value = getattr(self, name)
             if value is None or not low <= value <= high:
-                errors.setdefault(name, []).append(f"Must be between {low} and {high}.")
+                errors.setdefault(name, []).append(gettext("Must be between %(low)s and %(high)s.") % {"low": low, "high": high})
         countries = self.allowed_countries
         if not isinstance(countries, list) or not all(isinstance(c, str) and len(c) == 2 and c.isalpha() and c.isupper() for c in countries):
             errors.setdefault("allowed_countries", []).append('A list of upper-case ISO 3166 alpha-2 codes, e.g. ["JP"].')
@@ -108,12 +110,12 @@ class OtpPolicy(models.Model):
                 for problem in template_problems(text):
                     errors.setdefault("sms_templates", []).append(f"{locale}: {problem}")
                 if len(text) > 320:
-                    errors.setdefault("sms_templates", []).append(f"{locale}: longer than 320 characters.")
+                    errors.setdefault("sms_templates", []).append(f"{locale}: " + gettext("longer than 320 characters."))
         senders = self.sender_ids
         if not isinstance(senders, dict) or not all(isinstance(k, str) and isinstance(v, str) and 0 < len(v) <= 16 for k, v in senders.items()):
             errors.setdefault("sender_ids", []).append('An object of country → sender (a number or up to 11 letters/digits).')
         if self.product_id and self.product.issuer_id != self.issuer_id:
-            errors.setdefault("product", []).append("The product belongs to another issuer.")
+            errors.setdefault("product", []).append(gettext("The product belongs to another issuer."))
         if errors:
             raise ValidationError(errors)
 
@@ -133,6 +135,7 @@ class OtpPolicyVersion(models.Model):
     settings = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True, help_text="Why it changed, as its author said.")
 
     class Meta:
         ordering = ["policy", "-version"]

@@ -22,7 +22,7 @@ import phonenumbers
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, FilteredRelation, Q
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.audit.services import audit_record
 from apps.cards.models import Card, Phone
@@ -39,6 +39,7 @@ from apps.otp.models import (
     OtpRefusal,
     OtpSession,
 )
+from apps.otp.policy_words import otp_policy_changes
 
 
 class OtpRefused(ApplicationError):
@@ -63,24 +64,30 @@ class VerifyResult:
 # ---------------------------------------------------------------- policies
 
 
-def otp_policy_save(*, policy: OtpPolicy, actor: str) -> OtpPolicyVersion:
-    """Validate, bump the version and freeze a snapshot. The only way policies change."""
+def otp_policy_save(*, policy: OtpPolicy, actor: str, reason: str = "") -> OtpPolicyVersion:
+    """Validate, bump the version and freeze a snapshot with who and why. The only way policies
+    change; the audit event lists the changes in words."""
     policy.full_clean()
     with transaction.atomic():
+        previous = None
         if policy.pk:
             # Versions are numbered under a lock so two editors never produce the same number.
             current = OtpPolicy.objects.select_for_update().get(pk=policy.pk).version
+            previous = policy.versions.filter(version=current).values_list("settings", flat=True).first()
         else:
             current = 0
         policy.version = current + 1
         policy.updated_by = actor
         policy.save()
         version = OtpPolicyVersion.objects.create(
-            policy=policy, version=policy.version, settings=policy.snapshot(), created_by=actor
+            policy=policy, version=policy.version, settings=policy.snapshot(), created_by=actor, reason=reason
         )
+        with translation.override("en"):
+            changed = [str(c) for c in otp_policy_changes(previous, version.settings)] if previous is not None else []
         audit_record(
             issuer=policy.issuer, kind="otp_policy.saved", actor=actor, obj=policy,
-            data={"version": policy.version, "product": str(policy.product_id or ""), "settings": policy.snapshot()},
+            data={"version": policy.version, "product": str(policy.product_id or ""), "reason": reason, "changes": changed,
+                  "settings": policy.snapshot()},
         )
     return version
 

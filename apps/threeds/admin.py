@@ -13,12 +13,16 @@ from django.http import Http404, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin_scoping import IssuerScopedAdmin, ReadOnlyAdminMixin, RetryDeliveriesMixin, ServiceModelForm
+from apps.core.admin_scoping import IssuerScopedAdmin, ReadOnlyAdminMixin, RetryDeliveriesMixin
 from apps.core.pan import NETWORK_CHOICES
 from apps.issuers.models import Issuer
 from apps.threeds.card_ranges import card_range_data
-from apps.threeds.risk import risk_policy_save
+from apps.core.policy_admin import PolicyHistoryMixin
+from apps.threeds.backtest import DEFAULT_DAYS, risk_policy_backtest
+from apps.threeds.policy_forms import LABEL_WORDS, OUTCOME_WORDS, RiskPolicyForm
+from apps.threeds.policy_words import risk_policy_changes, risk_policy_words
 from apps.threeds import rreq
 from apps.threeds.models import AcsSigningKey, RiskPolicy, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.selectors import transaction_timeline
@@ -213,45 +217,108 @@ class RReqDeliveryAdmin(RetryDeliveriesMixin, IssuerScopedAdmin):
         rreq.rreq_retry(delivery=delivery, actor=actor)
 
 
-class RiskPolicyForm(ServiceModelForm):
-    class Meta:
-        model = RiskPolicy
-        fields = "__all__"
-
-    def run_service(self):
-        return risk_policy_save(policy=self.instance, actor=self.actor, fields=self.changed_data)
-
-
 @admin.register(RiskPolicy)
-class RiskPolicyAdmin(IssuerScopedAdmin):
-    """The issuer's risk rules, edited by its issuer admins; every transaction records the rules
-    that fired and the score, so a change shows in the decisions that follow."""
+class RiskPolicyAdmin(PolicyHistoryMixin, IssuerScopedAdmin):
+    """The issuer's risk rules, edited by its issuer admins; every save is a version with its
+    reason, and a draft can be backtested on the issuer's own recent AReqs before it is saved."""
 
     form = RiskPolicyForm
-    list_display = ["__str__", "challenge_threshold", "velocity_max_per_hour", "no_method_outcome", "allow_oob", "updated_at"]
-    readonly_fields = ["updated_at"]
+
+    class Media:
+        css = {"all": ["core/policies.css"]}
+
+    change_form_template = "admin/policies/risk_change_form.html"
+    list_display = ["__str__", "challenge_threshold", "velocity_max_per_hour", "no_method_outcome", "allow_oob", "version", "updated_at"]
+    readonly_fields = ["version", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["issuer", "base_score", "challenge_threshold", "updated_at"]}),
-        ("Amount", {"fields": ["amount_thresholds", "amount_weight"]}),
-        ("Exemptions", {"fields": ["tra_max_amounts", "sca_performed_max_amounts", "exemption_credit"]}),
-        ("Requestor, velocity, merchant, category", {"fields": [
+        (None, {"fields": ["issuer", "base_score", "challenge_threshold", "version", "updated_at"]}),
+        (_("Amount"), {"fields": ["amount_thresholds", "amount_weight"]}),
+        (_("Exemptions"), {"fields": ["tra_max_amounts", "sca_performed_max_amounts", "exemption_credit"]}),
+        (_("Requestor, velocity, merchant, category"), {"fields": [
             "requestor_prefers_challenge_weight", "velocity_max_per_hour", "velocity_warn_per_hour", "velocity_weight",
             "new_merchant_weight", "non_payment_weight"]}),
-        ("3DS Method", {"fields": ["three_ds_method_missing_weight", "browser_data_mismatch_weight"]}),
-        ("Challenge", {"fields": ["no_method_outcome", "allow_oob", "allow_fallback_to_sms", "first_creq_timeout_seconds",
-                                  "challenge_timeout_seconds", "oob_timeout_seconds"]}),
+        (_("3DS Method"), {"fields": ["three_ds_method_missing_weight", "browser_data_mismatch_weight"]}),
+        (_("Challenge"), {"fields": ["no_method_outcome", "allow_oob", "allow_fallback_to_sms", "first_creq_timeout_seconds",
+                                     "challenge_timeout_seconds", "oob_timeout_seconds"]}),
     ]
+    # Only on a form that can be saved: they are form fields, not the policy's.
+    editing_fieldsets = [
+        (_("Reason for change"), {"fields": ["reason"]}),
+        (_("Backtest"), {"fields": ["backtest_days"]}),
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_change_permission(request, obj) if obj else self.has_add_permission(request):
+            return [*fieldsets, *self.editing_fieldsets]
+        return [(None, {"fields": ["issuer", "version", "updated_at", "settings_in_words"]})]
+
+    def policy_words(self, obj):
+        return risk_policy_words(obj.snapshot())
+
+    @admin.display(description=_("Settings"))
+    def settings_in_words(self, obj):
+        return super().settings_in_words(obj)
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def policy_versions(self, obj):
+        return obj.versions.order_by("version")
+
+    def policy_changes(self, before, after):
+        return risk_policy_changes(before, after)
 
     def get_urls(self):
         # The card ranges for one DS, every issuer's (SPEC §5.1, the issuer API's list): what the
         # platform operator hands to that network's DS, so superusers only.
         return [
             path("card-ranges/<str:network>.json", self.admin_site.admin_view(self.card_ranges_view), name="threeds_card_ranges"),
+            path("<path:object_id>/backtest/", self.admin_site.admin_view(self.backtest_view), name="threeds_riskpolicy_backtest"),
             *super().get_urls(),
         ]
+
+    def backtest_view(self, request, object_id):
+        """The change form's values, unsaved, replayed over this issuer's recent AReqs beside the
+        policy in force. Only for those who may change the policy; nothing is written."""
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise Http404(_("No such policy."))
+        if request.method != "POST" or not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        current = RiskPolicy.objects.get(pk=obj.pk)
+        form = self.get_form(request, obj, change=True)(request.POST, instance=obj)
+        form.dry_run = True
+        result = None
+        if form.is_valid():
+            result = risk_policy_backtest(issuer=obj.issuer, current=current, draft=form.instance,
+                                          days=form.cleaned_data.get("backtest_days") or DEFAULT_DAYS)
+        changes = risk_policy_changes(current.snapshot(), form.instance.snapshot()) if result else []
+        # The draft goes back to the change form as it was posted, for "Publish" (save with a reason).
+        draft_fields = [(name, value) for name in request.POST for value in request.POST.getlist(name)
+                        if name not in ("csrfmiddlewaretoken", "_backtest", "_save", "_continue", "reason")]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Backtest of a draft of %(policy)s") % {"policy": current},
+            "subtitle": None,
+            "opts": self.model._meta,
+            "object": current,
+            "form": form,
+            "result": result,
+            "changes": changes,
+            "draft_fields": draft_fields,
+        }
+        if result:
+            word = OUTCOME_WORDS.get
+            context.update(
+                outcome_rows=[(key, text, result.current[key], result.draft[key]) for key, text in OUTCOME_WORDS.items()],
+                flip_rows=[{"before": b, "after": a, "before_word": word(b), "after_word": word(a), "count": n}
+                           for (b, a), n in result.flips.most_common()],
+                samples=[{**vars(s), "before_word": word(s.before), "after_word": word(s.after), "label_word": LABEL_WORDS.get(s.label, "")}
+                         for s in result.samples],
+            )
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/policies/backtest.html", context)
 
     def card_ranges_view(self, request, network):
         if not request.user.is_superuser:

@@ -179,7 +179,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     else:
         policy = risk.risk_policy_for(card.issuer)
         decision = risk.decide(policy=policy, card=card, areq=message, now=now, method=tx.three_ds_method, method_data=method_data)
-        tx.risk_score, tx.risk_rules = decision.score, decision.rules
+        tx.risk_score, tx.risk_rules, tx.risk_facts = decision.score, decision.rules, decision.facts.stored()
         facts["threshold"] = policy.challenge_threshold
         if decision.velocity_exceeded:
             _fail(tx, REASON_FREQUENCY_LIMIT)

@@ -5,6 +5,7 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.pan import NETWORK_CHOICES
 from apps.delivery.models import OutboundAttempt, OutboundDelivery
@@ -43,6 +44,8 @@ class RiskPolicy(models.Model):
     challenge_timeout_seconds = models.PositiveSmallIntegerField(default=600)
     oob_timeout_seconds = models.PositiveSmallIntegerField(default=120)
     updated_at = models.DateTimeField(auto_now=True)
+    # The number of the latest RiskPolicyVersion; bumped under this row's lock (risk_policy_save).
+    version = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = "risk policy"
@@ -54,23 +57,47 @@ class RiskPolicy(models.Model):
     def clean(self):
         errors = {}
         if not 1 <= self.challenge_threshold <= 99:
-            errors["challenge_threshold"] = "Between 1 and 99."
+            errors["challenge_threshold"] = _("Between 1 and 99.")
         for name in ("amount_thresholds", "tra_max_amounts", "sca_performed_max_amounts"):
             value = getattr(self, name)
             if not isinstance(value, dict) or not all(
                 isinstance(k, str) and len(k) == 3 and k.isdigit() and isinstance(v, str) and _is_amount(v) for k, v in value.items()
             ):
-                errors[name] = 'An object of 3-digit currency → amount string, e.g. {"978": "250.00"}.'
+                errors[name] = _("Each entry needs a currency and an amount of zero or more.")
         if not 5 <= self.first_creq_timeout_seconds <= 600:
-            errors["first_creq_timeout_seconds"] = "Between 5 and 600."
+            errors["first_creq_timeout_seconds"] = _("Between 5 and 600.")
         if not 60 <= self.challenge_timeout_seconds <= 1800:
-            errors["challenge_timeout_seconds"] = "Between 60 and 1800."
+            errors["challenge_timeout_seconds"] = _("Between 60 and 1800.")
         if not 10 <= self.oob_timeout_seconds <= 600:
-            errors["oob_timeout_seconds"] = "Between 10 and 600."
+            errors["oob_timeout_seconds"] = _("Between 10 and 600.")
         if self.velocity_warn_per_hour > self.velocity_max_per_hour:
-            errors["velocity_warn_per_hour"] = "At most velocity_max_per_hour."
+            errors["velocity_warn_per_hour"] = _("At most the number of authentications per hour before declining.")
         if errors:
             raise ValidationError(errors)
+
+
+    def snapshot(self) -> dict:
+        """The policy's values, as a version freezes them (everything but ids and timestamps)."""
+        return {f.attname: getattr(self, f.attname) for f in self._meta.concrete_fields
+                if f.name not in ("id", "issuer", "updated_at", "version")}
+
+
+class RiskPolicyVersion(models.Model):
+    """One saved state of a risk policy: who changed it, when and why. Never edited."""
+
+    policy = models.ForeignKey(RiskPolicy, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    settings = models.JSONField()
+    reason = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["policy", "-version"]
+        constraints = [models.UniqueConstraint(fields=["policy", "version"], name="threeds_risk_policy_version_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.policy} — version {self.version}"
 
 
 def _is_amount(value: str) -> bool:
@@ -127,6 +154,9 @@ class Transaction(models.Model):
     # Decision
     risk_score = models.PositiveSmallIntegerField(null=True, blank=True)
     risk_rules = models.JSONField(default=list, blank=True, help_text="Which rules fired, with their weights.")
+    # The facts the decision weighed that no column keeps (velocity count, new merchant, 3DS Method
+    # mismatches), as they were then: the backtest replays a draft policy over them.
+    risk_facts = models.JSONField(default=dict, blank=True)
     ares_trans_status = models.CharField(max_length=1, blank=True)
     exemption = models.CharField(max_length=20, blank=True, help_text="low_risk when a TRA/SCA exemption was granted.")
 

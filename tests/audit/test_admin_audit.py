@@ -378,6 +378,7 @@ def test_device_renamed_revoked_and_deleted_is_audited(boss, issuer):
 def test_risk_policy_added_and_changed_is_audited(boss, issuer):
     data = page_form(boss, url(RiskPolicy, "add"), RiskPolicy)
     data["challenge_threshold"] = "55"
+    data["reason"] = "first policy"
     saved(boss.post(url(RiskPolicy, "add"), data))
     policy = RiskPolicy.objects.get(issuer=issuer)
     assert policy.challenge_threshold == 55
@@ -385,6 +386,7 @@ def test_risk_policy_added_and_changed_is_audited(boss, issuer):
 
     data = page_form(boss, url(RiskPolicy, "change", policy.pk), RiskPolicy)
     data["base_score"] = "20"
+    data["reason"] = "base score up"
     saved(boss.post(url(RiskPolicy, "change", policy.pk), data))
     assert AuditEvent.objects.filter(kind="risk_policy.saved", actor=BOSS, data__fields=["base_score"]).exists()
 
@@ -394,6 +396,7 @@ def test_otp_policy_change_is_audited(boss, issuer):
     policy = OtpPolicy.objects.get(issuer=issuer)
     data = page_form(boss, url(OtpPolicy, "change", policy.pk), OtpPolicy)
     data["code_length"] = "8"
+    data["reason"] = "longer codes"
     saved(boss.post(url(OtpPolicy, "change", policy.pk), data))
     policy.refresh_from_db()
     assert policy.code_length == 8 and policy.updated_by == BOSS

@@ -18,13 +18,15 @@ def policies(issuer, other_issuer):
 
 
 def form_data(policy, **overrides):
+    """The policy's form as a browser posts it: countries by code, a text per locale, a reason."""
     data = {
         "issuer": str(policy.issuer_id), "product": "", "delivery_mode": policy.delivery_mode,
         "code_length": policy.code_length, "lifetime_seconds": policy.lifetime_seconds, "max_attempts": policy.max_attempts,
         "max_resends": policy.max_resends, "resend_cooldown_seconds": policy.resend_cooldown_seconds,
-        "allowed_countries": '["JP"]', "max_sends_per_card_hour": 5, "max_sends_per_card_day": 10, "max_sends_per_phone_day": 10,
-        "sms_templates": '{"en": "{code} is your code"}', "sender_ids": "{}",
-        "versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0",
+        "allowed_countries": ["JP"], "max_sends_per_card_hour": 5, "max_sends_per_card_day": 10, "max_sends_per_phone_day": 10,
+        "sms_template_en": "{code} is your code", "sms_template_ja": "", "sms_template_fr": "",
+        "sender_ids_key": ["", ""], "sender_ids_value": ["", ""],
+        "reason": "tests",
     }
     return {**data, **overrides}
 
@@ -56,7 +58,7 @@ def test_the_admin_enforces_the_bounds(issuer, policies, field, value):
 def test_a_template_without_the_code_is_refused(issuer, policies):
     mine, _ = policies
     client = client_for(make_staff(issuer, ISSUER_ADMIN))
-    r = client.post(url(OtpPolicy, "change", mine.pk), form_data(mine, sms_templates='{"en": "hello"}'))
+    r = client.post(url(OtpPolicy, "change", mine.pk), form_data(mine, sms_template_en="hello"))
     assert r.status_code == 200 and "Must contain {code}" in r.content.decode()
 
 
