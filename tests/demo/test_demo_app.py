@@ -2,6 +2,9 @@
 Chromium with a virtual WebAuthn authenticator it registers the browser as the demo cardholder's
 device and approves an out-of-band challenge, which the merchant side then sees as Y."""
 
+import os
+import subprocess
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -202,4 +205,37 @@ def test_the_browser_registers_as_the_device_and_approves_an_oob_challenge_to_y(
     assert tx.trans_status == "Y" and tx.challenge.method == "oob"
     device.refresh_from_db()
     assert device.sign_count > registered_count  # the approval was this authenticator's signature
+    assert page.problems == []
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+@pytest.mark.parametrize("channel", ["app", "browser"])
+def test_simulate_3ds_waits_for_the_app_page(demo_server, app_page, settings, channel):
+    """What the README shows: simulate_3ds with the app cardholder's card waits while the person
+    approves in the demo app page, and ends Y (the app channel's CReqs, the browser's page)."""
+    page = app_page
+    page.goto(f"{demo_server}/demo/app/")
+    page.click("#register")
+    page.wait_for_selector("#device-status.ok", timeout=PAGE_TIMEOUT_MS)
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "issuer_portal.settings_test", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "manage.py", "simulate_3ds", "--base-url", demo_server, "--sms-file", settings.SMS_FILE_PATH,
+               "--channel", channel, "--pan", APP_PAN, "--challenge", "--oob-timeout", "60", "--rreq-timeout", "20"]
+    with subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            page.wait_for_selector("li.request button.approve", timeout=PAGE_TIMEOUT_MS)
+            page.click("li.request button.approve")
+            page.wait_for_selector("#outcome.ok", timeout=PAGE_TIMEOUT_MS)
+            out, err = process.communicate(timeout=90)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 0, out[-3000:] + err[-3000:]
+    assert "Waiting for the issuer app" in out and "/demo/app/" in out
+    if channel == "app":
+        assert '"acsUiType": "04"' in out
+    assert "Result: transStatus Y (after a challenge)" in out
+    assert APP_PAN not in out + err
     assert page.problems == []

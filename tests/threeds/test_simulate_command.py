@@ -143,7 +143,7 @@ def test_an_unexpected_result_exits_non_zero_without_printing_the_pan(server):
     unknown = "4000000000000002"
     result = simulate(base_url, "--pan", unknown, "--sms-file", str(sms_file))
     assert result.returncode == 2
-    assert '"transStatusReason": "08"' in result.stdout and "expected success" in result.stdout
+    assert "\"transStatusReason\": \"08\"" in result.stdout and "ended N/08: No card record — not Y or A" in result.stdout + result.stderr
     assert unknown not in result.stdout + result.stderr
 
 
