@@ -151,5 +151,5 @@ def test_an_unreachable_server_exits_1(server, tmp_path):
     _base_url, _api_key, sms_file = server
     result = simulate("http://127.0.0.1:9", "--sms-file", str(sms_file), timeout=60)
     assert result.returncode == 1
-    assert "Unexpected: AReq: could not reach" in result.stderr
+    assert "Cannot reach the ACS at" in result.stderr and "AReq: could not reach" in result.stderr
     assert DEMO_PAN not in result.stdout + result.stderr
