@@ -13,6 +13,7 @@ from functools import wraps
 from django.conf import settings
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -21,6 +22,8 @@ from apps.demo.management.commands.seed_demo import APP_CARDHOLDER, ISSUER_ID
 from apps.devices.services import device_enrollment_create
 
 ACTOR = "demo-app"
+# The app speaks the phone's language: the browser's, English or Japanese (the demo issuer's).
+APP_LANGUAGES = ("en", "ja")
 
 
 def debug_only(view):
@@ -43,10 +46,15 @@ def _demo_cardholders():
 @require_GET
 def app_page(request):
     cardholders = list(_demo_cardholders())
-    return render(request, "demo/app.html", {
-        "cardholders": cardholders,
-        "selected": APP_CARDHOLDER if any(c.external_id == APP_CARDHOLDER for c in cardholders) else "",
-    })
+    language = translation.get_language_from_request(request)
+    with translation.override(language if language in APP_LANGUAGES else "en"):
+        response = render(request, "demo/app.html", {
+            "cardholders": cardholders,
+            "selected": APP_CARDHOLDER if any(c.external_id == APP_CARDHOLDER for c in cardholders) else "",
+        })
+    response.headers["Content-Language"] = language if language in APP_LANGUAGES else "en"
+    response.headers["Vary"] = "Accept-Language"
+    return response
 
 
 @debug_only

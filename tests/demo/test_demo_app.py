@@ -82,6 +82,21 @@ def test_with_debug_the_page_is_the_cardholders_app_for_anyone(settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("accept, lang, words", [
+    ("ja,en;q=0.5", "ja", ["デモ発行会社アプリ", "このブラウザを登録", "承認する"]),
+    ("en-US", "en", ["Demo issuer app", "Register this browser", "Approve"]),
+    ("fr-FR", "en", ["Demo issuer app"]),  # the app speaks the demo issuer's languages only
+])
+def test_the_page_speaks_the_browsers_language(settings, accept, lang, words):
+    settings.DEBUG = True
+    seed()
+    response = Client().get("/demo/app/", HTTP_ACCEPT_LANGUAGE=accept)
+    page = response.content.decode()
+    assert f'<html lang="{lang}">' in page and response.headers["Content-Language"] == lang
+    assert all(word in page for word in words)
+
+
+@pytest.mark.django_db
 def test_the_enrollment_helper_mints_a_token_only_for_a_demo_cardholder(settings):
     settings.DEBUG = True
     seed()

@@ -58,7 +58,7 @@
   function showDevice() {
     const current = device();
     const name = select.options[select.selectedIndex].text.split(" (")[0];
-    say("device-status", current ? words.registered.replace("%(name)s", name) : words.notRegistered, current ? "ok" : "");
+    say("device-status", current ? words.registered.replace("{name}", name) : words.notRegistered, current ? "ok" : "");
     $("register").hidden = Boolean(current);
     $("unregister").hidden = !current;
     $("pending").replaceChildren();
