@@ -22,13 +22,22 @@ $(VENV)/.installed-test: requirements.txt requirements-test.txt $(VENV)/.install
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Embedded default: SQLite, in-process tasks, SMS and push to the console, demo data.
+# Embedded default: SQLite, in-process tasks, push to the console, demo data. SMS go to a file the
+# simulator reads (simulate_3ds finds the code there); `SMS_BACKEND=console make run` prints them.
+# The demo's password and API key are the same on every run (seed_demo derives them).
+PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
+SMS_BACKEND ?= file
+SMS_FILE_PATH ?= $(CURDIR)/var/sms.jsonl
+RUN_ENV = DEBUG=1 PORT=$(PORT) PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) SMS_BACKEND=$(SMS_BACKEND) SMS_FILE_PATH=$(SMS_FILE_PATH)
+
 run: install
-	DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DEBUG=1 $(BIN)/python manage.py seed_demo
-	@echo "Serving on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/, API docs: http://$(HOST):$(PORT)/api/docs/)"
+	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
+	$(RUN_ENV) $(BIN)/python manage.py seed_demo
+	@echo "Serving on $(PUBLIC_BASE_URL)/  (admin: $(PUBLIC_BASE_URL)/admin/, API docs: $(PUBLIC_BASE_URL)/api/docs/)"
+	@echo "SMS: $(SMS_BACKEND)$(if $(filter file,$(SMS_BACKEND)), → $(SMS_FILE_PATH)  (simulate_3ds reads the codes there; tail -f to watch))"
+	@echo "Try, in another terminal: DEBUG=1 PORT=$(PORT) $(BIN)/python manage.py simulate_3ds --challenge"
 	@# The scheduled work (challenge timeouts, OTP expiry, ...) runs beside the server, in-process.
-	DEBUG=1 PUBLIC_BASE_URL=http://$(HOST):$(PORT) sh -c '$(BIN)/python manage.py run_schedule & trap "kill $$!" EXIT INT TERM; \
+	$(RUN_ENV) sh -c '$(BIN)/python manage.py run_schedule & trap "kill $$!" EXIT INT TERM; \
 		$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)'
 
 # The whole suite. Uses PostgreSQL and a real Celery worker on Redis when DATABASE_URL and

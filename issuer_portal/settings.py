@@ -64,7 +64,7 @@ if not DEBUG:
         )
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
-PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{os.environ.get('PORT') or 8000}").rstrip("/")
 # acsReferenceNumber: assigned to the ACS by EMVCo on certification.
 ACS_REFERENCE_NUMBER = os.environ.get("ACS_REFERENCE_NUMBER", "3DS_LOA_ACS_ISSUERPORTAL_020200_00001")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", PUBLIC_BASE_URL)

@@ -25,6 +25,7 @@ urlpatterns = [
     path("webhooks/", include("apps.sms.urls")),
     path("3ds/v2/", include("apps.threeds.urls")),
     path("analyst/", include("apps.analyst.urls")),
+    path("demo/", include("apps.demo.urls")),  # the demo issuer app; 404 without DEBUG
     # Django's set_language: a staff user's choice of English or Japanese, kept in a cookie.
     path("i18n/", include("django.conf.urls.i18n")),
 ]

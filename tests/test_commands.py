@@ -22,6 +22,8 @@ from apps.demo.management.commands import seed_demo
 from apps.issuers.models import ApiKey, Issuer
 from apps.issuers.services import api_key_authenticate
 from tests.factories import IssuerFactory, grant, new_pan
+from tests.support.fixtures import in_process_tasks  # noqa: F401 (fixture)
+from tests.threeds.conftest import PAN, enrolled  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -141,7 +143,7 @@ def test_bootstrap_runs_as_a_real_process(tmp_path):
 
 
 def test_seed_demo_twice_neither_fails_nor_duplicates():
-    run("seed_demo")
+    first, _ = run("seed_demo")
     counts = (Issuer.objects.count(), Cardholder.objects.count(), Phone.objects.count(), Card.objects.count(), User.objects.count())
     out, _ = run("seed_demo", "--password", "demo-pass-123")
 
@@ -149,11 +151,62 @@ def test_seed_demo_twice_neither_fails_nor_duplicates():
     issuer = Issuer.objects.get(issuer_id="DEMOBANK01")
     assert Cardholder.objects.filter(issuer=issuer).count() == len(seed_demo.CARDHOLDERS)
     assert Card.objects.filter(issuer=issuer).count() == len(seed_demo.CARDS)
-    # The key printed by the last run is the only live demo key.
+    # The key printed by both runs is the same, and the only live demo key.
     live = issuer.api_keys.filter(name="demo", revoked_at__isnull=True)
     assert live.count() == 1
-    api_key = next(line.split()[-1] for line in out.splitlines() if "API key" in line)
+    api_key = printed(out, "API key")
+    assert api_key == printed(first, "API key")
     assert api_key_authenticate(raw_key=api_key).pk == live.get().pk
+
+
+def printed(out: str, label: str) -> str:
+    return next(line.split()[-1] for line in out.splitlines() if line.strip().startswith(label + ":"))
+
+
+def test_seed_demo_keeps_the_password_and_the_api_key_across_runs():
+    first, _ = run("seed_demo")
+    password, api_key = printed(first, "Password"), printed(first, "API key")
+    issuer = Issuer.objects.get(issuer_id="DEMOBANK01")
+    key_row = api_key_authenticate(raw_key=api_key)
+
+    second, _ = run("seed_demo")
+
+    assert (printed(second, "Password"), printed(second, "API key")) == (password, api_key)
+    assert User.objects.get(username="demo-operator").check_password(password)
+    # The working key was never revoked, nor replaced.
+    assert api_key_authenticate(raw_key=api_key).pk == key_row.pk
+    assert not issuer.api_keys.filter(revoked_at__isnull=False).exists()
+    assert AuditEvent.objects.filter(kind="api_key.created").count() == 1
+
+
+def test_seed_demo_replaces_only_the_random_demo_keys_of_earlier_versions():
+    from apps.issuers.services import api_key_create
+
+    run("seed_demo")
+    issuer = Issuer.objects.get(issuer_id="DEMOBANK01")
+    _, old = api_key_create(issuer=issuer, name="demo", created_by="an earlier seed_demo")
+    _, other = api_key_create(issuer=issuer, name="integration", created_by="staff")
+
+    out, _ = run("seed_demo")
+
+    assert api_key_authenticate(raw_key=old) is None
+    assert api_key_authenticate(raw_key=other) is not None
+    assert api_key_authenticate(raw_key=printed(out, "API key")) is not None
+
+
+def test_seed_demo_values_are_the_readmes_with_the_development_key(settings):
+    settings.SECRET_KEY = settings_module().DEV_SECRET_KEY
+    out, _ = run("seed_demo")
+
+    readme = (settings.BASE_DIR / "README.md").read_text()
+    assert f"`{printed(out, 'Password')}`" in readme
+    assert f"`{printed(out, 'API key')}`" in readme
+
+
+def settings_module():
+    import issuer_portal.settings
+
+    return issuer_portal.settings
 
 
 def test_seed_demo_builds_the_demo_issuer():
@@ -162,12 +215,49 @@ def test_seed_demo_builds_the_demo_issuer():
     issuer = Issuer.objects.get(issuer_id="DEMOBANK01")
     assert (issuer.name, issuer.country) == ("Demo Bank", "JP")
     assert {c.locale for c in Cardholder.objects.filter(issuer=issuer)} == {"en", "ja", "fr"}
-    for cardholder in Cardholder.objects.filter(issuer=issuer):
+    for cardholder in Cardholder.objects.filter(issuer=issuer).exclude(external_id="demo-0007"):
         assert cardholder.phones.filter(is_primary=True, verified=True).count() == 1
+    # The decline example: no phone, no device.
+    assert not Cardholder.objects.get(issuer=issuer, external_id="demo-0007").phones.exists()
     assert Card.objects.filter(issuer=issuer, status=Card.SUSPENDED).count() == 1
     assert Card.objects.filter(issuer=issuer, network="cartes_bancaires").exclude(co_badge="").exists()
     assert {"visa", "mastercard", "cartes_bancaires"} <= set(Card.objects.values_list("network", flat=True))
     assert f"{settings.PUBLIC_BASE_URL}/admin/" in out
+
+
+def test_seed_demo_sets_limits_a_demo_does_not_trip_within_the_spec_bounds():
+    from apps.otp.models import BOUNDS, OtpPolicy, OtpPolicyVersion
+    from apps.threeds.models import RiskPolicy
+
+    run("seed_demo")
+    issuer = Issuer.objects.get(issuer_id="DEMOBANK01")
+    policy = OtpPolicy.objects.get(issuer=issuer, product=None)
+    for name, value in seed_demo.DEMO_OTP_LIMITS.items():
+        _, low, high = BOUNDS[name]
+        assert getattr(policy, name) == value and low <= value <= high
+    # Dozens of simulations an hour on one card: neither the SMS limit nor the velocity decline.
+    assert policy.max_sends_per_card_hour >= 36
+    risk = RiskPolicy.objects.get(issuer=issuer)
+    assert risk.velocity_max_per_hour >= 36 and risk.velocity_warn_per_hour >= 36
+    versions = OtpPolicyVersion.objects.filter(policy=policy).count()
+
+    run("seed_demo")  # nothing changes: no new version
+    assert OtpPolicyVersion.objects.filter(policy=policy).count() == versions
+
+
+def test_seed_demo_follows_the_port(settings):
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:8123"
+    out, _ = run("seed_demo")
+
+    assert "http://127.0.0.1:8123/admin/" in out and ":8000" not in out
+    assert "http://localhost:8123/demo/app/" in out
+    issuer = Issuer.objects.get(issuer_id="DEMOBANK01")
+    assert issuer.webauthn_rp_id == "localhost" and "http://localhost:8123" in issuer.webauthn_origins
+
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:8124"
+    run("seed_demo")
+    issuer.refresh_from_db()
+    assert {"http://localhost:8123", "http://localhost:8124"} <= set(issuer.webauthn_origins)
 
 
 def test_seed_demo_installs_test_signing_keys_once_and_keeps_an_operators():
@@ -186,7 +276,7 @@ def test_seed_demo_installs_test_signing_keys_once_and_keeps_an_operators():
 def test_seed_demo_users_log_in_with_the_printed_password():
     out, _ = run("seed_demo")
 
-    password = next(line.split()[-1] for line in out.splitlines() if "Password:" in line)
+    password = printed(out, "Password")
     admin = User.objects.get(username="admin")
     assert admin.is_superuser and admin.check_password(password)
     issuer = Issuer.objects.get(issuer_id="DEMOBANK01")
@@ -402,3 +492,75 @@ def test_seed_demo_enrolls_the_card_simulate_3ds_uses_by_default():
 
     card = Card.objects.get(issuer=issuer, pan_fingerprint=pan_fingerprint(demo_pan()), status=Card.ACTIVE)
     assert card.cardholder.phones.filter(verified=True).exists()
+
+
+# ---------------------------------------------------------------- run_schedule
+
+
+def scheduler_log_lines(text: str) -> list[str]:
+    """The lines the scheduler and Celery's task tracer logged (the console handler: stderr)."""
+    return [line.split(" ", 4)[-1] for line in text.splitlines() if " celery.app.trace " in line or " apps.core.management." in line]
+
+
+def test_run_schedule_logs_nothing_when_no_task_did_anything(capfd):
+    run("run_schedule", "--once")
+
+    assert scheduler_log_lines(capfd.readouterr().err) == []
+
+
+def test_run_schedule_logs_a_task_that_did_something(capfd, client, enrolled, in_process_tasks):  # noqa: F811
+    from datetime import timedelta
+
+    from apps.threeds.models import Challenge
+    from tests.threeds.builders import areq
+
+    ares = client.post("/3ds/v2/areq", areq(pan=PAN, threeDSRequestorChallengeInd="04"), content_type="application/json").json()
+    Challenge.objects.filter(pk=ares["acsTransID"]).update(first_creq_deadline=timezone.now() - timedelta(seconds=1))
+    capfd.readouterr()
+
+    run("run_schedule", "--once")
+
+    assert scheduler_log_lines(capfd.readouterr().err) == ["challenge-timeouts: 1"]
+
+
+# ---------------------------------------------------------------- manage.py as the README runs it
+
+PRODUCTION_KEYS = ("SECRET_KEY", "DATA_ENCRYPTION_KEYS", "PAN_FINGERPRINT_KEY", "AUTHENTICATION_VALUE_KEYS")
+
+
+def manage_py(*args, python=sys.executable, **env_changes) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "DJANGO_SETTINGS_MODULE", *PRODUCTION_KEYS)}
+    env.update(env_changes)
+    return subprocess.run([python, "manage.py", *args], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_manage_py_without_debug_says_in_one_line_what_to_set():
+    done = manage_py("check")
+
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert all(name in line for name in PRODUCTION_KEYS) and "DEBUG=1" in line
+
+
+def test_manage_py_help_without_debug_lists_every_command():
+    for args in (["--help"], ["seed_demo", "--help"]):
+        done = manage_py(*args)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+    listing = manage_py("--help")
+    assert "seed_demo" in listing.stdout and "simulate_3ds" in listing.stdout and "run_schedule" in listing.stdout
+    assert "DEBUG=1" in listing.stderr
+
+
+def test_manage_py_runs_with_the_venvs_python_when_started_by_another():
+    system_python = "/usr/bin/python3"
+    if not os.path.exists(system_python) or subprocess.run([system_python, "-c", "import django"], capture_output=True).returncode == 0:
+        pytest.skip("needs a Python without Django")
+    if not (settings.BASE_DIR / ".venv" / "bin" / "python").exists():
+        pytest.skip("no .venv")
+
+    done = manage_py("check", python=system_python, DEBUG="1", DJANGO_SETTINGS_MODULE="issuer_portal.settings_test")
+
+    assert done.returncode == 0, done.stderr
+    assert "System check identified no issues" in done.stdout

@@ -82,10 +82,11 @@ def issuer_rotate_webhook_secret(*, issuer: Issuer, actor: str) -> str:
 
 
 @transaction.atomic
-def api_key_create(*, issuer: Issuer, name: str, created_by: str = "") -> tuple[ApiKey, str]:
-    """Returns the key row and the plaintext key, which is never stored and never shown again."""
-    prefix = secrets.token_hex(6)
-    secret = new_token(32)
+def api_key_create(*, issuer: Issuer, name: str, created_by: str = "", prefix: str = "", secret: str = "") -> tuple[ApiKey, str]:
+    """Returns the key row and the plaintext key, which is never stored and never shown again.
+    `prefix` and `secret` given: that key (seed_demo's demo key, the same on every run); else random."""
+    prefix = prefix or secrets.token_hex(6)
+    secret = secret or new_token(32)
     plaintext = f"ik_{prefix}_{secret}"
     api_key = ApiKey.objects.create(
         issuer=issuer,

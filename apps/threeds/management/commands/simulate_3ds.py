@@ -9,7 +9,11 @@ The command plays everyone around the ACS:
   the app channel it is the 3DS SDK: its own ephemeral key in the AReq, acsSignedContent
   verified (against --trust-root, else its own chain's root), JWE CReqs and CRes;
 - the cardholder: it reads the code from the SMS file of the `file` SMS backend (the
-  simulation of looking at the phone, so the code is printed) and types it in.
+  simulation of looking at the phone, so the code is printed) and types it in; an out-of-band
+  challenge it leaves to the issuer app (the demo's is /demo/app/) and waits for its answer.
+
+Without flags it finds the demo: the server at PUBLIC_BASE_URL (which follows PORT), the SMS in
+SMS_FILE_PATH (where `make run` writes them).
 
 At the end, with --api-key, it fetches the Stripe import payload of the transaction.
 
@@ -28,17 +32,18 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.threeds import app_crypto
-from apps.threeds.emv import SUPPORTED_VERSIONS, VERSION_RULES
+from apps.threeds.emv import REASON_DESCRIPTIONS, SUPPORTED_VERSIONS, VERSION_RULES
 from apps.threeds.simulator import messages
 from apps.threeds.simulator.client import Acs, Authentication, check_final, expect_echo, expect_type
 from apps.threeds.simulator.endpoints import Endpoints
-from apps.threeds.simulator.errors import Unexpected
+from apps.threeds.simulator.errors import Unexpected, Unreachable
 from apps.threeds.simulator.messages import b64url_encode, mask_pan, rres_for, wrong_code
 from apps.threeds.simulator.page import ChallengePage
 from apps.threeds.simulator.phone import SmsFile, phone_hint
@@ -49,6 +54,21 @@ EXIT_OTHER_RESULT = 2
 
 FALLBACK_DEMO_PAN = "4111111111111111"
 ZERO_EXPONENT_CURRENCIES = {"392", "410", "704", "152", "348"}  # JPY, KRW, VND, CLP, HUF (ISO 4217 minor unit 0)
+ACS_UI_OTP, ACS_UI_OOB = "01", "04"
+OOB_POLL_SECONDS = 2.0
+
+# The challenge's fallback reasons (the issuer API's transaction detail), in words.
+FALLBACK_WORDS = {
+    "sms_card_hourly_limit": "the OTP policy's limit of codes per card per hour was reached (max_sends_per_card_hour)",
+    "sms_card_daily_limit": "the OTP policy's limit of codes per card per day was reached (max_sends_per_card_day)",
+    "sms_phone_daily_limit": "the OTP policy's limit of codes per phone number per day was reached (max_sends_per_phone_day)",
+    "sms_country_not_allowed": "the phone's country is not in the OTP policy's allowed countries",
+    "cancelled_in_app": "the cardholder declined in the issuer app",
+    "oob_timeout": "the issuer app did not answer in time",
+    "push_failed": "the push to the issuer app could not be delivered",
+    "push_rate_limited": "too many pushes to the device in a minute",
+    "assertion_failed": "the app's WebAuthn assertion failed",
+}
 
 
 def demo_pan() -> str:
@@ -98,6 +118,9 @@ class Simulation:
         self.pan: str = options["pan"]
         self.base_url = options["base_url"].rstrip("/")
         self.step_no = 0
+        self.last_message = ""  # what the last challenge page or CRes said to the cardholder
+        self.rreq: dict | None = None
+        self.why = ""
 
     # -------------------------------------------------- printing (never the PAN)
 
@@ -152,6 +175,7 @@ class Simulation:
             self.say("      " + " | ".join(details))
         if page.message:
             self.say(f"message: {page.message}")
+            self.last_message = page.message
         if self.pan in page.response.text:  # never expected; the output stays masked anyway
             raise Unexpected("The challenge page contains the PAN")
 
@@ -211,7 +235,7 @@ class Simulation:
         sms = SmsFile(o["sms_file"], from_end=True) if not o["prompt_code"] else None
         with Endpoints(o["listen_host"], o["listen_port"], public_base_url=o["callback_base_url"]) as endpoints:
             transport = HttpTransport(self.base_url, timeout=o["http_timeout"], user_agent="simulate_3ds/1.0 (issuer_portal)")
-            acs = Acs(transport, endpoints, narrator=self.narrate)
+            acs = self.acs = Acs(transport, endpoints, narrator=self.narrate)
             if o["trust_root"]:
                 acs.trust_anchors = self.trust_roots(o["trust_root"])
             self.say(f"ACS under test:  {self.base_url}")
@@ -271,8 +295,15 @@ class Simulation:
         cres = send("(first: start the challenge)")
         if cres.get("challengeCompletionInd") == "Y":
             return check_final(cres)
-        if cres.get("acsUiType") != "01":
-            raise Unexpected(f"CRes: acsUiType {cres.get('acsUiType')!r}; this simulation answers OTP challenges (01)")
+        if cres.get("acsUiType") == ACS_UI_OOB:
+            if self.o["cancel"]:
+                return check_final(send("(cardholder cancels)", challengeCancel="01"))
+            cres = self.wait_oob(lambda: send("(has the app answered?)", oobContinue=True),
+                                 lambda c: c.get("challengeCompletionInd") == "Y" or c.get("acsUiType") != ACS_UI_OOB)
+            if cres.get("challengeCompletionInd") == "Y":
+                return check_final(cres)
+        if cres.get("acsUiType") != ACS_UI_OTP:
+            raise Unexpected(f"CRes: acsUiType {cres.get('acsUiType')!r}; this simulation answers OTP (01) and out-of-band (04) challenges")
         hint = phone_hint(cres.get("challengeInfoText", ""))
         if self.o["cancel"]:
             return check_final(send("(cardholder cancels)", challengeCancel="01"))
@@ -292,6 +323,11 @@ class Simulation:
         session_data = b64url_encode({"order": secrets.token_hex(4)})
         browser = auth.browser(window=self.o["window_size"], session_data=session_data)
         page = browser.start()
+        if not page.is_final and page.form_with("challengeDataEntry") is None and page.form_with("pageToken") is not None \
+                and not self.o["cancel"]:
+            # Out of band: the cardholder answers in the issuer app; the page moves on after.
+            page = self.wait_oob(lambda: browser.act("continue", "has the app answered?"),
+                                 lambda p: p.is_final or p.form_with("challengeDataEntry") is not None)
         if not page.is_final:
             if page.form_with("challengeDataEntry") is None:
                 raise Unexpected(f"The challenge page has no code field: {page.text[:300]}")
@@ -320,6 +356,54 @@ class Simulation:
         expect_echo(cres, browser.creq(), ("threeDSServerTransID", "acsTransID", "messageVersion"), "final CRes")
         return check_final(cres)
 
+    # -------------------------------------------------- out of band
+
+    def wait_oob(self, ask, answered):
+        """Ask every OOB_POLL_SECONDS until the issuer app answered (or the ACS fell back to SMS)."""
+        self.step("Cardholder approves in the issuer app")
+        app_url = self.base_url.replace("://127.0.0.1", "://localhost") + "/demo/app/"
+        self.say(f"Waiting for the issuer app: approve (or decline) the request there, e.g. the demo app at {app_url}")
+        deadline = time.monotonic() + self.o["oob_timeout"]
+        narrate, self.acs.narrate = self.acs.narrate, lambda *a, **k: None  # the waiting polls are not steps
+        try:
+            while True:
+                time.sleep(OOB_POLL_SECONDS)
+                reply = ask()
+                if answered(reply):
+                    break
+                if time.monotonic() > deadline:
+                    raise Unexpected(f"The issuer app did not answer within {self.o['oob_timeout']:.0f} s "
+                                     f"(is a device registered for this cardholder? the demo app: {app_url})")
+        finally:
+            self.acs.narrate = narrate
+        self.step("The issuer app answered")
+        if isinstance(reply, dict):
+            self.show("CRes", reply)
+        else:
+            self.page(reply)
+        return reply
+
+    def explanation(self, acs_trans_id: str, status: str, reason: str) -> str:
+        """Why the result is what it is, in words: the reason's meaning, what the cardholder was
+        told, and with --api-key the challenge's fallback reason from the issuer API."""
+        parts = [f"{status}/{reason}: {REASON_DESCRIPTIONS.get(reason, 'reason ' + reason)}" if reason else status]
+        if self.last_message:
+            parts.append(f"the ACS said: {self.last_message}")
+        if self.o["api_key"]:
+            try:
+                response = HttpTransport(self.base_url, timeout=self.o["http_timeout"]).get(
+                    f"{self.base_url}/api/v1/transactions/{acs_trans_id}", headers={"Authorization": f"Bearer {self.o['api_key']}"})
+                challenge = (response.json() or {}).get("challenge") or {} if response.status_code == 200 else {}
+            except (Unexpected, ValueError):
+                challenge = {}
+            fallback = challenge.get("fallback_reason")
+            if fallback:
+                parts.append(f"challenge: {FALLBACK_WORDS.get(fallback, fallback)}")
+        elif reason == "13":
+            parts.append("no way to authenticate the cardholder — no verified phone or device, or an SMS limit was "
+                         "reached (--api-key shows which)")
+        return "; ".join(parts)
+
     # -------------------------------------------------- the end
 
     def wait_rreq(self, endpoints: Endpoints, ares: dict, final: dict) -> dict:
@@ -328,6 +412,7 @@ class Simulation:
             rreq = endpoints.wait_rreq(ares["acsTransID"], timeout=timeout)
         except Unexpected:
             raise Unexpected(f"No RReq reached dsURL within {timeout:.0f} s (is a Celery worker running?)") from None
+        self.rreq = rreq
         self.step("ACS → DS: RReq received at dsURL")
         self.show("RReq", rreq)
         self.say("DS → ACS: RRes")
@@ -374,7 +459,11 @@ class Simulation:
         if ok:
             self.say(self.cmd.style.SUCCESS(line))
             return 0
-        self.say(self.cmd.style.ERROR(f"{line}; expected {expect}"))
+        reason = next((m.get("transStatusReason") for m in (self.rreq, final, ares) if m and m.get("transStatusReason")), "")
+        wanted = "Y or A (authenticated)" if expect == "success" else expect
+        self.why = f"The authentication ended {self.explanation(ares['acsTransID'], status, reason)} — not {wanted}."
+        self.say(self.cmd.style.ERROR(f"{line}"))
+        self.say(self.cmd.style.ERROR(self.why))
         return EXIT_OTHER_RESULT
 
 
@@ -410,6 +499,8 @@ class Command(BaseCommand):
         parser.add_argument("--wrong-codes", type=int, default=0, help="Enter this many wrong codes before the right one.")
         parser.add_argument("--cancel", action="store_true", help="The cardholder cancels the challenge (expects N).")
         parser.add_argument("--rreq-timeout", type=float, default=30.0, help="Seconds to wait for the RReq at dsURL.")
+        parser.add_argument("--oob-timeout", type=float, default=150.0,
+                            help="Seconds to wait for the issuer app's answer to an out-of-band challenge.")
         parser.add_argument("--http-timeout", type=float, default=15.0)
         parser.add_argument("--api-key", default="", help="Issuer API key: fetch the Stripe import payload at the end.")
         parser.add_argument("--expect", choices=["success", "Y", "A", "N", "U", "R", "any"], default=None,
@@ -429,7 +520,11 @@ class Command(BaseCommand):
         simulation = Simulation(self, options)
         try:
             code = simulation.run()
+        except Unreachable as exc:
+            raise CommandError(simulation._safe(
+                f"Cannot reach the ACS at {simulation.base_url} ({exc}). Is the server running there? `make run` serves "
+                "PUBLIC_BASE_URL (http://127.0.0.1:$PORT); set PORT or --base-url to the server's."), returncode=EXIT_UNEXPECTED) from None
         except Unexpected as exc:
             raise CommandError(simulation._safe(f"Unexpected: {exc}"), returncode=EXIT_UNEXPECTED) from None
         if code:
-            raise CommandError("The authentication did not end as expected.", returncode=code)
+            raise CommandError(simulation._safe(simulation.why), returncode=code)
