@@ -162,7 +162,7 @@ class Command(BaseCommand):
         policy = OtpPolicy.objects.filter(issuer=issuer, product__isnull=True).first()
         if policy is not None and "FR" not in policy.allowed_countries:
             policy.allowed_countries = [*policy.allowed_countries, "FR"]
-            otp_policy_save(policy=policy, actor=ACTOR)
+            otp_policy_save(policy=policy, actor=ACTOR, reason="Demo: SMS may reach the French demo cardholders")
         if not issuer.webauthn_rp_id:
             # So the demo issuer app (or a browser on this machine) can register a device: WebAuthn
             # accepts "localhost" as RP id over plain HTTP, never an IP address.
@@ -182,13 +182,13 @@ class Command(BaseCommand):
         if policy is not None and any(getattr(policy, name) < value for name, value in DEMO_OTP_LIMITS.items()):
             for name, value in DEMO_OTP_LIMITS.items():
                 setattr(policy, name, max(value, getattr(policy, name)))
-            otp_policy_save(policy=policy, actor=ACTOR)
+            otp_policy_save(policy=policy, actor=ACTOR, reason="Demo limits: a demo runs many authentications an hour")
         risk = risk_policy_for(issuer)
         changed = [name for name, value in DEMO_RISK_VELOCITY.items() if getattr(risk, name) < value]
         if changed:
             for name, value in DEMO_RISK_VELOCITY.items():
                 setattr(risk, name, max(value, getattr(risk, name)))
-            risk_policy_save(policy=risk, actor=ACTOR, fields=changed)
+            risk_policy_save(policy=risk, actor=ACTOR, reason="Demo limits: a demo runs many authentications an hour")
 
     def _users(self, issuer: Issuer, password: str) -> None:
         sync_role_groups()  # the role groups exist after migrate; make sure anyway
