@@ -6,6 +6,7 @@ from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from apps.accounts import services
 from apps.accounts.models import User
@@ -122,6 +123,9 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
 
 
 admin.site.unregister(Group)
+# The beat schedule is code-managed (CELERY_BEAT_SCHEDULE in settings): the scheduler's own admin pages would
+# only invite edits that the next deploy undoes.
+admin.site.unregister([PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule])
 
 
 @admin.register(Group)

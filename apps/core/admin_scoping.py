@@ -11,6 +11,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.exceptions import ApplicationError
 
@@ -263,7 +265,7 @@ class RetryDeliveriesMixin(ReadOnlyAdminMixin):
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm(self.retry_permission)
 
-    @admin.action(description="Send again (failed deliveries)", permissions=["retry"])
+    @admin.action(description=_("Retry now (failed deliveries)"), permissions=["retry"])
     def retry_now(self, request, queryset):
         retried = 0
         for delivery in queryset.select_related("issuer"):
@@ -271,6 +273,6 @@ class RetryDeliveriesMixin(ReadOnlyAdminMixin):
                 self.retry_one(delivery, actor=admin_actor(request))
                 retried += 1
             except ApplicationError as exc:
-                self.message_user(request, f"#{delivery.pk}: {exc.message}", messages.WARNING)
+                self.message_user(request, f"{delivery}: {exc.message}", messages.WARNING)
         if retried:
-            self.message_user(request, f"Queued again: {retried}.", messages.SUCCESS)
+            self.message_user(request, gettext("Queued again: %(count)d.") % {"count": retried}, messages.SUCCESS)
