@@ -90,6 +90,7 @@ class SmsDeliveryAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
         if obj.acs_trans_id is None:
             return "—"
         url = reverse("admin:threeds_transaction_change", args=[obj.acs_trans_id])
+        # The first group tells transactions apart in a list; the link leads to the whole id.
         return format_html('<a href="{}" title="{}">{}…</a>', url, obj.acs_trans_id, str(obj.acs_trans_id)[:8])
 
 

@@ -13,18 +13,20 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.core import display
+from apps.core.admin_display import words_filter
 from apps.core.admin_scoping import IssuerScopedAdmin, ReadOnlyAdminMixin, RetryDeliveriesMixin, ServiceModelForm
 from apps.core.pan import NETWORK_CHOICES
 from apps.issuers.models import Issuer
 from apps.threeds.card_ranges import card_range_data
 from apps.threeds.risk import risk_policy_save
 from apps.threeds import emv, rreq
-from apps.threeds.admin_hub import delivery_links
+from apps.threeds.admin_hub import delivery_links, short_id
 from apps.threeds import attention
 from apps.threeds.attention import stuck_challenges
 from apps.threeds.models import AcsSigningKey, Challenge, RiskPolicy, RReqAttempt, RReqDelivery, Transaction
@@ -34,6 +36,11 @@ from apps.threeds.signing_keys import days_left as cert_days_left
 
 HIDDEN = "[not shown]"
 CHALLENGE_METHOD_WORDS = {Challenge.OOB: _("Challenge: app (out of band)"), Challenge.SMS_OTP: _("Challenge: SMS code")}
+# Lazy: the words are those of the language of the request that shows them.
+TRANS_STATUS_WORDS = {status: lazy(display.trans_status, str)(status) for status in emv.TRANS_STATUSES}
+DEVICE_CHANNEL_WORDS = {
+    Transaction.DEVICE_APP: _("App"), Transaction.DEVICE_BROWSER: _("Browser"), Transaction.DEVICE_3RI: _("Requestor-initiated (3RI)"),
+}
 CHALLENGE_STATE_WORDS = {
     Challenge.AWAITING_CREQ: _("waiting for the cardholder"), Challenge.IN_PROGRESS: _("in progress"),
     Challenge.SUCCEEDED: _("succeeded"), Challenge.FAILED: _("failed"), Challenge.CANCELLED: _("cancelled"),
@@ -87,7 +94,14 @@ class StuckChallengeFilter(admin.SimpleListFilter):
 @admin.register(Transaction)
 class TransactionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
     list_display = ["acs_trans_id_short", "created_at", "last4", "merchant_name", "amount", "outcome", "flow"]
-    list_filter = [StuckChallengeFilter, "trans_status", "ares_trans_status", "challenge__method", "device_channel", "network", "created_at"]
+    list_filter = [
+        StuckChallengeFilter,
+        words_filter("trans_status", _("result"), TRANS_STATUS_WORDS),
+        words_filter("ares_trans_status", _("ARes"), TRANS_STATUS_WORDS),
+        words_filter("challenge__method", _("challenge"), CHALLENGE_METHOD_WORDS),
+        words_filter("device_channel", _("channel"), DEVICE_CHANNEL_WORDS),
+        "network", "created_at",
+    ]
     list_select_related = ["challenge"]
     search_fields = ["=pan_last4", "merchant_name"]
     search_help_text = _("acsTransID, dsTransID, card last 4 or merchant name.")
@@ -119,8 +133,8 @@ class TransactionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
 
     @admin.display(description="acsTransID", ordering="acs_trans_id")
     def acs_trans_id_short(self, obj):
-        # The first group identifies it to a person; the full id is the title and the link.
-        return format_html('<span title="{}">{}…</span>', obj.acs_trans_id, str(obj.acs_trans_id)[:8])
+        # The first group tells transactions apart (and fits 1366 px); the page shows it whole.
+        return short_id(obj.acs_trans_id)
 
     @admin.display(description=_("Card"), ordering="pan_last4")
     def last4(self, obj) -> str:
@@ -150,7 +164,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
     def flow(self, obj) -> str:
         challenge = getattr(obj, "challenge", None)
         if challenge is None:
-            return gettext("Frictionless") if obj.ares_trans_status in emv.SUCCESSFUL_STATUSES else "—"
+            return gettext("Frictionless")
         return CHALLENGE_METHOD_WORDS.get(challenge.method, challenge.method)
 
     @admin.display(description=_("Cardholder"))
@@ -426,7 +440,7 @@ def attention_items(request) -> list[dict]:
     issuer_id = None if user.is_superuser else user.issuer_id
     if issuer_id is None and not user.is_superuser:
         return []
-    since = (timezone.now() - attention.FAILED_DELIVERY_WINDOW).strftime("%Y-%m-%d %H:%M:%S")
+    since = timezone.localtime(timezone.now() - attention.FAILED_DELIVERY_WINDOW).isoformat(timespec="seconds")
     items = []
     if user.has_perm("sms.view_smsdelivery"):
         count = attention.failed_sms_deliveries(issuer_id=issuer_id).count()

@@ -22,8 +22,15 @@ from apps.webhooks.admin import STATUS_WORDS as WEBHOOK_STATUS_WORDS
 from apps.webhooks.models import WebhookDelivery
 
 RECENT = 10
+# Deliveries are found through the transactions they belong to (acsTransID is indexed on both).
+DELIVERY_LOOKBACK = 50
 
 DEVICE_STATUS_WORDS = {Device.STATUS_ACTIVE: _("Active"), Device.STATUS_REVOKED: _("Revoked"), Device.STATUS_BLOCKED: _("Blocked")}
+
+
+def short_id(value):
+    """A UUID as people tell it apart: its first group, the whole as a tooltip."""
+    return format_html('<span title="{}">{}…</span>', value, str(value)[:8])
 
 
 def _link(viewname: str, pk, text):
@@ -41,7 +48,7 @@ def _table(headers, rows, empty):
 def transactions_table(transactions):
     rows = [
         (
-            _link("admin:threeds_transaction_change", tx.acs_trans_id, tx.acs_trans_id),
+            _link("admin:threeds_transaction_change", tx.acs_trans_id, short_id(tx.acs_trans_id)),
             localtime(tx.created_at).strftime("%Y-%m-%d %H:%M"),
             f"•••• {tx.pan_last4}",
             tx.merchant_name or "—",
@@ -80,8 +87,14 @@ def delivery_links(*, issuer_id, acs_trans_ids):
     return _table(headers, cells, gettext("No SMS or webhook deliveries."))
 
 
-def _recent_transactions(cards_filter: dict):
-    return list(Transaction.objects.filter(**cards_filter).order_by("-created_at")[:RECENT])
+def _recent_transactions(cards_filter: dict, limit: int = RECENT):
+    return list(Transaction.objects.filter(**cards_filter).order_by("-created_at")[:limit])
+
+
+def _recent_acs_trans_ids(cards_filter: dict) -> list:
+    return list(
+        Transaction.objects.filter(**cards_filter).order_by("-created_at").values_list("acs_trans_id", flat=True)[:DELIVERY_LOOKBACK]
+    )
 
 
 class CardholderHubAdmin(CardholderAdmin):
@@ -134,16 +147,13 @@ class CardholderHubAdmin(CardholderAdmin):
 
     @admin.display(description=_("Recent SMS and webhook deliveries"))
     def deliveries_section(self, obj):
-        ids = [tx.acs_trans_id for tx in _recent_transactions({"card__cardholder": obj})]
+        ids = _recent_acs_trans_ids({"card__cardholder": obj})
         return delivery_links(issuer_id=obj.issuer_id, acs_trans_ids=ids)
 
 
 class CardHubAdmin(CardAdmin):
-    change_fields = [*CardAdmin.change_fields, "cardholder_link", "transactions_section", "deliveries_section"]
-
-    @admin.display(description=_("Cardholder's page"))
-    def cardholder_link(self, obj):
-        return _link("admin:cards_cardholder_change", obj.cardholder_id, obj.cardholder)
+    # The cardholder field, read-only here, is already the link back to the cardholder's page.
+    change_fields = [*CardAdmin.change_fields, "transactions_section", "deliveries_section"]
 
     @admin.display(description=_("Recent transactions"))
     def transactions_section(self, obj):
@@ -151,7 +161,7 @@ class CardHubAdmin(CardAdmin):
 
     @admin.display(description=_("Recent SMS and webhook deliveries"))
     def deliveries_section(self, obj):
-        ids = [tx.acs_trans_id for tx in _recent_transactions({"card": obj})]
+        ids = _recent_acs_trans_ids({"card": obj})
         return delivery_links(issuer_id=obj.issuer_id, acs_trans_ids=ids)
 
 
