@@ -47,17 +47,17 @@ class OtpPolicyAdmin(IssuerScopedAdmin):
 class OtpCodeInline(ReadOnlyAdminMixin, IssuerScopedTabularInline):
     model = OtpCode
     issuer_field = "session__issuer"
-    fields = ["id", "state", "delivery_mode", "created_at", "expires_at"]  # never the hash
+    fields = ["state", "delivery_mode", "created_at", "expires_at"]  # never the hash
     readonly_fields = fields
     extra = 0
 
 
 @admin.register(OtpSession)
 class OtpSessionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
-    list_display = ["id", "acs_trans_id", "masked_phone", "state", "attempts_used", "resends_used", "created_at"]
+    list_display = ["acs_trans_id", "masked_phone", "state", "attempts_used", "resends_used", "created_at"]
     list_filter = ["state", "created_at"]
-    search_fields = ["=id", "=acs_trans_id"]
-    fields = ["id", "acs_trans_id", "card", "masked_phone", "locale", "policy_version", "state", "attempts_used", "resends_used",
+    search_fields = ["=acs_trans_id"]
+    fields = ["acs_trans_id", "card", "masked_phone", "locale", "policy_version", "state", "attempts_used", "resends_used",
               "last_sent_at", "created_at", "finished_at", "transaction_details"]
     readonly_fields = fields
     inlines = [OtpCodeInline]

@@ -41,6 +41,9 @@ TRANS_STATUS_WORDS = {status: lazy(display.trans_status, str)(status) for status
 DEVICE_CHANNEL_WORDS = {
     Transaction.DEVICE_APP: _("App"), Transaction.DEVICE_BROWSER: _("Browser"), Transaction.DEVICE_3RI: _("Requestor-initiated (3RI)"),
 }
+RREQ_STATUS_WORDS = {
+    RReqDelivery.PENDING: _("Waiting to be sent"), RReqDelivery.SUCCEEDED: _("Delivered"), RReqDelivery.FAILED: _("Failed"),
+}
 CHALLENGE_STATE_WORDS = {
     Challenge.AWAITING_CREQ: _("waiting for the cardholder"), Challenge.IN_PROGRESS: _("in progress"),
     Challenge.SUCCEEDED: _("succeeded"), Challenge.FAILED: _("failed"), Challenge.CANCELLED: _("cancelled"),
@@ -264,12 +267,12 @@ class RReqAttemptInline(admin.TabularInline):
 
 @admin.register(RReqDelivery)
 class RReqDeliveryAdmin(RetryDeliveriesMixin, IssuerScopedAdmin):
-    list_display = ["id", "created_at", "transaction_id", "status", "tries", "results_status", "finished_at", "last_error"]
-    list_filter = ["status", "created_at"]
+    list_display = ["created_at", "transaction_short", "status_words", "tries", "results_status", "finished_at", "last_error"]
+    list_filter = [words_filter("status", _("status"), RREQ_STATUS_WORDS), "created_at"]
     search_fields = ["=id"]
-    search_help_text = "Delivery id or acsTransID."
+    search_help_text = _("Delivery id or acsTransID.")
     fields = [
-        "transaction_link", "url", "status", "tries", "max_tries", "next_attempt_at", "results_status", "last_error",
+        "transaction_link", "url", "status_words", "tries", "max_tries", "next_attempt_at", "results_status", "last_error",
         "created_at", "finished_at", "message_pretty",
     ]
     readonly_fields = fields
@@ -282,10 +285,18 @@ class RReqDeliveryAdmin(RetryDeliveriesMixin, IssuerScopedAdmin):
         by_id = _search_by_uuid(queryset, search_term, "transaction_id")
         return (results | by_id if by_id is not None else results), may_have_duplicates
 
-    @admin.display(description="Transaction")
+    @admin.display(description=_("Transaction"))
     def transaction_link(self, obj):
         url = reverse("admin:threeds_transaction_change", args=[obj.transaction_id])
         return format_html('<a href="{}">{}</a>', url, obj.transaction_id)
+
+    @admin.display(description="acsTransID", ordering="transaction_id")
+    def transaction_short(self, obj):
+        return short_id(obj.transaction_id)
+
+    @admin.display(description=_("Status"), ordering="status")
+    def status_words(self, obj) -> str:
+        return RREQ_STATUS_WORDS.get(obj.status, obj.status)
 
     @admin.display(description="RReq")
     def message_pretty(self, obj):

@@ -14,7 +14,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from apps.cards.admin import CARD_STATUS_WORDS, CardAdmin, CardholderAdmin
 from apps.cards.models import Card, Cardholder
 from apps.core import display
-from apps.devices.models import Device
+from apps.devices.admin import STATUS_WORDS as DEVICE_STATUS_WORDS
 from apps.sms.admin import STATUS_WORDS as SMS_STATUS_WORDS
 from apps.sms.models import SmsDelivery
 from apps.threeds.models import Transaction
@@ -25,7 +25,6 @@ RECENT = 10
 # Deliveries are found through the transactions they belong to (acsTransID is indexed on both).
 DELIVERY_LOOKBACK = 50
 
-DEVICE_STATUS_WORDS = {Device.STATUS_ACTIVE: _("Active"), Device.STATUS_REVOKED: _("Revoked"), Device.STATUS_BLOCKED: _("Blocked")}
 
 
 def short_id(value):
