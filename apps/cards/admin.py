@@ -93,7 +93,7 @@ class CardProductAdmin(IssuerScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("bin_ranges")
 
-    @admin.display(description="BIN ranges")
+    @admin.display(description=_("BIN ranges"))
     def bin_ranges_list(self, obj) -> str:
         return ", ".join(str(r) for r in obj.bin_ranges.all())
 
@@ -117,7 +117,7 @@ class PhoneFormSet(forms.BaseInlineFormSet):
         super().clean()
         primaries = [f for f in self.forms if f.cleaned_data.get("is_primary") and not f.cleaned_data.get("DELETE")]
         if len(primaries) > 1:
-            raise forms.ValidationError("A cardholder has at most one primary phone.")
+            raise forms.ValidationError(_("A cardholder has at most one primary phone."))
 
 
 class PhoneInline(IssuerScopedTabularInline):
@@ -254,7 +254,7 @@ class CardAddForm(ServiceModelForm):
     pan = forms.CharField(
         label="PAN",
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Stored encrypted; only its last four digits are ever shown.",
+        help_text=_("Stored encrypted; only its last four digits are ever shown."),
     )
 
     class Meta:
@@ -374,7 +374,7 @@ class BinGrantAdmin(IssuerScopedAdmin):
     readonly_fields = ["created_by", "created_at"]
     actions = None  # no bulk delete: each removal goes through the service and its checks
 
-    @admin.display(description="Cards")
+    @admin.display(description=_("Cards"))
     def card_count(self, obj) -> int:
         return obj.cards.count()
 

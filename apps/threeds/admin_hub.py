@@ -18,6 +18,7 @@ from apps.devices.admin import STATUS_WORDS as DEVICE_STATUS_WORDS
 from apps.sms.admin import STATUS_WORDS as SMS_STATUS_WORDS
 from apps.sms.models import SmsDelivery
 from apps.threeds.models import Transaction
+from apps.webhooks.admin import KIND_WORDS as WEBHOOK_KIND_WORDS
 from apps.webhooks.admin import STATUS_WORDS as WEBHOOK_STATUS_WORDS
 from apps.webhooks.models import WebhookDelivery
 
@@ -73,7 +74,7 @@ def delivery_links(*, issuer_id, acs_trans_ids):
         (d.created_at, "SMS", d.masked_to, SMS_STATUS_WORDS.get(d.status, d.status), d.tries, "admin:sms_smsdelivery_change", d.pk)
         for d in sms
     ] + [
-        (d.created_at, gettext("Webhook"), d.kind, WEBHOOK_STATUS_WORDS.get(d.status, d.status), d.tries,
+        (d.created_at, gettext("Webhook"), WEBHOOK_KIND_WORDS.get(d.kind, d.kind), WEBHOOK_STATUS_WORDS.get(d.status, d.status), d.tries,
          "admin:webhooks_webhookdelivery_change", d.pk)
         for d in webhooks
     ]

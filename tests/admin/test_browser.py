@@ -141,8 +141,9 @@ def test_the_admin_in_japanese(chromium, live_server, banks):  # noqa: F811
     assert "要対応" in html
     page.goto(f"{live_server.url}{reverse('admin:cards_cardholder_change', args=[ours.cardholder.pk])}")
     html = check(page, "cardholder-hub-ja", banks=banks)
-    assert "最近の取引" in html and "¥1,500" in html or "￥1,500" in html
-    page.goto(f"{live_server.url}{reverse('admin:threeds_transaction_changelist')}")
+    assert "最近の取引" in html and "最近の SMS・Webhook 配信" in html and "認証結果" in html
+    assert "€1,234.79" in html and "Y — 認証成功" in html
+    page.goto(f"{live_server.url}{reverse('admin:threeds_transaction_changelist')}?q=Osaka")
     html = check(page, "transactions-ja", banks=banks)
-    assert "認証成功" in html or "認証済み" in html
+    assert "￥1,500" in html and "C — チャレンジ要求" in html  # CLDR writes the yen full-width in Japanese and "チャレンジ：SMS 認証コード" in html
     context.close()
