@@ -259,3 +259,18 @@ def test_a_revoked_api_key_says_so_in_words(clients, ours):
     html = page(clients["issuer_admin"], reverse("admin:issuers_apikey_changelist"))
     assert f"Revoked on {timezone.localtime(key.refresh_from_db() or key.revoked_at):%b}" in html
     assert "icon-yes.svg" not in html and "icon-no.svg" not in html
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("term", ["not-a-uuid", "%", "' OR 1=1 --", "9" * 40, "１２３４", "+81"])
+def test_every_changelist_answers_any_search_term_without_an_error(clients, term):
+    from django.apps import apps
+    from django.contrib import admin
+
+    for model in apps.get_models():
+        if not admin.site.is_registered(model) or not admin.site.get_model_admin(model).get_search_fields(None):
+            continue
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        assert clients["superuser"].get(url, {"q": term}).status_code == 200, (model.__name__, term)
