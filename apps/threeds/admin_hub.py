@@ -27,7 +27,6 @@ RECENT = 10
 DELIVERY_LOOKBACK = 50
 
 
-
 def short_id(value):
     """A UUID as people tell it apart: its first group, the whole as a tooltip."""
     return format_html('<span title="{}">{}…</span>', value, str(value)[:8])
@@ -65,7 +64,10 @@ def delivery_links(*, issuer_id, acs_trans_ids):
     """The SMS and webhook deliveries of these transactions, newest first, as a table of links."""
     if not acs_trans_ids:
         return _table([], [], gettext("No SMS or webhook deliveries."))
-    sms = SmsDelivery.objects.filter(issuer_id=issuer_id, acs_trans_id__in=acs_trans_ids).order_by("-created_at")[: RECENT * 2]
+    sms = (
+        SmsDelivery.objects.filter(issuer_id=issuer_id, acs_trans_id__in=acs_trans_ids)
+        .defer("body_blob", "to").order_by("-created_at")[: RECENT * 2]
+    )
     webhooks = (
         WebhookDelivery.objects.filter(issuer_id=issuer_id, acs_trans_id__in=acs_trans_ids)
         .defer("payload_blob", "display_payload").order_by("-created_at")[: RECENT * 2]
@@ -78,7 +80,7 @@ def delivery_links(*, issuer_id, acs_trans_ids):
          "admin:webhooks_webhookdelivery_change", d.pk)
         for d in webhooks
     ]
-    rows.sort(key=lambda r: r[0], reverse=True)
+    rows = sorted(rows, key=lambda r: r[0], reverse=True)[: RECENT * 2]
     cells = [
         (_link(view, pk, localtime(when).strftime("%Y-%m-%d %H:%M:%S")), channel, to, status, tries)
         for when, channel, to, status, tries, view, pk in rows

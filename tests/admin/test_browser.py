@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from apps.accounts.models import User
 from apps.accounts.roles import ISSUER_ADMIN
 from tests.admin.conftest import OTP, make_bank, make_tx
 from tests.analyst.test_browser import csp_violations
@@ -67,8 +68,7 @@ def check(page, name: str, *, banks) -> str:
 
 
 def user(username, superuser=False):
-    from apps.accounts.models import User
-
+    """The account to sign in with, with a password (make_staff's users sign in by session)."""
     if superuser:
         return make_superuser(username, PASSWORD)
     account = User.objects.get(username=username)
