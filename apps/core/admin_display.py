@@ -1,7 +1,10 @@
-"""Codes shown in words in the admin: a list filter whose choices are the words for a field's
-stored values (the models keep their codes; the words live with each app's admin)."""
+"""Values in words and in little room for the admin's lists: a list filter whose choices are the
+words for a field's stored values (the models keep their codes; the words live with each app's
+admin), and a compact creation time."""
 
 from django.contrib import admin
+from django.utils.timezone import localtime
+from django.utils.translation import gettext_lazy as _
 
 
 def words_filter(field: str, title, words: dict):
@@ -20,3 +23,10 @@ def words_filter(field: str, title, words: dict):
 
     WordsFilter.title = title
     return WordsFilter
+
+
+@admin.display(description=_("When"), ordering="created_at")
+def created(obj) -> str:
+    """A list's creation time, compact (the admin's own date format takes a third of a 1366 px
+    list); the object's page shows it in full."""
+    return localtime(obj.created_at).strftime("%Y-%m-%d %H:%M:%S")

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin_display import words_filter
+from apps.core.admin_display import created, words_filter
 from apps.core.admin_scoping import (
     IssuerScopedAdmin,
     IssuerScopedTabularInline,
@@ -53,7 +53,7 @@ class SmsAttemptInline(ReadOnlyAdminMixin, IssuerScopedTabularInline):
 
 @admin.register(SmsDelivery)
 class SmsDeliveryAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
-    list_display = ["created_at", "masked_to", "purpose_words", "status_words", "provider", "tries", "error_code", "transaction"]
+    list_display = [created, "masked_to", "status_words", "provider", "tries", "error_code", "transaction"]  # purpose: a filter
     list_filter = [words_filter("status", _("status"), STATUS_WORDS), "provider", "purpose", "created_at"]
     search_fields = ["=acs_trans_id", "=provider_message_id"]
     search_help_text = _("acsTransID or the provider's message id.")

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin_display import words_filter
+from apps.core.admin_display import created, words_filter
 from apps.core.admin_scoping import IssuerScopedAdmin, RetryDeliveriesMixin
 from apps.webhooks import services
 from apps.webhooks.models import KIND_3DS_NOTIFICATION, KIND_DELIVER_OTP, WebhookAttempt, WebhookDelivery
@@ -54,7 +54,7 @@ class WebhookAttemptInline(admin.TabularInline):
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(RetryDeliveriesMixin, IssuerScopedAdmin):
     # The id is the X-Webhook-Id header the issuer's backend logs: a business identifier.
-    list_display = ["id", "created_at", "kind_words", "status_words", "tries", "transaction", "finished_at", "last_error"]
+    list_display = ["id", created, "kind_words", "status_words", "tries", "transaction", "last_error"]
     list_filter = [words_filter("status", _("status"), STATUS_WORDS), words_filter("kind", _("kind"), KIND_WORDS), "created_at"]
     search_fields = ["=id", "=acs_trans_id"]
     search_help_text = _("Delivery id (X-Webhook-Id) or acsTransID.")

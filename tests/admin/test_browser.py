@@ -56,14 +56,17 @@ def sign_in(page, live_server, username: str) -> None:
 
 
 def check(page, name: str, *, banks) -> str:
-    """The page fits 1366 px, shows no PAN or OTP, and is kept as a screenshot."""
+    """The page is kept as a screenshot, fits 1366 px and shows no PAN or OTP."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"admin-{name}.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH, name
+    # The changelist scrolls inside its own box: its table must fit that box too.
+    overflow = page.evaluate("(() => { const r = document.querySelector('.results'); return r ? r.scrollWidth - r.clientWidth : 0; })()")
+    assert overflow <= 0, f"{name}: the list is {overflow} px wider than its box"
     html = page.content()
     for bank in banks:
         assert bank.pan not in html
     assert OTP not in html
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"admin-{name}.png"), full_page=True)
     return html
 
 
