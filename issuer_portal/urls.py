@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.core import views as core_views
 
-admin.site.site_header = "Issuer 3-D Secure back office"
-admin.site.site_title = "Issuer 3DS admin"
-admin.site.index_title = "Operations"
+admin.site.site_header = _("Issuer 3-D Secure back office")
+admin.site.site_title = _("Issuer 3DS admin")
+admin.site.index_title = _("Operations")
 # The admin's "View site" link leads to the analysts' workspace.
 admin.site.site_url = "/analyst/"
 

@@ -6,6 +6,8 @@ from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
+from django.utils.translation import gettext_lazy as _
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from apps.accounts import services
 from apps.accounts.models import User
@@ -58,21 +60,21 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
     list_filter = ["is_staff", "is_superuser", "is_active", "groups", "issuer"]
     fieldsets = [
         (None, {"fields": ["username", "password"]}),
-        ("Personal info", {"fields": ["first_name", "last_name", "email"]}),
-        ("Issuer and role", {"fields": ["issuer", "groups", "is_active", "is_staff", "is_superuser", "user_permissions"]}),
-        ("Important dates", {"fields": ["last_login", "date_joined"]}),
+        (_("Personal info"), {"fields": ["first_name", "last_name", "email"]}),
+        (_("Issuer and role"), {"fields": ["issuer", "groups", "is_active", "is_staff", "is_superuser", "user_permissions"]}),
+        (_("Important dates"), {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [
         (None, {"classes": ["wide"], "fields": ["username", "usable_password", "password1", "password2"]}),
-        ("Issuer and role", {"fields": ["issuer", "groups", "is_staff"]}),
+        (_("Issuer and role"), {"fields": ["issuer", "groups", "is_staff"]}),
     ]
     # What an issuer admin sees: no password hash, no per-user permissions.
     view_fieldsets = [
         (None, {"fields": ["username", "first_name", "last_name", "email"]}),
-        ("Issuer and role", {"fields": ["issuer", "groups", "is_active", "is_staff", "last_login", "date_joined"]}),
+        (_("Issuer and role"), {"fields": ["issuer", "groups", "is_active", "is_staff", "last_login", "date_joined"]}),
     ]
 
-    @admin.display(description="Roles")
+    @admin.display(description=_("Roles"))
     def roles(self, obj) -> str:
         return ", ".join(g.name for g in obj.groups.all())
 
@@ -122,6 +124,9 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
 
 
 admin.site.unregister(Group)
+# The beat schedule is code-managed (CELERY_BEAT_SCHEDULE in settings): the scheduler's own admin pages would
+# only invite edits that the next deploy undoes.
+admin.site.unregister([PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule])
 
 
 @admin.register(Group)

@@ -3,6 +3,7 @@ import uuid
 
 from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from apps.audit.models import AuditEvent
 from apps.core.admin_scoping import IssuerScopedAdmin
@@ -15,12 +16,12 @@ class AuditEventAdmin(IssuerScopedAdmin):
     list_display = ["created_at", "kind", "actor", "object_type", "object_id", "acs_trans_id"]
     list_filter = ["kind", "created_at"]
     search_fields = ["=object_id"]
-    search_help_text = "acsTransID or object id."
+    search_help_text = _("acsTransID or object id.")
     fields = ["created_at", "kind", "actor", "acs_trans_id", "object_type", "object_id", "data_pretty"]
     readonly_fields = fields
     show_full_result_count = False  # a COUNT over millions of rows on every page is not worth it
 
-    @admin.display(description="Data")
+    @admin.display(description=_("Data"))
     def data_pretty(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.data, indent=2, ensure_ascii=False, sort_keys=True))
 

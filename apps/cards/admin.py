@@ -4,14 +4,18 @@ and never shown again, anywhere."""
 
 import re
 
+import phonenumbers
 from django import forms
 from django.contrib import admin
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
 from apps.cards import services
 from apps.cards.models import BinRange, Card, Cardholder, CardProduct, Phone
 from apps.cards.selectors import bin_grant_in_use
+from apps.core.admin_display import words_filter
 from apps.core.admin_scoping import (
     IssuerScopedAdmin,
     IssuerScopedTabularInline,
@@ -22,7 +26,14 @@ from apps.core.admin_scoping import (
 )
 from apps.core.exceptions import ApplicationError
 from apps.issuers import services as issuer_services
-from apps.issuers.models import BinGrant
+from apps.issuers.models import BinGrant, Issuer
+
+LAST4 = re.compile(r"\d{4}")
+# Digits with the separators people type; anything else is not a phone number to look up.
+PHONE_LIKE = re.compile(r"\+?[\d\s().-]{6,24}")
+CARD_STATUS_WORDS = {
+    Card.ACTIVE: _("Active"), Card.SUSPENDED: _("Suspended"), Card.LOST_STOLEN: _("Lost or stolen"), Card.CLOSED: _("Closed"),
+}
 
 # ---------------------------------------------------------------- card products
 
@@ -82,7 +93,7 @@ class CardProductAdmin(IssuerScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("bin_ranges")
 
-    @admin.display(description="BIN ranges")
+    @admin.display(description=_("BIN ranges"))
     def bin_ranges_list(self, obj) -> str:
         return ", ".join(str(r) for r in obj.bin_ranges.all())
 
@@ -106,7 +117,7 @@ class PhoneFormSet(forms.BaseInlineFormSet):
         super().clean()
         primaries = [f for f in self.forms if f.cleaned_data.get("is_primary") and not f.cleaned_data.get("DELETE")]
         if len(primaries) > 1:
-            raise forms.ValidationError("A cardholder has at most one primary phone.")
+            raise forms.ValidationError(_("A cardholder has at most one primary phone."))
 
 
 class PhoneInline(IssuerScopedTabularInline):
@@ -158,21 +169,68 @@ class CardholderForm(ServiceModelForm):
                 ))
 
 
+def _search_regions(user) -> list[str]:
+    """The regions a national number is read in: the staff user's issuer's country; for the
+    platform's superusers, every issuer's."""
+    if getattr(user, "issuer", None) is not None:
+        return [user.issuer.country]
+    return sorted(set(Issuer.objects.values_list("country", flat=True)))
+
+
+def phone_search_values(term: str, regions: list[str]) -> set[str]:
+    """What a person typed as a phone number (E.164, or national with spaces or dashes) in E.164,
+    as phones are stored: one candidate per region it is a possible number in."""
+    if not PHONE_LIKE.fullmatch(term):
+        return set()
+    found = set()
+    for region in regions or [None]:
+        try:
+            number = phonenumbers.parse(term, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_possible_number(number):
+            found.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return found
+
+
 @admin.register(Cardholder)
 class CardholderAdmin(IssuerScopedAdmin):
     form = CardholderForm
-    list_display = ["external_id", "name", "locale", "phones_list", "created_at"]
+    list_display = ["external_id", "name", "locale", "phones_list", "cards_list", "created_at"]
     list_filter = ["locale"]
-    search_fields = ["external_id", "name"]
+    # Prefixes as people type them, within the issuer (also the card form's cardholder
+    # autocomplete); get_search_results adds the exact look-ups.
+    search_fields = ["^external_id", "^name"]
+    search_help_text = _("Phone number, external id, card id or the last 4 digits of a card.")
     fields = ["issuer", "external_id", "name", "locale"]
     inlines = [PhoneInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("phones")
+        return super().get_queryset(request).prefetch_related("phones", "cards")
 
-    @admin.display(description="Phones")
+    def get_search_results(self, request, queryset, search_term):
+        """Exact look-ups on indexed columns, each within the issuer, never a LIKE over every row:
+        external_id and card_id (unique per issuer), a phone number in E.164, last 4 of a card."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        by_prefix, _duplicates = super().get_search_results(request, queryset, term)
+        matches = Q(external_id=term) | Q(cards__card_id=term)
+        if LAST4.fullmatch(term):
+            matches |= Q(cards__last4=term)
+        numbers = phone_search_values(term, _search_regions(request.user))
+        if numbers:
+            matches |= Q(phones__number__in=numbers)
+        # Through pk__in: the joins to phones and cards would repeat a cardholder per match.
+        return queryset.filter(Q(pk__in=queryset.filter(matches).values("pk")) | Q(pk__in=by_prefix.values("pk"))), False
+
+    @admin.display(description=_("Phones"))
     def phones_list(self, obj) -> str:
         return ", ".join(p.masked for p in obj.phones.all())
+
+    @admin.display(description=_("Cards"))
+    def cards_list(self, obj) -> str:
+        return ", ".join(c.masked_pan for c in obj.cards.all())
 
     def delete_model(self, request, obj):
         services.cardholder_delete(cardholder=obj, actor=admin_actor(request))
@@ -196,7 +254,7 @@ class CardAddForm(ServiceModelForm):
     pan = forms.CharField(
         label="PAN",
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Stored encrypted; only its last four digits are ever shown.",
+        help_text=_("Stored encrypted; only its last four digits are ever shown."),
     )
 
     class Meta:
@@ -236,11 +294,25 @@ class CardChangeForm(ServiceModelForm):
 
 @admin.register(Card)
 class CardAdmin(IssuerScopedAdmin):
-    list_display = ["card_id", "masked_pan", "network", "status", "expiry", "cardholder"]
-    list_filter = ["status", "network"]
+    list_display = ["card_id", "masked_pan", "network", "status_words", "expiry", "cardholder"]
+    list_filter = [words_filter("status", _("status"), CARD_STATUS_WORDS), "network"]
     list_select_related = ["cardholder"]
-    search_fields = ["card_id", "=last4", "cardholder__external_id"]
-    search_help_text = "Card id, last four digits of the PAN, or the cardholder's external id."
+    search_fields = ["card_id"]  # what autocomplete would search; the list searches in get_search_results
+    search_help_text = _("Card id, last four digits of the PAN, or the cardholder's external id.")
+
+    def get_search_results(self, request, queryset, search_term):
+        """Exact look-ups within the issuer: card_id, last 4, the cardholder's external_id."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        matches = Q(card_id=term) | Q(cardholder__external_id=term)
+        if LAST4.fullmatch(term):
+            matches |= Q(last4=term)
+        return queryset.filter(matches), False
+
+    @admin.display(description=_("Status"), ordering="status")
+    def status_words(self, obj) -> str:
+        return CARD_STATUS_WORDS.get(obj.status, obj.status)
     autocomplete_fields = ["cardholder"]
     add_fields = ["card_id", "cardholder", "product", "pan", "expiry_month", "expiry_year"]
     change_fields = [
@@ -248,11 +320,11 @@ class CardAdmin(IssuerScopedAdmin):
         "status", "expiry_month", "expiry_year", "created_at", "updated_at",
     ]
 
-    @admin.display(description="PAN", ordering="last4")
+    @admin.display(description=_("Card"), ordering="last4")
     def masked_pan(self, obj) -> str:
         return obj.masked_pan
 
-    @admin.display(description="Expiry")
+    @admin.display(description=_("Expiry"))
     def expiry(self, obj) -> str:
         return obj.expiry
 
@@ -302,7 +374,7 @@ class BinGrantAdmin(IssuerScopedAdmin):
     readonly_fields = ["created_by", "created_at"]
     actions = None  # no bulk delete: each removal goes through the service and its checks
 
-    @admin.display(description="Cards")
+    @admin.display(description=_("Cards"))
     def card_count(self, obj) -> int:
         return obj.cards.count()
 

@@ -11,6 +11,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.exceptions import ApplicationError
 
@@ -218,8 +220,20 @@ class IssuerScopedMixin:
     def get_list_display(self, request):
         columns = super().get_list_display(request)
         if request.user.is_superuser and self.issuer_field == "issuer":
-            return [*columns, "issuer"]
+            return [*columns, "issuer_column"]
         return columns
+
+    @admin.display(description=_("Issuer"), ordering="issuer__issuer_id")
+    def issuer_column(self, obj) -> str:
+        # A method, not the foreign key: the admin never wraps a foreign key's column, and a
+        # bank's name must wrap for a list to fit 1366 px.
+        return str(obj.issuer)
+
+    def get_list_select_related(self, request):
+        related = super().get_list_select_related(request)
+        if request.user.is_superuser and self.issuer_field == "issuer" and isinstance(related, (list, tuple)) and related:
+            return [*related, "issuer"]  # the issuer column, without a query per row
+        return related
 
     def get_list_filter(self, request):
         filters = super().get_list_filter(request)
@@ -263,7 +277,7 @@ class RetryDeliveriesMixin(ReadOnlyAdminMixin):
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm(self.retry_permission)
 
-    @admin.action(description="Send again (failed deliveries)", permissions=["retry"])
+    @admin.action(description=_("Retry now (failed deliveries)"), permissions=["retry"])
     def retry_now(self, request, queryset):
         retried = 0
         for delivery in queryset.select_related("issuer"):
@@ -271,6 +285,6 @@ class RetryDeliveriesMixin(ReadOnlyAdminMixin):
                 self.retry_one(delivery, actor=admin_actor(request))
                 retried += 1
             except ApplicationError as exc:
-                self.message_user(request, f"#{delivery.pk}: {exc.message}", messages.WARNING)
+                self.message_user(request, f"{delivery}: {exc.message}", messages.WARNING)
         if retried:
-            self.message_user(request, f"Queued again: {retried}.", messages.SUCCESS)
+            self.message_user(request, gettext("Queued again: %(count)d.") % {"count": retried}, messages.SUCCESS)

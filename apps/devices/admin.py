@@ -1,10 +1,14 @@
 """Devices per issuer: read, rename, revoke. Tokens, keys and push tokens are never shown."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from apps.core.admin_scoping import IssuerScopedAdmin, ServiceModelForm, admin_actor
 from apps.devices import services
 from apps.devices.models import Device
+
+STATUS_WORDS = {Device.STATUS_ACTIVE: _("Active"), Device.STATUS_REVOKED: _("Revoked"), Device.STATUS_BLOCKED: _("Blocked")}
 
 
 class DeviceForm(ServiceModelForm):
@@ -20,7 +24,7 @@ class DeviceForm(ServiceModelForm):
 @admin.register(Device)
 class DeviceAdmin(IssuerScopedAdmin):
     form = DeviceForm
-    list_display = ["__str__", "cardholder", "status", "push_platform", "attestation_format", "created_at", "last_used_at"]
+    list_display = ["__str__", "cardholder", "status_words", "push_platform", "created_at", "last_used_at"]
     list_filter = ["status", "push_platform"]
     list_select_related = ["cardholder", "issuer"]
     search_fields = ["name", "cardholder__external_id"]
@@ -47,10 +51,14 @@ class DeviceAdmin(IssuerScopedAdmin):
     def delete_model(self, request, obj):
         services.device_delete(device=obj, actor=admin_actor(request))
 
-    @admin.action(description="Revoke selected devices", permissions=["change"])
+    @admin.display(description=_("Status"), ordering="status")
+    def status_words(self, obj) -> str:
+        return STATUS_WORDS.get(obj.status, obj.status)
+
+    @admin.action(description=_("Revoke selected devices"), permissions=["change"])
     def revoke_devices(self, request, queryset):
         revoked = sum(
             services.device_revoke(device=device, actor=admin_actor(request))
             for device in queryset.exclude(status=Device.STATUS_REVOKED).select_related("issuer")
         )
-        self.message_user(request, f"Revoked {revoked} device(s).")
+        self.message_user(request, ngettext("Revoked %(count)d device.", "Revoked %(count)d devices.", revoked) % {"count": revoked})

@@ -6,6 +6,10 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_scoping import IssuerScopedAdmin, ServiceModelForm, admin_actor
 from apps.issuers import services
@@ -60,7 +64,7 @@ class IssuerAdmin(IssuerScopedAdmin):
     fields = [*ISSUER_FIELDS, "has_webhook_secret", "created_at"]
     readonly_fields = ["has_webhook_secret", "created_at"]
 
-    @admin.display(boolean=True, description="Webhook secret set")
+    @admin.display(boolean=True, description=_("Webhook secret set"))
     def has_webhook_secret(self, obj) -> bool:
         return bool(obj.webhook_secret_blob)
 
@@ -148,19 +152,22 @@ class ApiKeyChangeForm(ServiceModelForm):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(IssuerScopedAdmin):
-    list_display = ["name", "key_prefix", "created_at", "last_used_at", "revoked"]
+    list_display = ["name", "key_prefix", "created_at", "last_used_at", "state"]
     search_fields = ["name", "prefix"]
     actions = ["revoke_keys"]
     # key_hash is not shown: no one needs it and nothing may change key material.
     readonly_fields = ["key_prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
 
-    @admin.display(description="Key", ordering="prefix")
+    @admin.display(description=_("Key"), ordering="prefix")
     def key_prefix(self, obj) -> str:
         return f"ik_{obj.prefix}_…"
 
-    @admin.display(boolean=True, ordering="revoked_at")
-    def revoked(self, obj) -> bool:
-        return obj.revoked_at is not None
+    @admin.display(description=_("State"), ordering="revoked_at")
+    def state(self, obj) -> str:
+        # In words: a tick next to "revoked" read as "fine" to people.
+        if obj.revoked_at is None:
+            return gettext("Active")
+        return gettext("Revoked on %(date)s") % {"date": date_format(localtime(obj.revoked_at), "DATE_FORMAT")}
 
     def get_form(self, request, obj=None, **kwargs):
         kwargs["form"] = ApiKeyAddForm if obj is None else ApiKeyChangeForm
@@ -175,13 +182,13 @@ class ApiKeyAdmin(IssuerScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the row stays as a record of the key
 
-    @admin.action(description="Revoke selected keys", permissions=["change"])
+    @admin.action(description=_("Revoke selected keys"), permissions=["change"])
     def revoke_keys(self, request, queryset):
         revoked = 0
         for api_key in queryset.filter(revoked_at__isnull=True):
             services.api_key_revoke(api_key=api_key, actor=admin_actor(request))
             revoked += 1
-        self.message_user(request, f"Revoked {revoked} key(s).")
+        self.message_user(request, ngettext("Revoked %(count)d key.", "Revoked %(count)d keys.", revoked) % {"count": revoked})
 
     def response_add(self, request, obj, post_url_continue=None):
         return _secret_page(

@@ -1,7 +1,7 @@
 from django.contrib import admin
-
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.admin_display import words_filter
 from apps.core.admin_scoping import IssuerScopedAdmin, IssuerScopedTabularInline, ReadOnlyAdminMixin
 from apps.core.policy_admin import PolicyHistoryMixin
 from apps.otp.forms import TEMPLATE_FIELDS, OtpPolicyForm
@@ -55,32 +55,59 @@ class OtpPolicyAdmin(PolicyHistoryMixin, IssuerScopedAdmin):
         return otp_policy_changes(before, after)
 
 
+SESSION_STATE_WORDS = {
+    OtpSession.ACTIVE: _("Waiting for the code"), OtpSession.VERIFIED: _("Verified"), OtpSession.LOCKED: _("Locked (too many wrong codes)"),
+    OtpSession.EXPIRED: _("Expired"), OtpSession.CANCELLED: _("Cancelled"),
+}
+CODE_STATE_WORDS = {
+    OtpCode.ACTIVE: _("Valid"), OtpCode.USED: _("Used"), OtpCode.SUPERSEDED: _("Replaced by a resend"),
+    OtpCode.EXPIRED: _("Expired"), OtpCode.DEAD: _("Invalidated"),
+}
+# The send limits that refuse an SMS (SMS-pumping protection), as apps.otp.services names them.
+REFUSAL_WORDS = {
+    "country_not_allowed": _("Country not allowed for SMS"), "card_hourly_limit": _("Card's hourly SMS limit reached"),
+    "card_daily_limit": _("Card's daily SMS limit reached"), "phone_daily_limit": _("Phone's daily SMS limit reached"),
+}
+
+
 class OtpCodeInline(ReadOnlyAdminMixin, IssuerScopedTabularInline):
     model = OtpCode
     issuer_field = "session__issuer"
-    fields = ["id", "state", "delivery_mode", "created_at", "expires_at"]  # never the hash
+    fields = ["state_words", "delivery_mode", "created_at", "expires_at"]  # never the hash
     readonly_fields = fields
     extra = 0
+
+    @admin.display(description=_("State"))
+    def state_words(self, obj) -> str:
+        return CODE_STATE_WORDS.get(obj.state, obj.state)
 
 
 @admin.register(OtpSession)
 class OtpSessionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
-    list_display = ["id", "acs_trans_id", "masked_phone", "state", "attempts_used", "resends_used", "created_at"]
-    list_filter = ["state", "created_at"]
-    search_fields = ["=id", "=acs_trans_id"]
-    fields = ["id", "acs_trans_id", "card", "masked_phone", "locale", "policy_version", "state", "attempts_used", "resends_used",
+    list_display = ["acs_trans_id", "masked_phone", "state_words", "attempts_used", "resends_used", "created_at"]
+    list_filter = [words_filter("state", _("state"), SESSION_STATE_WORDS), "created_at"]
+    search_fields = ["=acs_trans_id"]
+    fields = ["acs_trans_id", "card", "masked_phone", "locale", "policy_version", "state_words", "attempts_used", "resends_used",
               "last_sent_at", "created_at", "finished_at", "transaction_details"]
     readonly_fields = fields
     inlines = [OtpCodeInline]
 
+    @admin.display(description=_("State"), ordering="state")
+    def state_words(self, obj) -> str:
+        return SESSION_STATE_WORDS.get(obj.state, obj.state)
+
 
 @admin.register(OtpRefusal)
 class OtpRefusalAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
-    list_display = ["created_at", "reason", "card", "masked_destination"]
-    list_filter = ["reason", "created_at"]
-    fields = ["created_at", "reason", "card", "session", "masked_destination"]
+    list_display = ["created_at", "reason_words", "card", "masked_destination"]
+    list_filter = [words_filter("reason", _("reason"), REFUSAL_WORDS), "created_at"]
+    fields = ["created_at", "reason_words", "card", "session", "masked_destination"]
     readonly_fields = fields
 
-    @admin.display(description="Destination")
+    @admin.display(description=_("Reason"), ordering="reason")
+    def reason_words(self, obj) -> str:
+        return REFUSAL_WORDS.get(obj.reason, obj.reason)
+
+    @admin.display(description=_("Destination"))
     def masked_destination(self, obj) -> str:
         return f"{obj.phone_e164[:3]}••••{obj.phone_e164[-4:]}"

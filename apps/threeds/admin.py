@@ -4,7 +4,6 @@ value (a cryptogram good for an authorisation) is not shown either."""
 
 import json
 import uuid
-from decimal import Decimal
 
 from cryptography.hazmat.primitives import hashes
 from django.contrib import admin, messages
@@ -12,24 +11,46 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from apps.core import display
+from apps.core.admin_display import created, words_filter
 from apps.core.admin_scoping import IssuerScopedAdmin, ReadOnlyAdminMixin, RetryDeliveriesMixin
 from apps.core.pan import NETWORK_CHOICES
-from apps.issuers.models import Issuer
-from apps.threeds.card_ranges import card_range_data
 from apps.core.policy_admin import PolicyHistoryMixin
+from apps.issuers.models import Issuer
+from apps.threeds import attention, emv, rreq
+from apps.threeds.admin_hub import delivery_links, short_id
+from apps.threeds.attention import stuck_challenges
 from apps.threeds.backtest import DEFAULT_DAYS, risk_policy_backtest
+from apps.threeds.card_ranges import card_range_data
+from apps.threeds.models import AcsSigningKey, Challenge, RiskPolicy, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.policy_forms import LABEL_WORDS, OUTCOME_WORDS, RiskPolicyForm
 from apps.threeds.policy_words import risk_policy_changes, risk_policy_words
-from apps.threeds import rreq
-from apps.threeds.models import AcsSigningKey, RiskPolicy, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.selectors import transaction_timeline
 from apps.threeds.signing_keys import common_name, signing_key_alerts
 from apps.threeds.signing_keys import days_left as cert_days_left
 
 HIDDEN = "[not shown]"
+CHALLENGE_METHOD_WORDS = {Challenge.OOB: _("Challenge: app (out of band)"), Challenge.SMS_OTP: _("Challenge: SMS code")}
+# Lazy: the words are those of the language of the request that shows them.
+TRANS_STATUS_WORDS = {status: lazy(emv.trans_status_text, str)(status) for status in emv.TRANS_STATUSES}
+DEVICE_CHANNEL_WORDS = {
+    Transaction.DEVICE_APP: _("App"), Transaction.DEVICE_BROWSER: _("Browser"), Transaction.DEVICE_3RI: _("Requestor-initiated (3RI)"),
+}
+RREQ_STATUS_WORDS = {
+    RReqDelivery.PENDING: _("Waiting to be sent"), RReqDelivery.SUCCEEDED: _("Delivered"), RReqDelivery.FAILED: _("Failed"),
+}
+CHALLENGE_STATE_WORDS = {
+    Challenge.AWAITING_CREQ: _("waiting for the cardholder"), Challenge.IN_PROGRESS: _("in progress"),
+    Challenge.SUCCEEDED: _("succeeded"), Challenge.FAILED: _("failed"), Challenge.CANCELLED: _("cancelled"),
+    Challenge.TIMED_OUT: _("timed out"),
+}
 # Message elements never shown on a page.
 _HIDDEN_ELEMENTS = {"authenticationValue"}
 
@@ -60,85 +81,149 @@ def _search_by_uuid(queryset, search_term: str, *fields: str):
 # ---------------------------------------------------------------- transactions
 
 
+class StuckChallengeFilter(admin.SimpleListFilter):
+    """Challenges still open past their deadline: the timeout sweep should have ended them."""
+
+    title = _("attention")
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("stuck", _("Challenge stuck past its timeout"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "stuck":
+            return queryset.filter(challenge__in=stuck_challenges())
+        return queryset
+
+
 @admin.register(Transaction)
 class TransactionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
-    list_display = [
-        "acs_trans_id", "created_at", "last4", "merchant_name", "amount", "ares_trans_status", "trans_status", "method",
+    list_display = ["acs_trans_id_and_time", "last4", "merchant_name", "amount", "outcome_and_flow"]
+    list_filter = [
+        StuckChallengeFilter,
+        words_filter("trans_status", _("result"), TRANS_STATUS_WORDS),
+        words_filter("ares_trans_status", _("ARes"), TRANS_STATUS_WORDS),
+        words_filter("challenge__method", _("challenge"), CHALLENGE_METHOD_WORDS),
+        words_filter("device_channel", _("channel"), DEVICE_CHANNEL_WORDS),
+        "network", "created_at",
     ]
-    list_filter = ["trans_status", "ares_trans_status", "challenge__method", "device_channel", "network", "created_at"]
     list_select_related = ["challenge"]
     search_fields = ["=pan_last4", "merchant_name"]
-    search_help_text = "acsTransID, dsTransID, card last 4 or merchant name."
+    search_help_text = _("acsTransID, dsTransID, card last 4 or merchant name.")
     show_full_result_count = False  # no COUNT over millions of rows on every page
     fieldsets = [
         (None, {"fields": [
             "acs_trans_id", "ds_trans_id", "three_ds_server_trans_id", "sdk_trans_id", "created_at", "finished_at",
         ]}),
-        ("Card and purchase", {"fields": [
-            "card", "last4", "network", "co_badge", "merchant_name", "acquirer_merchant_id", "acquirer_bin", "mcc",
-            "merchant_country_code", "amount", "purchase_date",
+        (_("Card and purchase"), {"fields": [
+            "card", "cardholder_link", "last4", "network", "co_badge", "merchant_name", "acquirer_merchant_id", "acquirer_bin",
+            "mcc", "merchant_country", "amount", "purchase_date",
         ]}),
-        ("Message", {"fields": ["message_version", "device_channel", "message_category", "three_ds_requestor_challenge_ind", "ds_url"]}),
-        ("Decision", {"fields": ["risk_score", "rules", "exemption"]}),
-        ("Result", {"fields": [
-            "ares_trans_status", "trans_status", "trans_status_reason", "eci", "authentication_type",
+        (_("Message"), {"fields": ["message_version", "device_channel", "message_category", "three_ds_requestor_challenge_ind", "ds_url"]}),
+        (_("Decision"), {"fields": ["risk_score", "rules", "exemption"]}),
+        (_("Result"), {"fields": [
+            "ares_outcome", "outcome", "reason", "eci", "authentication_type",
             "authentication_value_issued", "authentication_value_key_id", "challenge_cancel", "interaction_counter",
         ]}),
-        ("Challenge", {"fields": ["challenge_summary", "rreq_summary"]}),
-        ("Timeline", {"fields": ["timeline"]}),
-        ("Messages", {"classes": ["collapse"], "fields": ["areq_pretty", "ares_pretty"]}),
+        (_("Challenge"), {"fields": ["challenge_summary", "rreq_summary", "deliveries"]}),
+        (_("Timeline"), {"fields": ["timeline"]}),
+        (_("Messages"), {"classes": ["collapse"], "fields": ["areq_pretty", "ares_pretty"]}),
     ]
-    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+    readonly_fields = [field for _title, options in fieldsets for field in options["fields"]]
 
     def get_search_results(self, request, queryset, search_term):
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         by_id = _search_by_uuid(queryset, search_term, "acs_trans_id", "ds_trans_id")
         return (results | by_id if by_id is not None else results), may_have_duplicates
 
-    @admin.display(description="Card", ordering="pan_last4")
+    @admin.display(description=_("acsTransID and time"), ordering="created_at")
+    def acs_trans_id_and_time(self, obj):
+        # The first group tells transactions apart; the page shows the whole id. One column for
+        # both: a list of 1366 px has no room for a second.
+        return format_html('{}<div class="quiet">{}</div>', short_id(obj.acs_trans_id), created(obj))
+
+    @admin.display(description=_("Card"), ordering="pan_last4")
     def last4(self, obj) -> str:
         return f"•••• {obj.pan_last4}"
 
-    @admin.display(description="Amount")
+    @admin.display(description=_("Amount"))
     def amount(self, obj) -> str:
-        if obj.purchase_amount is None:
-            return "—"
-        major = Decimal(obj.purchase_amount).scaleb(-(obj.purchase_exponent or 0))
-        return f"{major:,} ({obj.purchase_currency})"
+        return display.amount(obj.purchase_amount, obj.purchase_currency, obj.purchase_exponent)
 
-    @admin.display(description="Method")
-    def method(self, obj) -> str:
+    @admin.display(description=_("Merchant country"))
+    def merchant_country(self, obj) -> str:
+        return display.country_name(obj.merchant_country_code)
+
+    @admin.display(description=_("Result"), ordering="trans_status")
+    def outcome(self, obj) -> str:
+        return emv.trans_status_text(obj.trans_status or obj.ares_trans_status)
+
+    @admin.display(description=_("Result"), ordering="trans_status")
+    def outcome_and_flow(self, obj):
+        return format_html('{}<div class="quiet">{}</div>', self.outcome(obj), self.flow(obj))
+
+    @admin.display(description=_("ARes"))
+    def ares_outcome(self, obj) -> str:
+        return emv.trans_status_text(obj.ares_trans_status)
+
+    @admin.display(description=_("Reason"))
+    def reason(self, obj) -> str:
+        return emv.reason_text(obj.trans_status_reason)
+
+    @admin.display(description=_("Flow"))
+    def flow(self, obj) -> str:
         challenge = getattr(obj, "challenge", None)
-        return challenge.get_method_display() if challenge else "—"
+        if challenge is None:
+            return gettext("Frictionless")
+        return CHALLENGE_METHOD_WORDS.get(challenge.method, challenge.method)
 
-    @admin.display(description="Rules that fired")
+    @admin.display(description=_("Cardholder"))
+    def cardholder_link(self, obj):
+        if obj.card_id is None:
+            return "—"
+        cardholder = obj.card.cardholder
+        url = reverse("admin:cards_cardholder_change", args=[cardholder.pk])
+        return format_html('<a href="{}">{}</a>', url, cardholder)
+
+    @admin.display(description=_("Rules that fired"))
     def rules(self, obj):
         return format_html_join("", "<div>{} ({})</div>", ((r.get("rule"), f"{r.get('weight', 0):+d}") for r in obj.risk_rules or []))
 
-    @admin.display(boolean=True, description="Authentication value issued")
+    @admin.display(boolean=True, description=_("Authentication value issued"))
     def authentication_value_issued(self, obj) -> bool:
         return bool(obj.authentication_value)
 
-    @admin.display(description="Challenge")
+    @admin.display(description=_("Challenge"))
     def challenge_summary(self, obj):
         challenge = getattr(obj, "challenge", None)
         if challenge is None:
             return "—"
         session = challenge.otp_session
-        attempts = f", OTP attempts {session.attempts_used}, resends {session.resends_used}" if session else ""
-        fallback = f", fell back: {challenge.fallback_reason}" if challenge.fallback_reason else ""
-        return f"{challenge.get_method_display()} — {challenge.state}{fallback}{attempts}"
+        parts = [CHALLENGE_METHOD_WORDS.get(challenge.method, challenge.method), CHALLENGE_STATE_WORDS.get(challenge.state, challenge.state)]
+        if challenge.fallback_reason:
+            parts.append(gettext("fell back: %(reason)s") % {"reason": challenge.fallback_reason})
+        if session:
+            parts.append(gettext("OTP attempts %(attempts)s, resends %(resends)s") % {
+                "attempts": session.attempts_used, "resends": session.resends_used})
+        return " — ".join(str(p) for p in parts)
 
-    @admin.display(description="RReq to the DS")
+    @admin.display(description=_("RReq to the DS"))
     def rreq_summary(self, obj):
         delivery = RReqDelivery.objects.filter(transaction=obj).first()
         if delivery is None:
             return "—"
         url = reverse("admin:threeds_rreqdelivery_change", args=[delivery.pk])
         detail = f"resultsStatus {delivery.results_status}" if delivery.results_status else delivery.last_error
-        return format_html('<a href="{}">{}</a> after {} tries {}', url, delivery.get_status_display(), delivery.tries, detail)
+        return format_html(
+            '<a href="{}">{}</a> — {} {}', url, delivery.get_status_display(),
+            ngettext("%(count)d try", "%(count)d tries", delivery.tries) % {"count": delivery.tries}, detail,
+        )
 
-    @admin.display(description="Events, oldest first")
+    @admin.display(description=_("SMS and webhooks"))
+    def deliveries(self, obj):
+        return delivery_links(issuer_id=obj.issuer_id, acs_trans_ids=[obj.acs_trans_id])
+
+    @admin.display(description=_("Events, oldest first"))
     def timeline(self, obj):
         events = transaction_timeline(tx=obj)
         rows = format_html_join(
@@ -149,9 +234,12 @@ class TransactionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
                 for e in events
             ),
         )
-        return format_html("<table><tr><th>When</th><th>What</th><th>Who</th><th>Data</th></tr>{}</table>", rows)
+        return format_html(
+            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>",
+            gettext("When"), gettext("What"), gettext("Who"), gettext("Data"), rows,
+        )
 
-    @admin.display(description="AReq (PAN removed)")
+    @admin.display(description=_("AReq (PAN removed)"))
     def areq_pretty(self, obj):
         return _pretty(obj.areq)
 
@@ -186,12 +274,12 @@ class RReqAttemptInline(admin.TabularInline):
 
 @admin.register(RReqDelivery)
 class RReqDeliveryAdmin(RetryDeliveriesMixin, IssuerScopedAdmin):
-    list_display = ["id", "created_at", "transaction_id", "status", "tries", "results_status", "finished_at", "last_error"]
-    list_filter = ["status", "created_at"]
+    list_display = [created, "transaction_short", "status_words", "tries", "results_status", "last_error"]
+    list_filter = [words_filter("status", _("status"), RREQ_STATUS_WORDS), "created_at"]
     search_fields = ["=id"]
-    search_help_text = "Delivery id or acsTransID."
+    search_help_text = _("Delivery id or acsTransID.")
     fields = [
-        "transaction_link", "url", "status", "tries", "max_tries", "next_attempt_at", "results_status", "last_error",
+        "transaction_link", "url", "status_words", "tries", "max_tries", "next_attempt_at", "results_status", "last_error",
         "created_at", "finished_at", "message_pretty",
     ]
     readonly_fields = fields
@@ -204,10 +292,18 @@ class RReqDeliveryAdmin(RetryDeliveriesMixin, IssuerScopedAdmin):
         by_id = _search_by_uuid(queryset, search_term, "transaction_id")
         return (results | by_id if by_id is not None else results), may_have_duplicates
 
-    @admin.display(description="Transaction")
+    @admin.display(description=_("Transaction"))
     def transaction_link(self, obj):
         url = reverse("admin:threeds_transaction_change", args=[obj.transaction_id])
         return format_html('<a href="{}">{}</a>', url, obj.transaction_id)
+
+    @admin.display(description="acsTransID", ordering="transaction_id")
+    def transaction_short(self, obj):
+        return short_id(obj.transaction_id)
+
+    @admin.display(description=_("Status"), ordering="status")
+    def status_words(self, obj) -> str:
+        return RREQ_STATUS_WORDS.get(obj.status, obj.status)
 
     @admin.display(description="RReq")
     def message_pretty(self, obj):
@@ -415,13 +511,62 @@ class AcsSigningKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
 
 
-# The alerts also on the admin index, where an operator lands: AdminSite has no hook for it, so its
-# index view is wrapped (admin modules load before the admin's URLs are built, which bind it).
+# ---------------------------------------------------------------- the landing page
+
+
+def attention_items(request) -> list[dict]:
+    """What needs the user's attention, each item scoped to their issuer (superusers: all) and
+    shown only to a role that may open the list it links to."""
+    user = request.user
+    issuer_id = None if user.is_superuser else user.issuer_id
+    if issuer_id is None and not user.is_superuser:
+        return []
+    since = timezone.localtime(timezone.now() - attention.FAILED_DELIVERY_WINDOW).isoformat(timespec="seconds")
+    items = []
+    if user.has_perm("sms.view_smsdelivery"):
+        count = attention.failed_sms_deliveries(issuer_id=issuer_id).count()
+        query = urlencode({"status__in": ",".join(attention.SMS_FAILED_STATUSES), "created_at__gte": since})
+        items.append({
+            "label": _("SMS not delivered (last 24 hours)"), "count": count, "alert": count > 0,
+            "url": f"{reverse('admin:sms_smsdelivery_changelist')}?{query}",
+        })
+        for rate in attention.sms_provider_error_rates(issuer_id=issuer_id):
+            items.append({
+                "label": gettext("SMS provider %(provider)s: failed tries in the last hour") % {"provider": rate.provider},
+                "count": f"{rate.failed} / {rate.tries} ({rate.percent:.0f}%)", "alert": rate.percent >= 10,
+                "url": f"{reverse('admin:sms_smsdelivery_changelist')}",
+            })
+    if user.has_perm("webhooks.view_webhookdelivery"):
+        count = attention.failed_webhook_deliveries(issuer_id=issuer_id).count()
+        query = urlencode({"status__exact": "failed", "created_at__gte": since})
+        items.append({
+            "label": _("Webhooks failed (last 24 hours)"), "count": count, "alert": count > 0,
+            "url": f"{reverse('admin:webhooks_webhookdelivery_changelist')}?{query}",
+        })
+    if user.has_perm("threeds.view_transaction"):
+        count = attention.stuck_challenges(issuer_id=issuer_id).count()
+        items.append({
+            "label": _("Challenges stuck past their timeout"), "count": count, "alert": count > 0,
+            "url": f"{reverse('admin:threeds_transaction_changelist')}?attention=stuck",
+        })
+    if user.is_superuser:
+        soon = signing_key_alerts()
+        items.append({
+            "label": _("Signing certificates missing, expired or expiring within 30 days"), "count": len(soon),
+            "alert": bool(soon), "url": reverse("admin:threeds_acssigningkey_changelist"),
+        })
+    return items
+
+
+# The alerts and what needs attention on the admin index, where staff land: AdminSite has no hook
+# for it, so its index view is wrapped (admin modules load before the admin's URLs are built,
+# which bind it). templates/admin/index.html shows the items.
 _admin_index = admin.site.index
 
 
-def _index_with_signing_key_alerts(request, extra_context=None):
+def _index_with_attention(request, extra_context=None):
+    extra_context = {**(extra_context or {}), "attention": attention_items(request)}
     return signing_key_alerts_show(request, _admin_index(request, extra_context))
 
 
-admin.site.index = _index_with_signing_key_alerts
+admin.site.index = _index_with_attention
