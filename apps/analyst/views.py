@@ -32,7 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import urlencode
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
@@ -165,7 +165,7 @@ def _row(tx) -> dict:
 def _status_text(tx) -> str:
     if tx.trans_status:
         return display.trans_status(tx.trans_status)
-    return _g("C — challenge running") if tx.ares_trans_status == "C" else "—"
+    return gettext("C — challenge running") if tx.ares_trans_status == "C" else "—"
 
 
 # ---------------------------------------------------------------- one transaction
@@ -198,11 +198,11 @@ def _admin_links(user, tx) -> list[tuple[str, str]]:
     """Links to the admin pages the user may open there (the admin checks again, and scopes)."""
     links = []
     if user.is_staff and user.has_perm("threeds.view_transaction"):
-        links.append((_g("Transaction in admin"), reverse("admin:threeds_transaction_change", args=[tx.pk])))
+        links.append((gettext("Transaction in admin"), reverse("admin:threeds_transaction_change", args=[tx.pk])))
     if tx.card is not None and user.is_staff and user.has_perm("cards.view_card"):
-        links.append((_g("Card in admin"), reverse("admin:cards_card_change", args=[tx.card.pk])))
+        links.append((gettext("Card in admin"), reverse("admin:cards_card_change", args=[tx.card.pk])))
     if tx.card is not None and user.is_staff and user.has_perm("cards.view_cardholder"):
-        links.append((_g("Cardholder in admin"), reverse("admin:cards_cardholder_change", args=[tx.card.cardholder_id])))
+        links.append((gettext("Cardholder in admin"), reverse("admin:cards_cardholder_change", args=[tx.card.cardholder_id])))
     return links
 
 
@@ -253,6 +253,7 @@ def _dashboard_context(board: dashboards.Dashboard) -> dict:
     b, g = board.buckets, board.granularity
     period = charts.period_label(board.start, board.end, g)
     outcome_rates = board.outcome_rates
+    unit = gettext("hour") if g == "hour" else gettext("day")
     rows = []
     for i, at in enumerate(b):
         rows.append({
@@ -274,31 +275,31 @@ def _dashboard_context(board: dashboards.Dashboard) -> dict:
         "outcome_css": [outcome_css[s] for s in dashboards.OUTCOMES],
         "labels": [(label, text, next(s for s in board.labels if s.label == label)) for label, text in _label_choices()],
         "volume_chart": charts.stacked_bars(
-            title="Transactions: frictionless and challenged", desc=f"Number of authentications per {g}, {period}.",
+            title=gettext("Transactions: frictionless and challenged"), desc=gettext("Number of authentications per %(unit)s, %(period)s.") % {"unit": unit, "period": period},
             buckets=b, granularity=g,
-            series=[("frictionless", "s0", board.frictionless), ("challenged", "s1", board.challenged)],
+            series=[(gettext("frictionless"), "s0", board.frictionless), (gettext("challenged"), "s1", board.challenged)],
         ),
         "outcome_chart": charts.stacked_bars(
-            title="Outcomes (transStatus)", desc=f"Final transStatus per {g}; C: challenge still running. {period}.",
+            title=gettext("Outcomes (transStatus)"), desc=gettext("Final transStatus per %(unit)s; C: challenge still running. %(period)s.") % {"unit": unit, "period": period},
             buckets=b, granularity=g,
             series=[(s, outcome_css[s], board.outcomes[s]) for s in dashboards.OUTCOMES],
         ),
         "rate_chart": charts.lines(
-            title="Rates", desc=f"Approval (Y), fallback to SMS among OOB challenges, SMS success, per {g}. {period}.",
+            title=gettext("Rates"), desc=gettext("Approval (Y), fallback to SMS among OOB challenges, SMS success, per %(unit)s. %(period)s.") % {"unit": unit, "period": period},
             buckets=b, granularity=g,
-            series=[("Y rate", "s-y", outcome_rates["Y"]), ("fallback rate", "s-n", board.fallback_rate),
-                    ("SMS success rate", "s1", board.sms_success_rate)],
+            series=[(gettext("Y rate"), "s-y", outcome_rates["Y"]), (gettext("fallback rate"), "s-n", board.fallback_rate),
+                    (gettext("SMS success rate"), "s1", board.sms_success_rate)],
         ),
         "reason_chart": charts.hbars(
-            title="Fallback reasons", desc=f"OOB challenges that fell back to SMS, by reason. {period}.",
+            title=gettext("Fallback reasons"), desc=gettext("OOB challenges that fell back to SMS, by reason. %(period)s.") % {"period": period},
             items=board.fallback_reasons, css="s-n",
         ),
         "provider_chart": charts.hbars(
-            title="SMS tries accepted, by provider", desc=f"Share of SMS tries the provider accepted. {period}.",
+            title=gettext("SMS tries accepted, by provider"), desc=gettext("Share of SMS tries the provider accepted. %(period)s.") % {"period": period},
             items=[(p.provider, p.acceptance_rate or 0.0) for p in board.providers], unit="%", css="s1",
         ),
         "latency_chart": charts.hbars(
-            title="SMS provider call latency p95, by provider", desc=f"95th percentile of the provider call duration. {period}.",
+            title=gettext("SMS provider call latency p95, by provider"), desc=gettext("95th percentile of the provider call duration. %(period)s.") % {"period": period},
             items=[(p.provider, p.call_p95_ms or 0.0) for p in board.providers], unit=" ms", css="s0",
         ),
     }
@@ -323,11 +324,11 @@ def _export_filters(request, scope: Scope):
     form = TransactionFilterForm(request.GET or None, user=request.user)
     if form.is_bound and not form.is_valid():
         errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-        return None, None, _plain(400, _g("Invalid filters: %(errors)s") % {"errors": errors})
+        return None, None, _plain(400, gettext("Invalid filters: %(errors)s") % {"errors": errors})
     scope = _narrowed(scope, form)
     if scope.issuer is None:
         # An export is recorded in its issuer's audit trail: a superuser chooses the issuer.
-        return None, None, _plain(400, _g("Choose an issuer to export its transactions."))
+        return None, None, _plain(400, gettext("Choose an issuer to export its transactions."))
     return scope, form.filters() if form.is_bound else TransactionFilters(), None
 
 
