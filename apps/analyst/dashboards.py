@@ -168,7 +168,7 @@ def dashboard_querysets(*, scope: Scope, start: datetime, end: datetime, granula
     )
     sms = SmsDelivery.objects.filter(created_at__gte=start, created_at__lt=end)
     attempts = SmsAttempt.objects.filter(delivery__created_at__gte=start, delivery__created_at__lt=end)
-    labels = TransactionLabel.objects.filter(transaction__created_at__gte=start, transaction__created_at__lt=end)
+    labels = TransactionLabel.objects.filter(transaction_created_at__gte=start, transaction_created_at__lt=end)
     if scope.issuer is not None:
         labels = labels.filter(issuer=scope.issuer)
         challenges = challenges.filter(transaction__issuer=scope.issuer)
@@ -202,7 +202,7 @@ def dashboard_querysets(*, scope: Scope, start: datetime, end: datetime, granula
         ("sms deliveries", sms.order_by().values("status", bucket=_trunc("created_at", granularity)).annotate(n=Count("pk"))),
         ("sms tries by provider", attempts.order_by().values("provider_role", "provider").annotate(**by_provider)),
         ("sms accepted by provider", sms.filter(accepted_at__isnull=False).order_by().values("provider").annotate(**accepted)),
-        # Labels are few: joined to their transactions to bound them to the period.
+        # The period's labels by their copy of the transaction's time, then their transactions by key.
         ("labels", labels.order_by().values("label", "transaction__ares_trans_status", "transaction__trans_status")
          .annotate(n=Count("pk"))),
     ]

@@ -19,13 +19,19 @@ class TransactionLabel(models.Model):
     label = models.CharField(_("label"), max_length=10, choices=LABELS)
     note = models.TextField(_("note"), blank=True, max_length=2000)
     labelled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # The transaction's own time, copied: the dashboard counts a period's labels from this index
+    # alone (joined to the transactions in the period, PostgreSQL read them all: 60–160 ms at 1M).
+    transaction_created_at = models.DateTimeField(null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name = _("transaction label")
         verbose_name_plural = _("transaction labels")
-        indexes = [models.Index(fields=["issuer", "label"], name="analyst_label_issuer_label")]
+        indexes = [
+            models.Index(fields=["issuer", "label"], name="analyst_label_issuer_label"),
+            models.Index(fields=["issuer", "transaction_created_at"], name="analyst_label_issuer_tx_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_label_display()} — {self.transaction_id}"

@@ -162,6 +162,8 @@ def transaction_list(*, scope: Scope, filters: TransactionFilters) -> QuerySet[T
         labels = TransactionLabel.objects.all() if scope.issuer is None else TransactionLabel.objects.filter(issuer=scope.issuer)
         if f.label != LABELLED:
             labels = labels.filter(label=f.label)
+        # A semi-join: PostgreSQL walks the newest transactions, probing the label's unique index
+        # (15–90 ms at 1M rows and 2,000 labels, docs/BENCHMARKS.md).
         qs = qs.filter(acs_trans_id__in=labels.values("transaction_id"))
     return qs
 

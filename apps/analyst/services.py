@@ -58,7 +58,7 @@ def transaction_label_set(*, tx, label: str, note: str, user, actor: str) -> Tra
         if current is not None and (current.label, current.note) == (label, note):
             return current  # nothing changed: no event
         if current is None:
-            current = TransactionLabel(transaction=tx, issuer_id=tx.issuer_id)
+            current = TransactionLabel(transaction=tx, issuer_id=tx.issuer_id, transaction_created_at=tx.created_at)
         current.label, current.note, current.labelled_by = label, note, user
         current.save()
         audit_record(issuer_id=tx.issuer_id, kind=LABEL_SET, actor=actor, acs_trans_id=tx.acs_trans_id, obj=current,
