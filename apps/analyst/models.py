@@ -100,3 +100,8 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.status})"
+
+    @property
+    def downloadable(self) -> bool:
+        """Done, and its file not yet removed after the retention period (which notes it in `error`)."""
+        return self.status == self.DONE and not self.error

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 EXPORT_STARTED = "analyst.export_started"
 EXPORT_FINISHED = "analyst.export_finished"
+EXPIRED = "The file was removed after its retention period; start the export again."
 LABEL_SET = "analyst.label_set"
 LABEL_REMOVED = "analyst.label_removed"
 
@@ -36,6 +37,8 @@ EXPORT_LEASE = timedelta(seconds=120)
 LEASE_RENEW_ROWS = 20_000
 # A pending job not started after this long lost its wake-up (broker down): the sweep sends it again.
 PENDING_GRACE = timedelta(seconds=60)
+# A finished export's file is removed after this long (the job and its access records stay).
+EXPORT_RETENTION = timedelta(days=7)
 
 
 # ---------------------------------------------------------------- labels and notes
@@ -228,4 +231,8 @@ def export_jobs_sweep() -> dict:
     for job_id in ExportJob.objects.filter(status=ExportJob.PENDING, created_at__lt=now - PENDING_GRACE).values_list("pk", flat=True):
         export_job_wake(job_id)
         woken += 1
-    return {"woken": woken, "failed": failed}
+    removed = 0
+    for job in ExportJob.objects.filter(status=ExportJob.DONE, finished_at__lt=now - EXPORT_RETENTION).exclude(error=EXPIRED):
+        export_file_path(job).unlink(missing_ok=True)
+        removed += ExportJob.objects.filter(pk=job.pk).update(error=EXPIRED)
+    return {"woken": woken, "failed": failed, "removed": removed}

@@ -416,7 +416,7 @@ def export_download_view(request, scope: Scope, job_id: uuid.UUID):
     job = _job_get(scope, job_id)
     path = services.export_file_path(job)
     # Only a done job's file: it was renamed into place complete; a .part file is never served.
-    if job.status != ExportJob.DONE or not path.exists():
+    if not job.downloadable or not path.exists():
         raise NotFound("This export is not ready.")
     services.access_record(issuer_id=job.issuer_id, user=request.user, kind=AccessRecord.DOWNLOAD,
                            export_id=job.pk, filters=job.filters, rows=job.rows)

@@ -182,7 +182,7 @@ def test_a_job_whose_worker_died_runs_again_from_the_start(issuer, analyst, jobs
     make_tx(issuer), make_tx(issuer)
     job = _stale(issuer, analyst, tries=1)
     (services.export_dir() / f"{job.pk}.1.part").write_text("the dead worker's half file")
-    assert jobs_run(services.export_jobs_sweep) == {"woken": 1, "failed": 0}
+    assert jobs_run(services.export_jobs_sweep) == {"woken": 1, "failed": 0, "removed": 0}
     job.refresh_from_db()
     assert (job.status, job.rows, job.tries) == (ExportJob.DONE, 2, 2)
     assert [p.name for p in services.export_dir().iterdir()] == [f"{job.pk}.csv"]
@@ -191,7 +191,7 @@ def test_a_job_whose_worker_died_runs_again_from_the_start(issuer, analyst, jobs
 
 def test_a_job_that_keeps_dying_fails_with_a_reason(issuer, analyst, analyst_client, jobs_run):
     job = _stale(issuer, analyst, tries=3)
-    assert jobs_run(services.export_jobs_sweep) == {"woken": 0, "failed": 1}
+    assert jobs_run(services.export_jobs_sweep) == {"woken": 0, "failed": 1, "removed": 0}
     job.refresh_from_db()
     assert job.status == ExportJob.FAILED and "stopped 3 times" in job.error
     assert "stopped 3 times" in analyst_client.get(f"/analyst/exports/{job.pk}/").content.decode()
@@ -200,7 +200,7 @@ def test_a_job_that_keeps_dying_fails_with_a_reason(issuer, analyst, analyst_cli
 def test_a_live_job_is_left_alone_and_a_second_claim_does_nothing(issuer, analyst, jobs_run):
     job = ExportJob.objects.create(issuer=issuer, requested_by=analyst, actor="staff:a", status=ExportJob.RUNNING,
                                    tries=1, lease_expires_at=timezone.now() + timedelta(minutes=1))
-    assert jobs_run(services.export_jobs_sweep) == {"woken": 0, "failed": 0}
+    assert jobs_run(services.export_jobs_sweep) == {"woken": 0, "failed": 0, "removed": 0}
     services.export_job_run(job.pk)  # a redelivered task while the first worker still writes
     job.refresh_from_db()
     assert (job.status, job.tries) == (ExportJob.RUNNING, 1)
@@ -210,6 +210,14 @@ def test_a_lost_wake_up_is_sent_again(issuer, analyst, jobs_run):
     make_tx(issuer)
     job = ExportJob.objects.create(issuer=issuer, requested_by=analyst, actor="staff:a")
     ExportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=5))
-    assert jobs_run(services.export_jobs_sweep) == {"woken": 1, "failed": 0}
+    assert jobs_run(services.export_jobs_sweep) == {"woken": 1, "failed": 0, "removed": 0}
     job.refresh_from_db()
     assert (job.status, job.rows) == (ExportJob.DONE, 1)
+
+
+def test_a_file_past_its_retention_is_removed_and_the_page_says_so(analyst_client, done_job, jobs_run):
+    ExportJob.objects.filter(pk=done_job.pk).update(finished_at=timezone.now() - services.EXPORT_RETENTION - timedelta(hours=1))
+    assert jobs_run(services.export_jobs_sweep) == {"woken": 0, "failed": 0, "removed": 1}
+    assert not services.export_file_path(done_job).exists()
+    assert analyst_client.get(f"/analyst/exports/{done_job.pk}/download").status_code == 404
+    assert "removed after its retention period" in analyst_client.get(f"/analyst/exports/{done_job.pk}/").content.decode()

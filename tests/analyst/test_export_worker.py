@@ -53,7 +53,7 @@ def test_the_sweep_reruns_a_job_whose_worker_died(celery_worker, issuer, many):
                                    started_at=timezone.now() - timedelta(minutes=5), lease_expires_at=timezone.now() - timedelta(seconds=1))
     (services.export_dir() / f"{job.pk}.1.part").write_text("created_at\n2026-")  # what the dead worker left
     assert client_for(analyst).get(f"/analyst/exports/{job.pk}/download").status_code == 404
-    assert services.export_jobs_sweep() == {"woken": 1, "failed": 0}
+    assert services.export_jobs_sweep() == {"woken": 1, "failed": 0, "removed": 0}
     wait_for(lambda: ExportJob.objects.filter(pk=job.pk, status=ExportJob.DONE).exists(), timeout=60)
     job.refresh_from_db()
     assert (job.rows, job.tries) == (ROWS, 2)
