@@ -33,7 +33,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 TRAILER_PREFIX = "# end of export: "
 # A running job's worker renews its lease every LEASE_RENEW_ROWS rows; a lease that lapses means
 # the worker died (killed, lost its node), and the sweep re-runs the job or marks it failed.
-EXPORT_LEASE = timedelta(seconds=120)
+EXPORT_LEASE = timedelta(seconds=60)
 LEASE_RENEW_ROWS = 20_000
 # A pending job not started after this long lost its wake-up (broker down): the sweep sends it again.
 PENDING_GRACE = timedelta(seconds=60)
