@@ -31,8 +31,10 @@ LABEL_REMOVED = "analyst.label_removed"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # The last line of every export, streamed or written by a job: a file without it was cut short.
 TRAILER_PREFIX = "# end of export: "
-# A running job's worker renews its lease every LEASE_RENEW_ROWS rows; a lease that lapses means
-# the worker died (killed, lost its node), and the sweep re-runs the job or marks it failed.
+# A running job's worker renews its lease every LEASE_RENEW_ROWS rows (1.5–3 s at the measured
+# 7,000–14,000 rows/s); a lapsed lease means the worker died (killed, lost its node), and the sweep
+# (every 30 s) re-runs the job or marks it failed. A task redelivered after a killed child waits
+# for the lease too: it cannot tell a dead claimant from a live one.
 EXPORT_LEASE = timedelta(seconds=60)
 LEASE_RENEW_ROWS = 20_000
 # A pending job not started after this long lost its wake-up (broker down): the sweep sends it again.
