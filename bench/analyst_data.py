@@ -59,7 +59,7 @@ INSERT INTO threeds_transaction (
     merchant_country_code, three_ds_requestor_challenge_ind, notification_url, ds_url, three_ds_requestor_app_url,
     areq, ares, risk_score, risk_rules, ares_trans_status, exemption, trans_status, trans_status_reason, eci,
     authentication_value, authentication_value_key_id, authentication_type, challenge_cancel, interaction_counter,
-    created_at, finished_at)
+    three_ds_method, created_at, finished_at)
 SELECT
     gen_random_uuid(), issuer_id, NULL, gen_random_uuid(), gen_random_uuid(), NULL, '2.2.0',
     '02', '01', last4, md5(last4 || issuer_id::text), 'visa', '', amount,
@@ -77,7 +77,7 @@ SELECT
     CASE WHEN final IN ('Y') THEN '05' WHEN final = 'A' THEN '06' WHEN final = '' THEN '' ELSE '07' END,
     CASE WHEN final IN ('Y', 'A') THEN 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=' ELSE '' END,
     CASE WHEN final IN ('Y', 'A') THEN 'bav1' ELSE '' END, CASE WHEN ares = 'C' THEN '02' ELSE '' END, '', 0,
-    created_at, CASE WHEN final = '' THEN NULL ELSE created_at + interval '40 seconds' END
+    'completed', created_at, CASE WHEN final = '' THEN NULL ELSE created_at + interval '40 seconds' END
 FROM (
     SELECT
         s.issuer_id, s.last4, s.amount, s.currency, s.created_at, s.ares, s.score,
@@ -113,7 +113,7 @@ ORDER BY created_at
 INSERT INTO threeds_challenge (
     transaction_id, method, state, fallback_reason, otp_session_id, phone_id, locale, challenge_window_size,
     three_ds_session_data, sdk_counter_expected, acs_counter, page_token_hash, first_creq_deadline, deadline,
-    oob_deadline, creq_received_at, created_at, finished_at)
+    oob_deadline, creq_received_at, created_at, finished_at, app_session_key_id, decoupled)
 SELECT acs_trans_id,
        CASE WHEN oob AND NOT fell_back THEN 'oob' ELSE 'sms_otp' END,
        CASE trans_status WHEN 'Y' THEN 'succeeded' WHEN '' THEN 'in_progress' WHEN 'U' THEN 'timed_out' ELSE 'failed' END,
@@ -121,7 +121,7 @@ SELECT acs_trans_id,
                                        'oob_timeout', 'push_rate_limited', 'device_blocked'])[1 + floor(random() * 7)::int]
             ELSE '' END,
        NULL, NULL, 'en', '05', '', 0, 0, '', created_at + interval '30 seconds', created_at + interval '600 seconds',
-       NULL, created_at + interval '2 seconds', created_at, finished_at
+       NULL, created_at + interval '2 seconds', created_at, finished_at, '', false
 FROM (
     SELECT acs_trans_id, trans_status, created_at, finished_at, random() < 0.55 AS oob, random() < 0.08 AS fell_back
     FROM threeds_transaction WHERE ares_trans_status = 'C'

@@ -340,9 +340,15 @@ CELERY_BEAT_SCHEDULE = {
     # Wipes SMS bodies past their retention.
     "sms-maintenance": {"task": "sms.maintenance", "schedule": 300.0},
     "webhooks-wipe-payloads": {"task": "webhooks.wipe_payloads", "schedule": 3600.0},
+    "analyst-export-sweep": {"task": "analyst.export_sweep", "schedule": 30.0},
 }
 # Celery's Django fixup closes the DB connection around every task unless told to reuse it.
 CELERY_DB_REUSE_MAX = envint("CELERY_DB_REUSE_MAX", 1000)
+
+# Analysts' background CSV exports: a private directory, never served as static or media files.
+ANALYST_EXPORT_DIR = os.environ.get("ANALYST_EXPORT_DIR", str(BASE_DIR / "var" / "exports"))
+# Exports with fewer rows than this stream at once (well inside gunicorn's 30 s; docs/BENCHMARKS.md).
+ANALYST_STREAM_MAX_ROWS = envint("ANALYST_STREAM_MAX_ROWS", 50_000)
 
 SMS_BACKEND = os.environ.get("SMS_BACKEND", "console")
 SMS_FILE_PATH = os.environ.get("SMS_FILE_PATH", str(BASE_DIR / "var" / "sms.jsonl"))

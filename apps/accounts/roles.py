@@ -56,6 +56,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
 ROLE_PERMISSIONS[ISSUER_ADMIN]["devices.device"] = ["view", "change", "delete"]
 ROLE_PERMISSIONS[OPERATOR]["devices.device"] = ["view", "change", "delete"]
 ROLE_PERMISSIONS[ANALYST]["devices.device"] = ["view"]
+ROLE_PERMISSIONS[ISSUER_ADMIN]["analyst.accessrecord"] = ["view"]  # who viewed and exported what (not analysts)
 
 
 def sync_role_groups(**kwargs) -> None:

@@ -11,6 +11,7 @@ from itertools import count
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 40
@@ -19,7 +20,8 @@ _ids = count(1)
 
 
 def period_label(start: datetime, end: datetime, granularity: str) -> str:
-    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, by {granularity}"
+    text = _("%(start)s to %(end)s UTC, by hour") if granularity == "hour" else _("%(start)s to %(end)s UTC, by day")
+    return text % {"start": f"{start:%Y-%m-%d %H:%M}", "end": f"{end:%Y-%m-%d %H:%M}"}
 
 
 def bucket_label(at: datetime, granularity: str) -> str:

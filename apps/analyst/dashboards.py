@@ -22,6 +22,7 @@ from django.db import connection
 from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, FloatField, Q
 from django.db.models.functions import Trunc
 
+from apps.analyst.models import TransactionLabel
 from apps.analyst.selectors import Scope
 from apps.sms.models import SmsAttempt, SmsDelivery
 from apps.threeds.models import Challenge, Transaction
@@ -68,6 +69,17 @@ class ProviderStats:
 
 
 @dataclass
+class LabelStats:
+    """The period's transactions an analyst labelled, by label: how the ACS had decided them."""
+
+    label: str
+    total: int = 0
+    frictionless: int = 0  # let through without a challenge
+    challenged: int = 0
+    authenticated: int = 0  # final transStatus Y or A
+
+
+@dataclass
 class Dashboard:
     start: datetime
     end: datetime
@@ -84,6 +96,7 @@ class Dashboard:
     sms_failure: list[int]
     sms_pending: list[int]
     providers: list[ProviderStats] = field(default_factory=list)
+    labels: list[LabelStats] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -155,7 +168,9 @@ def dashboard_querysets(*, scope: Scope, start: datetime, end: datetime, granula
     )
     sms = SmsDelivery.objects.filter(created_at__gte=start, created_at__lt=end)
     attempts = SmsAttempt.objects.filter(delivery__created_at__gte=start, delivery__created_at__lt=end)
+    labels = TransactionLabel.objects.filter(transaction_created_at__gte=start, transaction_created_at__lt=end)
     if scope.issuer is not None:
+        labels = labels.filter(issuer=scope.issuer)
         challenges = challenges.filter(transaction__issuer=scope.issuer)
         sms = sms.filter(issuer=scope.issuer)
         attempts = attempts.filter(delivery__issuer=scope.issuer)
@@ -187,6 +202,9 @@ def dashboard_querysets(*, scope: Scope, start: datetime, end: datetime, granula
         ("sms deliveries", sms.order_by().values("status", bucket=_trunc("created_at", granularity)).annotate(n=Count("pk"))),
         ("sms tries by provider", attempts.order_by().values("provider_role", "provider").annotate(**by_provider)),
         ("sms accepted by provider", sms.filter(accepted_at__isnull=False).order_by().values("provider").annotate(**accepted)),
+        # The period's labels by their copy of the transaction's time, then their transactions by key.
+        ("labels", labels.order_by().values("label", "transaction__ares_trans_status", "transaction__trans_status")
+         .annotate(n=Count("pk"))),
     ]
 
 
@@ -244,7 +262,22 @@ def dashboard(*, scope: Scope, start: datetime, end: datetime, granularity: str)
         fallback_reasons=sorted(reasons.items(), key=lambda item: (-item[1], item[0])), methods=methods,
         sms_success=sms_success, sms_failure=sms_failure, sms_pending=sms_pending,
         providers=_providers(queries, scope=scope, start=start, end=end),
+        labels=_labels(queries["labels"]),
     )
+
+
+def _labels(rows) -> list[LabelStats]:
+    stats = {label: LabelStats(label=label) for label, _ in TransactionLabel.LABELS}
+    for row in rows:
+        s = stats[row["label"]]
+        s.total += row["n"]
+        if row["transaction__ares_trans_status"] == "C":
+            s.challenged += row["n"]
+        else:
+            s.frictionless += row["n"]
+        if row["transaction__trans_status"] in ("Y", "A"):
+            s.authenticated += row["n"]
+    return list(stats.values())
 
 
 def _utc(value: datetime | None) -> datetime | None:

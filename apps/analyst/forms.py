@@ -10,8 +10,10 @@ from decimal import Decimal
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.analyst import selectors
+from apps.analyst.models import TransactionLabel
 from apps.analyst.selectors import TransactionFilters
 from apps.core.money import CURRENCIES
 from apps.issuers.models import Issuer
@@ -29,7 +31,7 @@ def currency_exponent(currency: str) -> int:
 
 
 def _currency_choices():
-    return [("", "any")] + [(numeric, f"{alpha} ({numeric})") for numeric, (alpha, _) in CURRENCIES.items()]
+    return [("", _("any"))] + [(numeric, f"{alpha} ({numeric})") for numeric, (alpha, _) in CURRENCIES.items()]
 
 
 def _day_start(day: date) -> datetime:
@@ -44,7 +46,7 @@ class IssuerChoiceField(forms.ChoiceField):
 
     @staticmethod
     def _choices_now():
-        return [("", "all issuers")] + [(i.issuer_id, f"{i.name} ({i.issuer_id})") for i in Issuer.objects.order_by("issuer_id")]
+        return [("", _("all issuers"))] + [(i.issuer_id, f"{i.name} ({i.issuer_id})") for i in Issuer.objects.order_by("issuer_id")]
 
 
 class ScopedForm(forms.Form):
@@ -53,7 +55,7 @@ class ScopedForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         if user is not None and user.is_superuser:
-            self.fields = {"issuer": IssuerChoiceField(label="Issuer"), **self.fields}
+            self.fields = {"issuer": IssuerChoiceField(label=_("Issuer")), **self.fields}
 
     def chosen_issuer(self):
         issuer_id = self.cleaned_data.get("issuer") if self.is_valid() else None
@@ -61,50 +63,56 @@ class ScopedForm(forms.Form):
 
 
 class TransactionFilterForm(ScopedForm):
-    created_from = forms.DateField(required=False, label="From (UTC day)", widget=forms.DateInput(attrs={"type": "date"}))
-    created_to = forms.DateField(required=False, label="To (UTC day, inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
-    trans_status = forms.ChoiceField(required=False, label="transStatus", choices=[("", "any")] + selectors.TRANS_STATUSES)
-    method = forms.ChoiceField(required=False, label="Method", choices=[("", "any")] + selectors.METHODS)
-    fell_back = forms.ChoiceField(required=False, label="Fell back to SMS", choices=[("", "any"), ("yes", "yes"), ("no", "no")])
+    created_from = forms.DateField(required=False, label=_("From (UTC day)"), widget=forms.DateInput(attrs={"type": "date"}))
+    created_to = forms.DateField(required=False, label=_("To (UTC day, inclusive)"), widget=forms.DateInput(attrs={"type": "date"}))
+    trans_status = forms.ChoiceField(required=False, label=_("transStatus"), choices=[("", _("any"))] + selectors.TRANS_STATUSES)
+    method = forms.ChoiceField(required=False, label=_("Method"), choices=[("", _("any"))] + selectors.METHODS)
+    fell_back = forms.ChoiceField(required=False, label=_("Fell back to SMS"), choices=[("", _("any")), ("yes", _("yes")), ("no", _("no"))])
     fallback_reason = forms.ChoiceField(
-        required=False, label="Fallback reason", choices=[("", "any")] + [(r, r) for r in selectors.FALLBACK_REASONS]
+        required=False, label=_("Fallback reason"), choices=[("", _("any"))] + [(r, r) for r in selectors.FALLBACK_REASONS]
     )
-    merchant = forms.CharField(required=False, max_length=40, label="Merchant")
+    merchant = forms.CharField(required=False, max_length=40, label=_("Merchant"))
     merchant_match = forms.ChoiceField(
-        required=False, label="Merchant match", choices=[("prefix", "starts with"), ("contains", "contains")]
+        required=False, label=_("Merchant match"), choices=[("prefix", _("starts with")), ("contains", _("contains"))]
     )
-    last4 = forms.RegexField(required=False, regex=r"^[0-9]{4}$", label="Card last 4", max_length=4,
-                             error_messages={"invalid": "Four digits."}, widget=forms.TextInput(attrs={"inputmode": "numeric"}))
-    currency = forms.ChoiceField(required=False, label="Currency", choices=_currency_choices)
-    amount_min = forms.DecimalField(required=False, min_value=0, max_digits=20, decimal_places=3, label="Amount from")
-    amount_max = forms.DecimalField(required=False, min_value=0, max_digits=20, decimal_places=3, label="Amount to")
+    last4 = forms.RegexField(required=False, regex=r"^[0-9]{4}$", label=_("Card last 4"), max_length=4,
+                             error_messages={"invalid": _("Four digits.")}, widget=forms.TextInput(attrs={"inputmode": "numeric"}))
+    currency = forms.ChoiceField(required=False, label=_("Currency"), choices=_currency_choices)
+    amount_min = forms.DecimalField(required=False, min_value=0, max_digits=20, decimal_places=3, label=_("Amount from"))
+    amount_max = forms.DecimalField(required=False, min_value=0, max_digits=20, decimal_places=3, label=_("Amount to"))
     amount_unit = forms.ChoiceField(
-        required=False, label="Amounts in", choices=[("major", "major units (12.50)"), ("minor", "minor units (1250)")]
+        required=False, label=_("Amounts in"), choices=[("major", _("major units (12.50)")), ("minor", _("minor units (1250)"))]
     )
-    acs_trans_id = forms.UUIDField(required=False, label="acsTransID")
-    ds_trans_id = forms.UUIDField(required=False, label="dsTransID")
+    acs_trans_id = forms.UUIDField(required=False, label=_("acsTransID"))
+    ds_trans_id = forms.UUIDField(required=False, label=_("dsTransID"))
+    cardholder = forms.CharField(required=False, max_length=64, label=_("Cardholder (external id)"))
+    card_id = forms.CharField(required=False, max_length=48, label=_("Card id"))
+    label = forms.ChoiceField(
+        required=False, label=_("Analyst label"),
+        choices=[("", _("any")), (selectors.LABELLED, _("labelled"))] + TransactionLabel.LABELS,
+    )
 
     def clean(self):
         data = super().clean()
         start, end = data.get("created_from"), data.get("created_to")
         if start and end and start > end:
-            self.add_error("created_to", "Must not be before the start.")
+            self.add_error("created_to", _("Must not be before the start."))
         low, high = data.get("amount_min"), data.get("amount_max")
         if (low is not None or high is not None) and not data.get("currency"):
-            self.add_error("currency", "Choose the currency of the amounts.")
+            self.add_error("currency", _("Choose the currency of the amounts."))
         if low is not None and high is not None and low > high:
-            self.add_error("amount_max", "Must not be below the lower bound.")
+            self.add_error("amount_max", _("Must not be below the lower bound."))
         for name in ("amount_min", "amount_max"):
             value = data.get(name)
             if value is None or not data.get("currency"):
                 continue
             minor = self._to_minor(value, data["currency"], data.get("amount_unit") or "major")
             if minor is None:
-                self.add_error(name, f"Too many decimals for this currency ({currency_exponent(data['currency'])}).")
+                self.add_error(name, _("Too many decimals for this currency (%(n)s).") % {"n": currency_exponent(data["currency"])})
             else:
                 data[f"{name}_minor"] = minor
         if data.get("fallback_reason") and data.get("fell_back") == "no":
-            self.add_error("fallback_reason", "A reason means it fell back.")
+            self.add_error("fallback_reason", _("A reason means it fell back."))
         return data
 
     @staticmethod
@@ -130,24 +138,41 @@ class TransactionFilterForm(ScopedForm):
             amount_max=data.get("amount_max_minor"),
             acs_trans_id=data.get("acs_trans_id"),
             ds_trans_id=data.get("ds_trans_id"),
+            card_id=(data.get("card_id") or "").strip(),
+            cardholder=(data.get("cardholder") or "").strip(),
+            label=data.get("label") or "",
         )
 
 
+class LabelForm(forms.Form):
+    """An analyst's judgement; "no label" removes it."""
+
+    label = forms.ChoiceField(label=_("Label"), required=False, choices=[("", _("no label"))] + TransactionLabel.LABELS,
+                              widget=forms.RadioSelect)
+    note = forms.CharField(label=_("Note"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("label") and (data.get("note") or "").strip():
+            self.add_error("label", _("Choose a label for the note, or clear the note."))
+        return data
+
+
 class DashboardForm(ScopedForm):
-    start = forms.DateField(required=False, label="From (UTC day)", widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, label="To (UTC day, inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
-    granularity = forms.ChoiceField(required=False, label="By", choices=[("day", "day"), ("hour", "hour")])
+    start = forms.DateField(required=False, label=_("From (UTC day)"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label=_("To (UTC day, inclusive)"), widget=forms.DateInput(attrs={"type": "date"}))
+    granularity = forms.ChoiceField(required=False, label=_("By"), choices=[("day", _("day")), ("hour", _("hour"))])
 
     def clean(self):
         data = super().clean()
         granularity = data.get("granularity") or "day"
         start, end = data.get("start"), data.get("end")
         if start and end and start > end:
-            self.add_error("end", "Must not be before the start.")
+            self.add_error("end", _("Must not be before the start."))
         elif start or end:
             start_day, end_day = self._days(data)
             if (end_day - start_day).days + 1 > MAX_DASHBOARD_DAYS[granularity]:
-                self.add_error("end", f"At most {MAX_DASHBOARD_DAYS[granularity]} days by {granularity}.")
+                self.add_error("end", _("At most %(days)s days by %(unit)s.") % {"days": MAX_DASHBOARD_DAYS[granularity], "unit": granularity})
         return data
 
     @staticmethod

@@ -49,3 +49,16 @@ def make_tx(issuer, *, created_at=None, challenge: dict | None = None, **fields)
             **{"method": Challenge.SMS_OTP, "state": Challenge.SUCCEEDED, **challenge},
         )
     return tx
+
+
+def export_rows(text: str) -> list[dict]:
+    """The rows of a complete export: its last line is the trailer that counts them."""
+    import csv
+    import io
+
+    from apps.analyst.services import TRAILER_PREFIX
+
+    records = list(csv.reader(io.StringIO(text)))
+    assert records and records[-1] == [f"{TRAILER_PREFIX}{len(records) - 2} rows"], f"no trailer: {records[-1:]}"
+    header, rows = records[0], records[1:-1]
+    return [dict(zip(header, row)) for row in rows]

@@ -13,7 +13,7 @@ from apps.accounts.models import User
 from apps.analyst.selectors import EXPORT_HEADER
 from apps.analyst.views import csv_cell, transaction_export_view
 from apps.audit.models import AuditEvent
-from tests.analyst.conftest import client_for, make_tx
+from tests.analyst.conftest import client_for, export_rows, make_tx
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ def export(client, **query):
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="transactions-')
     text = b"".join(response.streaming_content).decode("utf-8")
-    return list(csv.DictReader(io.StringIO(text)))
+    return export_rows(text)
 
 
 def test_it_streams_the_filtered_list_with_a_header(analyst_client, issuer):
@@ -34,7 +34,7 @@ def test_it_streams_the_filtered_list_with_a_header(analyst_client, issuer):
     response = analyst_client.get("/analyst/transactions.csv", {"trans_status": "Y"})
     text = b"".join(response.streaming_content).decode("utf-8")
     assert text.splitlines()[0] == ",".join(EXPORT_HEADER)
-    [row] = list(csv.DictReader(io.StringIO(text)))
+    [row] = export_rows(text)
     assert row["acs_trans_id"] == str(y.acs_trans_id) and row["merchant_name"] == "Café Tokyo 東京"
     assert (row["purchase_amount_minor"], row["purchase_amount"], row["purchase_currency"]) == ("12550", "125.50", "978")
     assert row["issuer_id"] == issuer.issuer_id and row["method"] == "" and row["trans_status"] == "Y"
