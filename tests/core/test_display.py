@@ -49,3 +49,13 @@ def test_every_catalog_is_compiled_from_its_current_po(tmp_path):
         fresh = tmp_path / "fresh.mo"
         subprocess.run(["msgfmt", "--check-format", "-o", str(fresh), str(po)], check=True)
         assert po.with_suffix(".mo").read_bytes() == fresh.read_bytes(), f"{po}: run compilemessages"
+
+
+@pytest.mark.skipif(shutil.which("msgattrib") is None, reason="GNU gettext not installed")
+def test_every_staff_string_has_its_japanese():
+    for po in (p for p in ROOT.glob("**/locale/ja/LC_MESSAGES/django.po") if ".venv" not in p.parts):
+        untranslated = subprocess.run(["msgattrib", "--untranslated", "--no-obsolete", str(po)], capture_output=True, text=True, check=True).stdout
+        fuzzy = subprocess.run(["msgattrib", "--only-fuzzy", "--no-obsolete", str(po)], capture_output=True, text=True, check=True).stdout
+        # The header entry (msgid "") is the only one allowed: it is untranslated and fuzzy by nature.
+        assert untranslated.count("\nmsgid ") + untranslated.startswith("msgid ") <= 1, f"{po}:\n{untranslated}"
+        assert fuzzy.count("msgid ") <= 1, f"{po}:\n{fuzzy}"
