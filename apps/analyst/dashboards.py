@@ -25,9 +25,10 @@ from django.db.models.functions import Trunc
 from apps.analyst.models import TransactionLabel
 from apps.analyst.selectors import Scope
 from apps.sms.models import SmsAttempt, SmsDelivery
+from apps.threeds.emv import CHALLENGED_ARES_STATUSES
 from apps.threeds.models import Challenge, Transaction
 
-OUTCOMES = ["Y", "A", "N", "U", "R", "C"]  # C: no final status yet
+OUTCOMES = ["Y", "A", "N", "U", "R", "C"]  # C: no final status yet (a challenge or decoupled authentication running)
 SMS_SUCCESS = {SmsDelivery.QUEUED, SmsDelivery.SENDING, SmsDelivery.SENT, SmsDelivery.DELIVERED}
 SMS_FAILURE = {SmsDelivery.FAILED, SmsDelivery.UNDELIVERED}
 CHALLENGE_SLACK = timedelta(hours=1)
@@ -163,7 +164,7 @@ def dashboard_querysets(*, scope: Scope, start: datetime, end: datetime, granula
     # The transaction's created_at, bounded too (with slack), lets PostgreSQL join two index range
     # scans of the period instead of reading every challenge.
     challenges = Challenge.objects.filter(
-        created_at__gte=start, created_at__lt=end, transaction__ares_trans_status="C",
+        created_at__gte=start, created_at__lt=end, transaction__ares_trans_status__in=CHALLENGED_ARES_STATUSES,
         transaction__created_at__gte=start - CHALLENGE_SLACK, transaction__created_at__lt=end,
     )
     sms = SmsDelivery.objects.filter(created_at__gte=start, created_at__lt=end)
@@ -224,8 +225,8 @@ def dashboard(*, scope: Scope, start: datetime, end: datetime, granularity: str)
         i = index.get(_utc(row["bucket"]))
         if i is None:
             continue
-        (challenged if row["ares_trans_status"] == "C" else frictionless)[i] += row["n"]
-        status = row["trans_status"] or ("C" if row["ares_trans_status"] == "C" else "")
+        (challenged if row["ares_trans_status"] in CHALLENGED_ARES_STATUSES else frictionless)[i] += row["n"]
+        status = row["trans_status"] or ("C" if row["ares_trans_status"] in CHALLENGED_ARES_STATUSES else "")
         if status in outcomes:
             outcomes[status][i] += row["n"]
 
@@ -271,7 +272,7 @@ def _labels(rows) -> list[LabelStats]:
     for row in rows:
         s = stats[row["label"]]
         s.total += row["n"]
-        if row["transaction__ares_trans_status"] == "C":
+        if row["transaction__ares_trans_status"] in CHALLENGED_ARES_STATUSES:
             s.challenged += row["n"]
         else:
             s.frictionless += row["n"]

@@ -27,12 +27,12 @@ from django.utils.translation import gettext_lazy as _
 from apps.analyst.models import TransactionLabel
 from apps.audit.models import AuditEvent
 from apps.cards.models import Card
-from apps.core.display import TRANS_STATUS_DESCRIPTIONS
 from apps.core.exceptions import NotFound
 from apps.core.money import currency_alpha
 from apps.core.pagination import NEWEST_FIRST, Cursor, Page, page_from_rows, page_queryset
 from apps.oob.models import AuthnRequest
 from apps.sms.models import SmsDelivery
+from apps.threeds.emv import CHALLENGED_ARES_STATUSES, TRANS_STATUS_DESCRIPTIONS
 from apps.threeds.models import Challenge, RReqDelivery, Transaction
 from apps.webhooks.models import KIND_DELIVER_OTP, WebhookDelivery
 
@@ -123,19 +123,19 @@ def transaction_list(*, scope: Scope, filters: TransactionFilters) -> QuerySet[T
     if f.created_to is not None:
         qs = qs.filter(created_at__lt=f.created_to)
     if f.trans_status == IN_CHALLENGE:
-        qs = qs.filter(ares_trans_status="C", trans_status="")
+        qs = qs.filter(ares_trans_status__in=CHALLENGED_ARES_STATUSES, trans_status="")
     elif f.trans_status:
         qs = qs.filter(trans_status=f.trans_status)
-    # Every challenge filter also says ares_trans_status = 'C': only challenged transactions have a
-    # challenge, and it lets PostgreSQL walk the partial index of challenged transactions.
+    # Every challenge filter also says ares_trans_status IN ('C', 'D'): only challenged (or decoupled)
+    # transactions have a challenge, and it lets PostgreSQL walk the partial index of them.
     if f.method == FRICTIONLESS:
-        qs = qs.exclude(ares_trans_status="C")
+        qs = qs.exclude(ares_trans_status__in=CHALLENGED_ARES_STATUSES)
     elif f.method:
-        qs = qs.filter(ares_trans_status="C", challenge__method=f.method)
+        qs = qs.filter(ares_trans_status__in=CHALLENGED_ARES_STATUSES, challenge__method=f.method)
     if f.fallback_reason:
-        qs = qs.filter(ares_trans_status="C", challenge__fallback_reason=f.fallback_reason)
+        qs = qs.filter(ares_trans_status__in=CHALLENGED_ARES_STATUSES, challenge__fallback_reason=f.fallback_reason)
     elif f.fell_back is True:
-        qs = qs.filter(ares_trans_status="C", challenge__fallback_reason__gt="")
+        qs = qs.filter(ares_trans_status__in=CHALLENGED_ARES_STATUSES, challenge__fallback_reason__gt="")
     elif f.fell_back is False:
         qs = qs.filter(Q(challenge__isnull=True) | Q(challenge__fallback_reason=""))
     if f.merchant:

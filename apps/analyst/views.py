@@ -166,7 +166,7 @@ def _row(tx) -> dict:
 def _status_text(tx) -> str:
     if tx.trans_status:
         return emv.trans_status_text(tx.trans_status)
-    return gettext("C — challenge running") if tx.ares_trans_status == "C" else "—"
+    return gettext("C — challenge running") if tx.ares_trans_status in emv.CHALLENGED_ARES_STATUSES else "—"
 
 
 # ---------------------------------------------------------------- one transaction

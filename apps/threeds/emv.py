@@ -58,6 +58,9 @@ PAYMENT, NON_PAYMENT = "01", "02"
 
 TRANS_STATUSES = ("Y", "A", "N", "U", "R", "C", "D")
 SUCCESSFUL_STATUSES = ("Y", "A")  # the statuses that carry an authenticationValue
+# ARes statuses after which the cardholder is asked: a challenge (C) or decoupled authentication
+# (D); the analysts count both as challenged.
+CHALLENGED_ARES_STATUSES = ("C", "D")
 
 # What staff read (translatable; trans_status_text below).
 TRANS_STATUS_DESCRIPTIONS = {

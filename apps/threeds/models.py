@@ -194,7 +194,7 @@ class Transaction(models.Model):
             # Challenged transactions only (about a quarter): the method and fallback filters walk
             # it in keyset order and look each challenge up by its primary key.
             models.Index(
-                fields=["issuer", "-created_at", "-acs_trans_id"], condition=models.Q(ares_trans_status="C"),
+                fields=["issuer", "-created_at", "-acs_trans_id"], condition=models.Q(ares_trans_status__in=["C", "D"]),
                 name="threeds_tx_challenged_idx",
             ),
             models.Index(fields=["ds_trans_id"], name="threeds_tx_ds_trans_id_idx"),

@@ -14,6 +14,7 @@ from apps.audit.models import AuditEvent
 from apps.core.crypto import pan_fingerprint
 from apps.core.exceptions import NotFound
 from apps.core.logging import sensitive
+from apps.threeds.emv import CHALLENGED_ARES_STATUSES
 from apps.threeds.models import Transaction
 from apps.threeds.results import authentication_value_matches
 
@@ -37,7 +38,7 @@ def transaction_list(
     if card is not None:
         qs = qs.filter(card_id=card)
     if status == IN_CHALLENGE:
-        qs = qs.filter(ares_trans_status="C", trans_status="")
+        qs = qs.filter(ares_trans_status__in=CHALLENGED_ARES_STATUSES, trans_status="")
     elif status:
         qs = qs.filter(trans_status=status)
     if method:

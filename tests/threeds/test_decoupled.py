@@ -37,8 +37,11 @@ def challenge_of(tx) -> Challenge:
     return Challenge.objects.select_related("transaction").get(transaction_id=tx.acs_trans_id)
 
 
-def test_the_ares_is_d_and_the_app_is_asked_at_once(ds, app, oob_card, push_file):
+def test_the_ares_is_d_and_the_app_is_asked_at_once(ds, app, oob_card, push_file, api):
     tx = decoupled(ds, oob_card)
+    # Running, as a challenge is: the API's "challenge running" filter finds it.
+    running = api.get("/api/v1/transactions", {"status": "C"}).json()
+    assert [row["acs_trans_id"] for row in running["results"]] == [tx.acs_trans_id]
     assert tx.ares["acsDecConInd"] == "Y"
     assert tx.ares["cardholderInfo"] == "Open your bank's app on your phone to confirm this payment."
     assert tx.ares["authenticationType"] == "04"
