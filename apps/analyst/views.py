@@ -46,6 +46,8 @@ from apps.core.admin_scoping import admin_actor
 from apps.core.exceptions import NotFound
 from apps.core.pagination import Cursor, InvalidCursor
 from apps.threeds import emv
+from apps.threeds.explanation import explain
+from apps.threeds.method import method_status_text
 
 PERMISSION = "threeds.view_transaction"
 
@@ -216,6 +218,8 @@ def _detail_context(request, tx, form) -> dict:
         "trans_status_text": _status_text(tx),
         "ares_status_text": emv.trans_status_text(tx.ares_trans_status),
         "reason_text": emv.reason_text(tx.trans_status_reason),
+        "explanation": explain(tx),
+        "three_ds_method": method_status_text(tx.three_ds_method),
         "merchant_country": display.country_name(tx.merchant_country_code),
         "amount": display.amount(tx.purchase_amount, tx.purchase_currency, tx.purchase_exponent),
         "challenge": selectors.challenge_summary(tx=tx),

@@ -29,6 +29,8 @@ from apps.threeds.admin_hub import delivery_links, short_id
 from apps.threeds.attention import stuck_challenges
 from apps.threeds.backtest import DEFAULT_DAYS, risk_policy_backtest
 from apps.threeds.card_ranges import card_range_data
+from apps.threeds.explanation import explain
+from apps.threeds.method import method_status_text
 from apps.threeds.models import AcsSigningKey, Challenge, RiskPolicy, RReqAttempt, RReqDelivery, Transaction
 from apps.threeds.policy_forms import LABEL_WORDS, OUTCOME_WORDS, RiskPolicyForm
 from apps.threeds.policy_words import risk_policy_changes, risk_policy_words
@@ -120,7 +122,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
             "mcc", "merchant_country", "amount", "purchase_date",
         ]}),
         (_("Message"), {"fields": ["message_version", "device_channel", "message_category", "three_ds_requestor_challenge_ind", "ds_url"]}),
-        (_("Decision"), {"fields": ["risk_score", "rules", "exemption"]}),
+        (_("Decision"), {"fields": ["explanation", "risk_score", "rules", "exemption", "three_ds_method_text"]}),
         (_("Result"), {"fields": [
             "ares_outcome", "outcome", "reason", "eci", "authentication_type",
             "authentication_value_issued", "authentication_value_key_id", "challenge_cancel", "interaction_counter",
@@ -169,6 +171,14 @@ class TransactionAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
     @admin.display(description=_("Reason"))
     def reason(self, obj) -> str:
         return emv.reason_text(obj.trans_status_reason)
+
+    @admin.display(description=_("In words"))
+    def explanation(self, obj) -> str:
+        return explain(obj)
+
+    @admin.display(description=_("3DS Method"))
+    def three_ds_method_text(self, obj) -> str:
+        return method_status_text(obj.three_ds_method)
 
     @admin.display(description=_("Flow"))
     def flow(self, obj) -> str:

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.threeds.emv import BROWSER
 from apps.threeds.messages import NotBase64urlJson, base64url_json_decode, base64url_json_encode, uuid36
@@ -30,6 +31,17 @@ COLLECT_TOKEN_MAX_AGE = 60
 # three_ds_method on the transaction (browser channel only).
 COMPLETED, MISSING, NOT_COMPLETED, UNAVAILABLE = "completed", "missing", "not_completed", "unavailable"
 _BY_COMP_IND = {"N": NOT_COMPLETED, "U": UNAVAILABLE}
+# What staff read for a transaction's three_ds_method (admin, analysts).
+METHOD_STATUS_WORDS = {
+    COMPLETED: _("Completed: the 3DS Method's browser data arrived before the AReq"),
+    MISSING: _("Missing: the 3DS Server said it ran (threeDSCompInd Y) but no data arrived"),
+    NOT_COMPLETED: _("Not completed (threeDSCompInd N)"),
+    UNAVAILABLE: _("Not available for this card range (threeDSCompInd U)"),
+}
+
+
+def method_status_text(status: str) -> str:
+    return METHOD_STATUS_WORDS.get(status, status) if status else "—"
 
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 

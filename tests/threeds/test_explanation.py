@@ -227,3 +227,34 @@ def test_a_decline_for_want_of_a_method_reads_in_japanese(client, card, cardhold
     with translation.override("ja"):
         text = explain(tx)
     assert "会員の電話番号が未認証のため" in text and "ポリシーにより拒否しました（N / 13）" in text
+
+
+# ---------------------------------------------------------------- where staff read it
+
+
+def test_the_explanation_and_the_3ds_method_are_on_the_admin_and_analyst_pages(client, card, cardholder, lenient, issuer):
+    from django.test import Client
+
+    from apps.accounts.roles import ANALYST, ISSUER_ADMIN, sync_role_groups
+    from tests.factories import make_staff
+
+    sync_role_groups()
+
+    Phone.objects.create(cardholder=cardholder, number="+819012345678", is_primary=True, verified=False)
+    tx = send(client, threeDSRequestorChallengeInd="04", threeDSCompInd="N")
+    pages = []
+    for role, url in ((ISSUER_ADMIN, f"/admin/threeds/transaction/{tx.acs_trans_id}/change/"),
+                      (ANALYST, f"/analyst/transactions/{tx.acs_trans_id}/")):
+        staff = Client()
+        staff.force_login(make_staff(issuer, role))
+        page = staff.get(url)
+        assert page.status_code == 200, (role, url)
+        pages.append(page.content.decode())
+    for html in pages:
+        assert "Declined by policy (N / 13)." in html and "the cardholder&#x27;s phone is not verified" in html
+        assert "Not completed (threeDSCompInd N)" in html
+    with translation.override("ja"):
+        staff = Client(HTTP_ACCEPT_LANGUAGE="ja")
+        staff.force_login(make_staff(issuer, ANALYST, username="analyst-ja"))
+        html = staff.get(f"/analyst/transactions/{tx.acs_trans_id}/").content.decode()
+        assert "Declined by policy" not in html and "ポリシーにより拒否しました（N / 13）" in html
