@@ -4,11 +4,10 @@ import json
 
 from django.contrib import admin
 from django.db.models import BooleanField, ExpressionWrapper, Q
-from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin_display import created, words_filter
+from apps.core.admin_display import created, transaction_link, words_filter
 from apps.core.admin_scoping import IssuerScopedAdmin, RetryDeliveriesMixin
 from apps.webhooks import services
 from apps.webhooks.models import KIND_3DS_NOTIFICATION, KIND_DELIVER_OTP, WebhookAttempt, WebhookDelivery
@@ -77,11 +76,7 @@ class WebhookDeliveryAdmin(RetryDeliveriesMixin, IssuerScopedAdmin):
 
     @admin.display(description="acsTransID")
     def transaction(self, obj):
-        if obj.acs_trans_id is None:
-            return "—"
-        url = reverse("admin:threeds_transaction_change", args=[obj.acs_trans_id])
-        # The first group tells transactions apart in a list; the link leads to the whole id.
-        return format_html('<a href="{}" title="{}">{}…</a>', url, obj.acs_trans_id, str(obj.acs_trans_id)[:8])
+        return transaction_link(obj.acs_trans_id)
 
     @admin.display(description=_("Payload (secrets redacted)"))
     def payload_pretty(self, obj):
