@@ -46,9 +46,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.areq import (  # noqa: E402
+    _CLK_TCK,
     BENCH_ENV,
     GUNICORN,
     PYTHON,
+    _cpu_table,
     free_port,
     fresh_database,
     percentile,
@@ -172,6 +174,37 @@ def cycle(port: int, pan: str, phone: str, ds, inbox: SmsInbox, ds_url: str) -> 
         time.sleep(0.003)
     t["rreq"] = ds.rreqs(ares["acsTransID"])[0].at
     return t
+
+
+def cpu_by_role(start: dict, end: dict, *, web_pid: int, worker_pid: int) -> dict[str, float]:
+    """CPU seconds used between two /proc snapshots, by who used them: this driver (the SDK's
+    crypto, the DS, the SMS tail), gunicorn, the Celery worker, PostgreSQL, Redis, anything else."""
+    me = os.getpid()
+
+    def role(pid: int) -> str:
+        title = end[pid][1]
+        p, hops = pid, 0
+        while p > 1 and hops < 50:
+            if p == me:
+                return "driver"
+            if p == web_pid:
+                return "gunicorn"
+            if p == worker_pid:
+                return "celery_worker"
+            p, hops = end.get(p, (0,))[0], hops + 1
+        if title.startswith("postgres"):
+            return "postgres"
+        if title.startswith("redis-server"):
+            return "redis"
+        return "other"
+
+    used: dict[str, float] = {}
+    for pid, (_, _, ticks) in end.items():
+        delta = ticks - start.get(pid, (0, "", 0))[2]
+        if delta > 0:
+            name = role(pid)
+            used[name] = used.get(name, 0) + delta / _CLK_TCK
+    return used
 
 
 def run_summary(done: list[dict], errors: list[str], in_window: list[dict], seconds: float) -> dict:
@@ -348,6 +381,12 @@ def main() -> None:
                 with lock:
                     done.append(timing)
 
+            cpu_marks: dict[str, dict] = {}
+            # /proc read at the edges of the measured window, off the driver's thread.
+            timers = [threading.Timer(at - time.monotonic(), lambda mark=mark: cpu_marks.__setitem__(mark, _cpu_table()))
+                      for mark, at in (("start", window_start), ("end", window_end))]
+            for timer in timers:
+                timer.start()
             for k in range(total):
                 due = begin + k / rate
                 if (delay := due - time.monotonic()) > 0:
@@ -360,13 +399,18 @@ def main() -> None:
                 thread = threading.Thread(target=one, args=(person,), daemon=True)
                 thread.start()
                 threads.append(thread)
-            for thread in threads:
+            for thread in [*threads, *timers]:
                 thread.join(timeout=60)
             started_in_window = [d for d in done if window_start <= d["start"] < window_end]
             run = run_summary(started_in_window, errors, started_in_window, args.seconds)
             run["target_rate"] = rate
             run["started_per_s"] = round(sum(1 for k in range(total) if args.warmup <= k / rate < args.warmup + args.seconds) / args.seconds, 2)
             run["start_lag_ms"] = {"p50": round(1000 * percentile(lags, 50), 1), "p95": round(1000 * percentile(lags, 95), 1)}
+            if "end" in cpu_marks and (started := run["started_per_s"] * args.seconds):
+                used = cpu_by_role(cpu_marks["start"], cpu_marks["end"], web_pid=web.pid, worker_pid=worker.pid)
+                # Both cores busy = 200 %; per challenge started in the window (exact only below saturation).
+                run["cpu_percent"] = {k: round(100 * v / args.seconds) for k, v in sorted(used.items())}
+                run["cpu_ms_per_challenge"] = {k: round(1000 * v / started, 1) for k, v in sorted(used.items())}
             results["runs"][f"rate {rate:g}/s"] = run
             print(json.dumps({f"rate {rate:g}/s": run}), flush=True)
             time.sleep(3)
