@@ -166,7 +166,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     )
     challenge = None
     decision = None
-    facts: dict = {}  # what the decision read, for its explanation (apps.threeds.explanation)
+    facts: dict = {}  # the policy's threshold and why no method: the decision's record, with risk_facts
     acs_signed_content = cardholder_info = None
     if card is None:
         _fail(tx, REASON_NO_CARD_RECORD)
@@ -179,7 +179,7 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     else:
         policy = risk.risk_policy_for(card.issuer)
         decision = risk.decide(policy=policy, card=card, areq=message, now=now, method=tx.three_ds_method, method_data=method_data)
-        tx.risk_score, tx.risk_rules, tx.risk_facts = decision.score, decision.rules, decision.facts.stored()
+        tx.risk_score, tx.risk_rules = decision.score, decision.rules
         facts["threshold"] = policy.challenge_threshold
         if decision.velocity_exceeded:
             _fail(tx, REASON_FREQUENCY_LIMIT)
@@ -236,6 +236,10 @@ def _decide_and_record(message: dict, ctx, pan: str) -> Transaction:
     if tx.ares_trans_status not in ("C", "D"):
         tx.finished_at = now
     tx.ares = _ares(tx, message, decision, acs_signed_content, cardholder_info)
+    if decision is not None:
+        # One record of what was decided and why, on the transaction: the backtest replays its
+        # facts, the explanation reads its threshold and why no method could be used.
+        tx.risk_facts = {**decision.facts.stored(), **facts}
     _record(tx, challenge, ctx, facts=facts)
     return tx
 
@@ -301,7 +305,7 @@ def _record(tx: Transaction, challenge: Challenge | None, ctx, *, facts: dict | 
                 issuer=tx.issuer, kind="threeds.ares_sent", actor="acs", acs_trans_id=tx.acs_trans_id,
                 data={"transStatus": tx.ares_trans_status, "transStatusReason": tx.trans_status_reason, "score": tx.risk_score,
                       "rules": tx.risk_rules, "method": challenge.method if challenge else None,
-                      # The policy's threshold and why no method, as decided: the explanation's facts.
+                      # As decided (also in the transaction's risk_facts): the audit trail's own copy.
                       **(facts or {}),
                       **({"decoupled": True} if challenge is not None and challenge.decoupled else {})},
             ),

@@ -3,10 +3,11 @@
     explain(transaction, *, events=None) -> str
     explanation_for(transaction, *, events=None) -> Explanation   # the same, with a machine key
 
-Both read only what was recorded when it happened — the transaction's result fields and risk
-rules, its challenge, the audit events of its acsTransID (`threeds.ares_sent` carries the
-policy's threshold and, for a decline for want of a method, why neither the app nor an SMS could
-be used; `threeds.oob_fallback` the app's reason before an SMS took over) and, for an SMS limit,
+Both read only what was recorded when it happened — the transaction's result fields, risk rules
+and `risk_facts` (the policy's threshold and, for a decline for want of a method, why neither the
+app nor an SMS could be used; older transactions have these in their `threeds.ares_sent` audit
+event), its challenge, the audit events of its acsTransID (`threeds.oob_fallback` the app's
+reason before an SMS took over) and, for an SMS limit,
 the OTP policy version the refused session ran under. Nothing is decided again, so a policy
 changed since does not change an old transaction's explanation.
 
@@ -75,6 +76,12 @@ class _Facts:
 
     @property
     def decision(self) -> dict:
+        """The policy's threshold and why no method could be used, as decided: in the
+        transaction's `risk_facts`; for transactions recorded before it kept them, in the
+        `threeds.ares_sent` audit event."""
+        stored = self._tx.risk_facts or {}
+        if "threshold" in stored:
+            return stored
         return self.first("threeds.ares_sent") or {}
 
 

@@ -80,6 +80,30 @@ def test_an_unverified_only_phone_and_no_device_is_declined_by_policy(client, ap
     assert "Declined by policy (N / 13)." in text
 
 
+def test_the_decision_is_recorded_once_on_the_transaction(client, card, cardholder, issuer, lenient, django_assert_num_queries):
+    """Threshold and why no method are in the transaction's risk_facts with the facts the backtest
+    replays: explaining a decision made at the AReq reads no audit event."""
+    Phone.objects.create(cardholder=cardholder, number="+819012345678", is_primary=True, verified=False)
+    tx = send(client, threeDSRequestorChallengeInd="04")
+    assert tx.risk_facts["threshold"] == 50
+    assert tx.risk_facts["no_method"]["sms"] == "phone_unverified"
+    assert {"recent_count", "merchant_known", "browser_mismatches"} <= set(tx.risk_facts)
+    tx = Transaction.objects.select_related("card").get(pk=tx.pk)
+    with django_assert_num_queries(1):  # the challenge's reverse one-to-one, nothing else
+        text = explain(tx)
+    assert "the cardholder's phone is not verified" in text
+
+
+def test_transactions_recorded_before_read_the_audit_event(client, card, cardholder, lenient):
+    Phone.objects.create(cardholder=cardholder, number="+819012345678", is_primary=True, verified=False)
+    tx = send(client, threeDSRequestorChallengeInd="04")
+    Transaction.objects.filter(pk=tx.pk).update(risk_facts={"recent_count": 0, "merchant_known": True, "browser_mismatches": []})
+    tx.refresh_from_db()
+    text = explain(tx)
+    assert "the cardholder's phone is not verified" in text
+    assert "Declined by policy (N / 13)." in text
+
+
 def test_no_phone_at_all_is_said_too(client, api, card, lenient):
     text = explanation(api, send(client, threeDSRequestorChallengeInd="04").acs_trans_id)
     assert "no phone is enrolled for an SMS code" in text and "(N / 13)" in text
