@@ -42,5 +42,8 @@ run: install
 
 # The whole suite. Uses PostgreSQL and a real Celery worker on Redis when DATABASE_URL and
 # CELERY_BROKER_URL name them; SQLite and in-process tasks otherwise.
+# Two processes (pytest-xdist), each with its own test database, broker prefix and Celery worker
+# (issuer_portal/settings_test.py); a test file's tests stay in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

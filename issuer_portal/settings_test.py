@@ -24,7 +24,9 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "TEST_REQUEST_DEFAULT_FORMAT": "json"}  # no
 # Several test runs may share this machine's PostgreSQL and Redis (developers, helpers, CI): each
 # run gets its own test database and its own broker key prefix. The worker subprocess inherits
 # these variables, so it lands on the same database and queues as the run that started it.
-_RUN = os.environ.setdefault("TEST_RUN_ID", str(os.getpid()))
+# Under pytest-xdist (`make test` runs two processes) every process is a run of its own: its
+# database, its broker prefix, its Celery worker, its throttle keys.
+_RUN = os.environ.setdefault("TEST_RUN_ID", str(os.getpid())) + os.environ.get("PYTEST_XDIST_WORKER", "")
 DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_{DATABASES['default']['NAME']}_{_RUN}"  # noqa: F405
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["TEST"]["NAME"] = None  # in memory

@@ -1,7 +1,14 @@
 import pytest
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from tests.factories import TEST_BIN_RANGES, CardholderFactory, IssuerFactory, grant, make_api_key
+
+
+# No timed assertions in tests: hypothesis's per-example deadline is one, and it fails on a busy
+# machine (two test processes, their workers and browsers on two cores) rather than on a bug.
+hypothesis_settings.register_profile("suite", deadline=None)
+hypothesis_settings.load_profile("suite")
 
 
 class JsonClient(APIClient):
