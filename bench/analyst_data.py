@@ -57,7 +57,7 @@ INSERT INTO threeds_transaction (
     device_channel, message_category, pan_last4, pan_fingerprint, network, co_badge, purchase_amount,
     purchase_currency, purchase_exponent, purchase_date, merchant_name, acquirer_merchant_id, acquirer_bin, mcc,
     merchant_country_code, three_ds_requestor_challenge_ind, notification_url, ds_url, three_ds_requestor_app_url,
-    areq, ares, risk_score, risk_rules, ares_trans_status, exemption, trans_status, trans_status_reason, eci,
+    areq, ares, risk_score, risk_rules, risk_facts, ares_trans_status, exemption, trans_status, trans_status_reason, eci,
     authentication_value, authentication_value_key_id, authentication_type, challenge_cancel, interaction_counter,
     three_ds_method, created_at, finished_at)
 SELECT
@@ -72,7 +72,8 @@ SELECT
         'browserAcceptHeader', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
         'browserIP', '192.0.2.10', 'browserLanguage', 'ja-JP', 'notificationURL', 'https://merchant.example/3ds/notify'),
     jsonb_build_object('messageType', 'ARes', 'transStatus', ares),
-    score, jsonb_build_array(jsonb_build_object('rule', 'base', 'weight', 10)), ares, '',
+    score, jsonb_build_array(jsonb_build_object('rule', 'base', 'weight', 10)),
+    jsonb_build_object('recent_count', 0, 'merchant_known', true, 'browser_mismatches', '[]'::jsonb, 'threshold', 50), ares, '',
     final, CASE final WHEN 'N' THEN (CASE WHEN ares = 'N' THEN '08' ELSE '19' END) WHEN 'U' THEN '22' ELSE '' END,
     CASE WHEN final IN ('Y') THEN '05' WHEN final = 'A' THEN '06' WHEN final = '' THEN '' ELSE '07' END,
     CASE WHEN final IN ('Y', 'A') THEN 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=' ELSE '' END,
