@@ -79,12 +79,16 @@ def _token(value) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
+# Fixed values: every test process (pytest-xdist) must collect the same test ids.
+SOME_ID = "5f0c2a54-3f47-4c39-9d8e-0b7f3a2e9c11"
+
+
 @pytest.mark.parametrize(
     "token",
     [
-        "garbage!", "bm90IGEgY3Vyc29y", _token({"a": 1}), _token(["2026-03-01T12:00:00", str(uuid.uuid4()), False]),
-        _token(["2026-03-01T12:00:00+00:00", "not-a-uuid", False]), _token(["2026-03-01T12:00:00+00:00", str(uuid.uuid4()), "yes"]),
-        _token(["yesterday", str(uuid.uuid4()), False]), _token([1, 2]), "\u00e9\u00e9",
+        "garbage!", "bm90IGEgY3Vyc29y", _token({"a": 1}), _token(["2026-03-01T12:00:00", SOME_ID, False]),
+        _token(["2026-03-01T12:00:00+00:00", "not-a-uuid", False]), _token(["2026-03-01T12:00:00+00:00", SOME_ID, "yes"]),
+        _token(["yesterday", SOME_ID, False]), _token([1, 2]), "\u00e9\u00e9",
     ],
 )
 def test_a_tampered_cursor_does_not_decode(token):
