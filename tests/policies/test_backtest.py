@@ -100,6 +100,7 @@ def test_a_live_areq_keeps_the_facts_and_replays_to_its_own_decision(client, car
                for amount in (1_000, 40_000)]
     assert answers == ["Y", "C"]
     tx = issuer.transactions.order_by("created_at").first()
-    assert tx.risk_facts == {"recent_count": 0, "merchant_known": False, "browser_mismatches": []}
+    # The facts the backtest replays, with the policy's threshold the explanation reads.
+    assert tx.risk_facts == {"recent_count": 0, "merchant_known": False, "browser_mismatches": [], "threshold": 50}
     result = risk_policy_backtest(issuer=issuer, current=policy, draft=policy, days=1)
     assert dict(result.current) == {FRICTIONLESS: 1, CHALLENGE: 1} and result.approximated == 0
