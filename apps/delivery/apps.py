@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.core import checks
+from django.utils.translation import gettext_lazy as _
 
 
 class DeliveryConfig(AppConfig):
@@ -9,6 +10,7 @@ class DeliveryConfig(AppConfig):
 
     name = "apps.delivery"
     label = "delivery"
+    verbose_name = _("Outbound delivery")
 
     def ready(self):
         checks.register(check_channel_models, checks.Tags.models)

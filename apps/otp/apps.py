@@ -1,9 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class OtpConfig(AppConfig):
     name = "apps.otp"
     label = "otp"
+    verbose_name = _("One-time passwords")
 
     def ready(self) -> None:
         from apps.issuers.signals import issuer_created

@@ -9,6 +9,8 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.delivery.models import OutboundAttempt, OutboundDelivery
 from apps.devices.models import PUSH_PLATFORMS
@@ -23,24 +25,31 @@ class PushDelivery(OutboundDelivery):
     UNDELIVERABLE = (FAILED, REFUSED)
 
     # A UUID, the only thing the task message carries.
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField("ID", primary_key=True, default=uuid.uuid4, editable=False)
     # Both FKs are the first column of an index below, which serves them too.
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="push_deliveries", db_index=False)
-    device = models.ForeignKey("devices.Device", on_delete=models.CASCADE, related_name="push_deliveries", db_index=False)
-    acs_trans_id = models.UUIDField(help_text="The pending OOB request the push names.")
-    platform = models.CharField(max_length=10, choices=PUSH_PLATFORMS, help_text="The device's, when created.")
-    status = models.CharField(max_length=12, choices=STATUSES, default=PENDING)
-    provider = models.CharField(max_length=10, blank=True)
-    provider_message_id = models.CharField(max_length=200, blank=True)
-    error_code = models.CharField(max_length=32, blank=True)
-    error_message = models.CharField(max_length=255, blank=True, help_text="Scrubbed.")
+    issuer = models.ForeignKey(
+        "issuers.Issuer", on_delete=models.CASCADE, related_name="push_deliveries", db_index=False, verbose_name=_("issuer")
+    )
+    device = models.ForeignKey(
+        "devices.Device", on_delete=models.CASCADE, related_name="push_deliveries", db_index=False, verbose_name=_("device")
+    )
+    acs_trans_id = models.UUIDField("acsTransID", help_text=_("The pending OOB request the push names."))
+    platform = models.CharField(
+        _("platform"), max_length=10, choices=PUSH_PLATFORMS, help_text=_("The device's, when created.")
+    )
+    status = models.CharField(_("status"), max_length=12, choices=STATUSES, default=PENDING)
+    provider = models.CharField(pgettext_lazy("push", "provider"), max_length=10, blank=True)
+    provider_message_id = models.CharField(_("provider's message ID"), max_length=200, blank=True)
+    error_code = models.CharField(_("error code"), max_length=32, blank=True)
+    error_message = models.CharField(_("error message"), max_length=255, blank=True, help_text=_("Scrubbed."))
     undeliverable_reported_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the OOB flow was told this push cannot be delivered."
+        _("undeliverable reported"), null=True, blank=True,
+        help_text=_("When the OOB flow was told this push cannot be delivered."),
     )
 
     class Meta:
-        verbose_name = "push delivery"
-        verbose_name_plural = "push deliveries"
+        verbose_name = _("push delivery")
+        verbose_name_plural = _("push deliveries")
         ordering = ["-created_at"]
         indexes = [
             # The push-bombing limit counts a device's deliveries of the last minute.
@@ -65,14 +74,17 @@ class PushAttempt(OutboundAttempt):
     """One try: recorded when claimed, completed when the provider answered."""
 
     # The unique (delivery, number) index below serves the FK too.
-    delivery = models.ForeignKey(PushDelivery, on_delete=models.CASCADE, related_name="attempts", db_index=False)
-    provider = models.CharField(max_length=10, blank=True)
+    delivery = models.ForeignKey(
+        PushDelivery, on_delete=models.CASCADE, related_name="attempts", db_index=False, verbose_name=_("delivery")
+    )
+    provider = models.CharField(pgettext_lazy("push", "provider"), max_length=10, blank=True)
     # The provider's id of the message this try sent (a success only). Not indexed: the delivery
     # carries the accepted one.
-    provider_message_id = models.CharField(max_length=200, blank=True)
+    provider_message_id = models.CharField(_("provider's message ID"), max_length=200, blank=True)
 
     class Meta:
-        verbose_name = "push attempt"
+        verbose_name = _("push attempt")
+        verbose_name_plural = _("push attempts")
         ordering = ["number"]
         constraints = [
             # Two workers can never both hold the same try.

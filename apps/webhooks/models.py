@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from apps.delivery.models import OutboundAttempt, OutboundDelivery
 
@@ -17,21 +18,24 @@ class WebhookDelivery(OutboundDelivery):
     STATUSES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
     TERMINAL = (SUCCEEDED, FAILED)
 
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="webhook_deliveries")
-    kind = models.CharField(max_length=40, db_index=True)
-    url = models.CharField(max_length=500)
-    acs_trans_id = models.UUIDField(null=True, blank=True, db_index=True)
-    status = models.CharField(max_length=12, choices=STATUSES, default=PENDING)
-    last_error = models.CharField(max_length=255, blank=True)
-    display_payload = models.JSONField(default=dict)
+    issuer = models.ForeignKey(
+        "issuers.Issuer", on_delete=models.CASCADE, related_name="webhook_deliveries", verbose_name=_("issuer")
+    )
+    kind = models.CharField(_("kind"), max_length=40, db_index=True)
+    url = models.CharField("URL", max_length=500)
+    acs_trans_id = models.UUIDField("acsTransID", null=True, blank=True, db_index=True)
+    status = models.CharField(_("status"), max_length=12, choices=STATUSES, default=PENDING)
+    last_error = models.CharField(_("last error"), max_length=255, blank=True)
+    display_payload = models.JSONField(_("payload (secrets redacted)"), default=dict)
     # Set when the payload holds values (an OTP) that must not outlive the delivery, even a failed one.
-    has_secrets = models.BooleanField(default=False)
-    payload_key_id = models.CharField(max_length=32, blank=True, editable=False)
-    payload_blob = models.BinaryField(null=True, editable=False)
+    has_secrets = models.BooleanField(_("holds secrets"), default=False)
+    payload_key_id = models.CharField(_("payload key ID"), max_length=32, blank=True, editable=False)
+    payload_blob = models.BinaryField(_("payload (encrypted)"), null=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name_plural = "webhook deliveries"
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
         indexes = [
             models.Index(fields=["issuer", "-created_at"], name="webhook_issuer_created_idx"),
             # The delivery sweep: pending and due.
@@ -47,11 +51,13 @@ class WebhookDelivery(OutboundDelivery):
 
 
 class WebhookAttempt(OutboundAttempt):
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts")
-    error_class = models.CharField(max_length=100, blank=True)
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts", verbose_name=_("delivery"))
+    error_class = models.CharField(_("error class"), max_length=100, blank=True)
 
     class Meta:
         ordering = ["delivery_id", "number"]
+        verbose_name = _("webhook attempt")
+        verbose_name_plural = _("webhook attempts")
         constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="webhook_attempt_number_uniq")]
 
     def __str__(self) -> str:
