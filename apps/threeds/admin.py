@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.core import display
@@ -484,27 +484,27 @@ class AcsSigningKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             obj._leaf_cert = obj.chain()[0]
         return obj._leaf_cert
 
-    @admin.display(description="Subject CN")
+    @admin.display(description=_("Subject CN"))
     def subject_cn(self, obj) -> str:
         return common_name(self._leaf(obj).subject)
 
-    @admin.display(description="Issuer CN")
+    @admin.display(description=_("Issuer CN"))
     def issuer_cn(self, obj) -> str:
         return common_name(self._leaf(obj).issuer)
 
-    @admin.display(description="Not after")
+    @admin.display(description=_("Not after"))
     def not_after(self, obj):
         return self._leaf(obj).not_valid_after_utc
 
-    @admin.display(description="Days left")
+    @admin.display(description=_("Days left"))
     def days_left(self, obj) -> int:
         return cert_days_left(self._leaf(obj))
 
-    @admin.display(description="SHA-256 fingerprint")
+    @admin.display(description=_("SHA-256 fingerprint"))
     def fingerprint(self, obj):
         return format_html("<code>{}</code>", _fingerprint(self._leaf(obj)))
 
-    @admin.display(description="Certificate chain, leaf first")
+    @admin.display(description=_("Certificate chain, leaf first"))
     def certificates(self, obj):
         rows = format_html_join(
             "",
@@ -516,8 +516,9 @@ class AcsSigningKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
         )
         return format_html(
-            "<table><tr><th>Subject</th><th>Issuer</th><th>Not before</th><th>Not after</th>"
-            "<th>SHA-256 fingerprint</th></tr>{}</table>", rows,
+            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>",
+            pgettext("certificate", "Subject"), pgettext("certificate", "Issuer"), gettext("Not before"), gettext("Not after"),
+            gettext("SHA-256 fingerprint"), rows,
         )
 
 

@@ -1,11 +1,12 @@
 from django.apps import AppConfig
 from django.core import checks
+from django.utils.translation import gettext_lazy as _
 
 
 class ThreedsConfig(AppConfig):
     name = "apps.threeds"
     label = "threeds"
-    verbose_name = "3-D Secure"
+    verbose_name = _("3-D Secure")
 
     def ready(self) -> None:
         from apps.delivery import engine

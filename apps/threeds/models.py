@@ -17,39 +17,54 @@ class RiskPolicy(models.Model):
     """An issuer's rules for frictionless versus challenge. Scores add up (clamped 0–99); a
     transaction is challenged when its score reaches the threshold or a mandate applies."""
 
-    issuer = models.OneToOneField("issuers.Issuer", on_delete=models.CASCADE, related_name="risk_policy")
-    base_score = models.PositiveSmallIntegerField(default=10)
-    challenge_threshold = models.PositiveSmallIntegerField(default=50, help_text="Score at or above which a challenge is required.")
+    issuer = models.OneToOneField("issuers.Issuer", verbose_name=_("issuer"), on_delete=models.CASCADE, related_name="risk_policy")
+    base_score = models.PositiveSmallIntegerField(verbose_name=_("base score"), default=10)
+    challenge_threshold = models.PositiveSmallIntegerField(
+        verbose_name=_("challenge threshold"), default=50, help_text="Score at or above which a challenge is required.")
     # Amount thresholds per ISO 4217 numeric currency, in major units: {"392": "30000", "978": "250.00"}.
-    amount_thresholds = models.JSONField(default=dict, blank=True, help_text='Above this amount: +amount_weight. {"978": "250.00"}')
-    amount_weight = models.PositiveSmallIntegerField(default=60)
-    tra_max_amounts = models.JSONField(default=dict, blank=True, help_text='Indicator 05 (TRA) may go frictionless up to: {"978": "100.00"}')
-    sca_performed_max_amounts = models.JSONField(default=dict, blank=True, help_text='Indicator 07 may go frictionless up to: {"978": "500.00"}')
-    exemption_credit = models.PositiveSmallIntegerField(default=50, help_text="Score taken off for an accepted 05/07 exemption.")
-    requestor_prefers_challenge_weight = models.PositiveSmallIntegerField(default=50, help_text="Indicator 03.")
-    velocity_max_per_hour = models.PositiveSmallIntegerField(default=10, help_text="Authentications per card per hour; more are declined (N / 04).")
-    velocity_warn_per_hour = models.PositiveSmallIntegerField(default=4, help_text="From this many in the hour: +velocity_weight.")
-    velocity_weight = models.PositiveSmallIntegerField(default=30)
-    new_merchant_weight = models.PositiveSmallIntegerField(default=30, help_text="First authentication of the card at this merchant.")
-    non_payment_weight = models.PositiveSmallIntegerField(default=40, help_text="messageCategory 02.")
+    amount_thresholds = models.JSONField(
+        verbose_name=_("amount thresholds"), default=dict, blank=True, help_text='Above this amount: +amount_weight. {"978": "250.00"}')
+    amount_weight = models.PositiveSmallIntegerField(verbose_name=_("amount weight"), default=60)
+    tra_max_amounts = models.JSONField(
+        verbose_name=_("low-risk (TRA) exemption up to"), default=dict, blank=True,
+        help_text='Indicator 05 (TRA) may go frictionless up to: {"978": "100.00"}')
+    sca_performed_max_amounts = models.JSONField(
+        verbose_name=_("SCA already performed: frictionless up to"), default=dict, blank=True,
+        help_text='Indicator 07 may go frictionless up to: {"978": "500.00"}')
+    exemption_credit = models.PositiveSmallIntegerField(
+        verbose_name=_("exemption credit"), default=50, help_text="Score taken off for an accepted 05/07 exemption.")
+    requestor_prefers_challenge_weight = models.PositiveSmallIntegerField(
+        verbose_name=_("challenge preference weight"), default=50, help_text="Indicator 03.")
+    velocity_max_per_hour = models.PositiveSmallIntegerField(
+        verbose_name=_("authentications per hour before declining"), default=10,
+        help_text="Authentications per card per hour; more are declined (N / 04).")
+    velocity_warn_per_hour = models.PositiveSmallIntegerField(
+        verbose_name=_("authentications per hour that add weight"), default=4, help_text="From this many in the hour: +velocity_weight.")
+    velocity_weight = models.PositiveSmallIntegerField(verbose_name=_("velocity weight"), default=30)
+    new_merchant_weight = models.PositiveSmallIntegerField(
+        verbose_name=_("new merchant weight"), default=30, help_text="First authentication of the card at this merchant.")
+    non_payment_weight = models.PositiveSmallIntegerField(verbose_name=_("non-payment weight"), default=40, help_text="messageCategory 02.")
     # 3DS Method (SPEC §3.8). 0 by default: a policy weighs these only once an issuer chooses to.
     three_ds_method_missing_weight = models.PositiveSmallIntegerField(
-        default=0, help_text="Browser AReq with threeDSCompInd Y but no 3DS Method data received.")
+        verbose_name=_("3DS Method missing weight"), default=0,
+        help_text="Browser AReq with threeDSCompInd Y but no 3DS Method data received.")
     browser_data_mismatch_weight = models.PositiveSmallIntegerField(
-        default=0, help_text="The 3DS Method's browser data disagree with the AReq's (screen, time zone, language).")
-    no_method_outcome = models.CharField(max_length=1, choices=NO_METHOD_OUTCOMES, default="N")
-    allow_oob = models.BooleanField(default=True)
-    allow_fallback_to_sms = models.BooleanField(default=True)
-    first_creq_timeout_seconds = models.PositiveSmallIntegerField(default=30)
-    challenge_timeout_seconds = models.PositiveSmallIntegerField(default=600)
-    oob_timeout_seconds = models.PositiveSmallIntegerField(default=120)
-    updated_at = models.DateTimeField(auto_now=True)
+        verbose_name=_("browser data mismatch weight"), default=0,
+        help_text="The 3DS Method's browser data disagree with the AReq's (screen, time zone, language).")
+    no_method_outcome = models.CharField(
+        verbose_name=_("outcome without a challenge method"), max_length=1, choices=NO_METHOD_OUTCOMES, default="N")
+    allow_oob = models.BooleanField(verbose_name=_("app (OOB) challenge allowed"), default=True)
+    allow_fallback_to_sms = models.BooleanField(verbose_name=_("fallback to SMS allowed"), default=True)
+    first_creq_timeout_seconds = models.PositiveSmallIntegerField(verbose_name=_("first CReq timeout (seconds)"), default=30)
+    challenge_timeout_seconds = models.PositiveSmallIntegerField(verbose_name=_("challenge timeout (seconds)"), default=600)
+    oob_timeout_seconds = models.PositiveSmallIntegerField(verbose_name=_("app (OOB) timeout (seconds)"), default=120)
+    updated_at = models.DateTimeField(verbose_name=_("updated"), auto_now=True)
     # The number of the latest RiskPolicyVersion; bumped under this row's lock (risk_policy_save).
-    version = models.PositiveIntegerField(default=0, editable=False)
+    version = models.PositiveIntegerField(verbose_name=_("version"), default=0, editable=False)
 
     class Meta:
-        verbose_name = "risk policy"
-        verbose_name_plural = "risk policies"
+        verbose_name = _("risk policy")
+        verbose_name_plural = _("risk policies")
 
     def __str__(self) -> str:
         return f"Risk policy of {self.issuer}"
@@ -85,14 +100,16 @@ class RiskPolicy(models.Model):
 class RiskPolicyVersion(models.Model):
     """One saved state of a risk policy: who changed it, when and why. Never edited."""
 
-    policy = models.ForeignKey(RiskPolicy, on_delete=models.PROTECT, related_name="versions")
-    version = models.PositiveIntegerField()
-    settings = models.JSONField()
-    reason = models.TextField(blank=True)
-    created_by = models.CharField(max_length=150, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    policy = models.ForeignKey(RiskPolicy, verbose_name=_("risk policy"), on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField(verbose_name=_("version"))
+    settings = models.JSONField(verbose_name=_("settings"))
+    reason = models.TextField(verbose_name=_("reason"), blank=True)
+    created_by = models.CharField(verbose_name=_("changed by"), max_length=150, blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("risk policy version")
+        verbose_name_plural = _("risk policy versions")
         ordering = ["policy", "-version"]
         constraints = [models.UniqueConstraint(fields=["policy", "version"], name="threeds_risk_policy_version_uniq")]
 
@@ -114,66 +131,72 @@ class Transaction(models.Model):
 
     DEVICE_APP, DEVICE_BROWSER, DEVICE_3RI = "01", "02", "03"
 
-    acs_trans_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    acs_trans_id = models.UUIDField(verbose_name="acsTransID", primary_key=True, default=uuid.uuid4, editable=False)
     # Null when the PAN matched no issuer of this service (the ARes still says N / 08).
     # No single-column indexes on the two foreign keys: the composite indexes below start with
     # them (every AReq writes each index; see docs/BENCHMARKS-3DS.md).
-    issuer = models.ForeignKey("issuers.Issuer", null=True, on_delete=models.PROTECT, related_name="transactions", db_index=False)
-    card = models.ForeignKey("cards.Card", null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions", db_index=False)
-    three_ds_server_trans_id = models.UUIDField()
-    ds_trans_id = models.UUIDField()
-    sdk_trans_id = models.UUIDField(null=True, blank=True)
-    message_version = models.CharField(max_length=8)
-    device_channel = models.CharField(max_length=2)
-    message_category = models.CharField(max_length=2)
-    pan_last4 = models.CharField(max_length=4)
+    issuer = models.ForeignKey(
+        "issuers.Issuer", verbose_name=_("issuer"), null=True, on_delete=models.PROTECT, related_name="transactions", db_index=False)
+    card = models.ForeignKey(
+        "cards.Card", verbose_name=_("card"), null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions", db_index=False)
+    three_ds_server_trans_id = models.UUIDField(verbose_name="threeDSServerTransID")
+    ds_trans_id = models.UUIDField(verbose_name="dsTransID")
+    sdk_trans_id = models.UUIDField(verbose_name="sdkTransID", null=True, blank=True)
+    message_version = models.CharField(verbose_name=_("message version"), max_length=8)
+    device_channel = models.CharField(verbose_name=_("channel"), max_length=2)
+    message_category = models.CharField(verbose_name=_("category"), max_length=2)
+    pan_last4 = models.CharField(verbose_name=_("card last 4"), max_length=4)
     # Not indexed: nothing looks a transaction up by it (the verification API finds it by dsTransID).
-    pan_fingerprint = models.CharField(max_length=64)
-    network = models.CharField(max_length=20, blank=True)
-    co_badge = models.CharField(max_length=20, blank=True)
-    purchase_amount = models.BigIntegerField(null=True, blank=True)
-    purchase_currency = models.CharField(max_length=3, blank=True)
-    purchase_exponent = models.PositiveSmallIntegerField(null=True, blank=True)
-    purchase_date = models.CharField(max_length=14, blank=True)
-    merchant_name = models.CharField(max_length=40, blank=True)
-    acquirer_merchant_id = models.CharField(max_length=35, blank=True)
-    acquirer_bin = models.CharField(max_length=11, blank=True)
-    mcc = models.CharField(max_length=4, blank=True)
-    merchant_country_code = models.CharField(max_length=3, blank=True)
-    three_ds_requestor_challenge_ind = models.CharField(max_length=2, blank=True)
+    pan_fingerprint = models.CharField(verbose_name=_("card number fingerprint"), max_length=64)
+    network = models.CharField(verbose_name=_("network"), max_length=20, blank=True)
+    co_badge = models.CharField(verbose_name=_("co-badged network"), max_length=20, blank=True)
+    purchase_amount = models.BigIntegerField(verbose_name=_("purchase amount"), null=True, blank=True)
+    purchase_currency = models.CharField(verbose_name=_("purchase currency"), max_length=3, blank=True)
+    purchase_exponent = models.PositiveSmallIntegerField(verbose_name=_("currency exponent"), null=True, blank=True)
+    purchase_date = models.CharField(verbose_name=_("purchase date"), max_length=14, blank=True)
+    merchant_name = models.CharField(verbose_name=_("merchant name"), max_length=40, blank=True)
+    acquirer_merchant_id = models.CharField(verbose_name=_("acquirer merchant ID"), max_length=35, blank=True)
+    acquirer_bin = models.CharField(verbose_name=_("acquirer BIN"), max_length=11, blank=True)
+    mcc = models.CharField(verbose_name=_("merchant category code (MCC)"), max_length=4, blank=True)
+    merchant_country_code = models.CharField(verbose_name=_("merchant country"), max_length=3, blank=True)
+    three_ds_requestor_challenge_ind = models.CharField(verbose_name=_("challenge indicator"), max_length=2, blank=True)
     # SPEC §3.8, browser channel only (blank otherwise): see apps.threeds.method.
-    three_ds_method = models.CharField(max_length=16, blank=True, choices=[
+    three_ds_method = models.CharField(verbose_name=_("3DS Method outcome"), max_length=16, blank=True, choices=[
         ("completed", "completed"), ("missing", "missing"), ("not_completed", "not completed"), ("unavailable", "unavailable")])
-    notification_url = models.URLField(max_length=2048, blank=True)
-    ds_url = models.URLField(max_length=2048, blank=True)
-    three_ds_requestor_app_url = models.URLField(max_length=2048, blank=True)
+    notification_url = models.URLField(verbose_name=_("notification URL"), max_length=2048, blank=True)
+    ds_url = models.URLField(verbose_name=_("DS URL"), max_length=2048, blank=True)
+    three_ds_requestor_app_url = models.URLField(verbose_name=_("requestor app URL"), max_length=2048, blank=True)
     # The AReq as received, with acctNumber (and anything else sensitive) removed.
-    areq = models.JSONField(default=dict)
-    ares = models.JSONField(default=dict)
+    areq = models.JSONField(verbose_name=_("AReq as received"), default=dict)
+    ares = models.JSONField(verbose_name=_("ARes as sent"), default=dict)
 
     # Decision
-    risk_score = models.PositiveSmallIntegerField(null=True, blank=True)
-    risk_rules = models.JSONField(default=list, blank=True, help_text="Which rules fired, with their weights.")
+    risk_score = models.PositiveSmallIntegerField(verbose_name=_("risk score"), null=True, blank=True)
+    risk_rules = models.JSONField(
+        verbose_name=_("rules that fired"), default=list, blank=True, help_text="Which rules fired, with their weights.")
     # The facts the decision weighed that no column keeps (velocity count, new merchant, 3DS Method
     # mismatches), as they were then: the backtest replays a draft policy over them.
-    risk_facts = models.JSONField(default=dict, blank=True)
-    ares_trans_status = models.CharField(max_length=1, blank=True)
-    exemption = models.CharField(max_length=20, blank=True, help_text="low_risk when a TRA/SCA exemption was granted.")
+    risk_facts = models.JSONField(verbose_name=_("facts weighed"), default=dict, blank=True)
+    ares_trans_status = models.CharField(verbose_name=_("ARes result"), max_length=1, blank=True)
+    exemption = models.CharField(
+        verbose_name=_("exemption"), max_length=20, blank=True, help_text=_("low_risk when a TRA/SCA exemption was granted."))
 
     # Result
-    trans_status = models.CharField(max_length=1, blank=True)  # filtered per issuer: threeds_tx_status_keyset_idx
-    trans_status_reason = models.CharField(max_length=2, blank=True)
-    eci = models.CharField(max_length=2, blank=True)
-    authentication_value = models.CharField(max_length=28, blank=True)
-    authentication_value_key_id = models.CharField(max_length=32, blank=True)
-    authentication_type = models.CharField(max_length=2, blank=True)
-    challenge_cancel = models.CharField(max_length=2, blank=True)
-    interaction_counter = models.PositiveSmallIntegerField(default=0)
+    trans_status = models.CharField(verbose_name=_("result"), max_length=1, blank=True)  # filtered per issuer: threeds_tx_status_keyset_idx
+    trans_status_reason = models.CharField(verbose_name=_("reason"), max_length=2, blank=True)
+    eci = models.CharField(verbose_name="ECI", max_length=2, blank=True)
+    authentication_value = models.CharField(verbose_name=_("authentication value"), max_length=28, blank=True)
+    authentication_value_key_id = models.CharField(verbose_name=_("authentication value key ID"), max_length=32, blank=True)
+    authentication_type = models.CharField(verbose_name=_("authentication type"), max_length=2, blank=True)
+    challenge_cancel = models.CharField(verbose_name=_("challenge cancellation"), max_length=2, blank=True)
+    interaction_counter = models.PositiveSmallIntegerField(verbose_name=_("interaction count"), default=0)
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(verbose_name=_("finished"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("transaction")
+        verbose_name_plural = _("transactions")
         ordering = ["-created_at"]
         constraints = [
             # A duplicate AReq finds the first transaction instead of starting a second one.
@@ -218,36 +241,41 @@ class Challenge(models.Model):
     STATES = [(s, s) for s in (AWAITING_CREQ, IN_PROGRESS, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)]
     FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)
 
-    transaction = models.OneToOneField(Transaction, on_delete=models.CASCADE, related_name="challenge", primary_key=True)
-    method = models.CharField(max_length=10, choices=METHODS)
-    state = models.CharField(max_length=16, choices=STATES, default=AWAITING_CREQ, db_index=True)
-    fallback_reason = models.CharField(max_length=32, blank=True)
+    transaction = models.OneToOneField(
+        Transaction, verbose_name=_("transaction"), on_delete=models.CASCADE, related_name="challenge", primary_key=True)
+    method = models.CharField(verbose_name=_("method"), max_length=10, choices=METHODS)
+    state = models.CharField(verbose_name=_("state"), max_length=16, choices=STATES, default=AWAITING_CREQ, db_index=True)
+    fallback_reason = models.CharField(verbose_name=_("fallback reason"), max_length=32, blank=True)
     # Decoupled authentication (SPEC §3.9, ARes D): an OOB challenge started at the AReq, with no
     # CReq and no fallback to SMS; its deadlines are threeDSRequestorDecMaxTime.
-    decoupled = models.BooleanField(default=False)
-    otp_session = models.OneToOneField("otp.OtpSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="challenge")
-    phone = models.ForeignKey("cards.Phone", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    locale = models.CharField(max_length=5, default="en")
-    challenge_window_size = models.CharField(max_length=2, blank=True)
-    three_ds_session_data = models.TextField(blank=True)
+    decoupled = models.BooleanField(verbose_name=_("decoupled"), default=False)
+    otp_session = models.OneToOneField(
+        "otp.OtpSession", verbose_name=_("one-time password session"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="challenge")
+    phone = models.ForeignKey("cards.Phone", verbose_name=_("phone"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    locale = models.CharField(verbose_name=_("language"), max_length=5, default="en")
+    challenge_window_size = models.CharField(verbose_name=_("challenge window size"), max_length=2, blank=True)
+    three_ds_session_data = models.TextField(verbose_name="threeDSSessionData", blank=True)
     # App channel: the SDK's counter we expect next, and ours.
-    sdk_counter_expected = models.PositiveSmallIntegerField(default=0)
-    acs_counter = models.PositiveSmallIntegerField(default=0)
+    sdk_counter_expected = models.PositiveSmallIntegerField(verbose_name=_("expected SDK counter"), default=0)
+    acs_counter = models.PositiveSmallIntegerField(verbose_name=_("ACS counter"), default=0)
     # App channel: the EMV session key (SPEC §3.3.2), sealed with apps.core.crypto and bound to
     # the acsTransID (app_crypto.session_key_seal); wiped (NULL) once the SDK has been told the
     # result. The ACS's ephemeral private key is not kept: the session key is all a CReq needs.
-    app_session_key_id = models.CharField(max_length=32, blank=True, editable=False)
-    app_session_key_blob = models.BinaryField(null=True, editable=False)
+    app_session_key_id = models.CharField(verbose_name=_("session key ID"), max_length=32, blank=True, editable=False)
+    app_session_key_blob = models.BinaryField(verbose_name=_("sealed session key"), null=True, editable=False)
     # Binds the browser page to this transaction: a form token the page must post back.
-    page_token_hash = models.CharField(max_length=64, blank=True)
-    first_creq_deadline = models.DateTimeField()
-    deadline = models.DateTimeField()
-    oob_deadline = models.DateTimeField(null=True, blank=True)
-    creq_received_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    page_token_hash = models.CharField(verbose_name=_("page token hash"), max_length=64, blank=True)
+    first_creq_deadline = models.DateTimeField(verbose_name=_("first CReq deadline"))
+    deadline = models.DateTimeField(verbose_name=_("deadline"))
+    oob_deadline = models.DateTimeField(verbose_name=_("app (OOB) deadline"), null=True, blank=True)
+    creq_received_at = models.DateTimeField(verbose_name=_("first CReq received"), null=True, blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True)
+    finished_at = models.DateTimeField(verbose_name=_("finished"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("challenge")
+        verbose_name_plural = _("challenges")
         indexes = [
             models.Index(fields=["state", "deadline"], name="threeds_challenge_due_idx"),
             # The few challenges that fell back from OOB to SMS (analyst filter by reason).
@@ -273,17 +301,18 @@ class AcsSigningKey(models.Model):
     (PEM, leaf first) that goes into the JWS's x5c. One active key per network; installing a new
     one retires the old. Installed with `manage.py acs_signing_key`; the key is never shown."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    network = models.CharField(max_length=20, choices=NETWORK_CHOICES)
-    key_key_id = models.CharField(max_length=32, editable=False)
-    key_blob = models.BinaryField(editable=False)
-    chain_pem = models.TextField(help_text="Certificate chain, PEM, leaf first.")
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    id = models.UUIDField(verbose_name="ID", primary_key=True, default=uuid.uuid4, editable=False)
+    network = models.CharField(verbose_name=_("network"), max_length=20, choices=NETWORK_CHOICES)
+    key_key_id = models.CharField(verbose_name=_("sealing key ID"), max_length=32, editable=False)
+    key_blob = models.BinaryField(verbose_name=_("sealed private key"), editable=False)
+    chain_pem = models.TextField(verbose_name=_("certificate chain (PEM)"), help_text="Certificate chain, PEM, leaf first.")
+    active = models.BooleanField(verbose_name=_("active"), default=True)
+    created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True)
 
     class Meta:
         ordering = ["network", "-created_at"]
-        verbose_name = "ACS signing key"
+        verbose_name = _("ACS signing key")
+        verbose_name_plural = _("ACS signing keys")
         constraints = [
             models.UniqueConstraint(fields=["network"], condition=models.Q(active=True), name="threeds_signing_key_active_uniq"),
         ]
@@ -327,18 +356,18 @@ class RReqDelivery(OutboundDelivery):
     STATUSES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
     TERMINAL = (SUCCEEDED, FAILED)
 
-    transaction = models.OneToOneField(Transaction, on_delete=models.CASCADE, related_name="rreq_delivery")
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="rreq_deliveries")
-    url = models.CharField(max_length=2048)
-    message = models.JSONField(help_text="The RReq as sent.")
-    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
-    results_status = models.CharField(max_length=2, blank=True, help_text="resultsStatus of the last RRes.")
-    last_error = models.CharField(max_length=255, blank=True)
+    transaction = models.OneToOneField(Transaction, verbose_name=_("transaction"), on_delete=models.CASCADE, related_name="rreq_delivery")
+    issuer = models.ForeignKey("issuers.Issuer", verbose_name=_("issuer"), on_delete=models.CASCADE, related_name="rreq_deliveries")
+    url = models.CharField(verbose_name=_("DS URL"), max_length=2048)
+    message = models.JSONField(verbose_name=_("RReq as sent"), help_text="The RReq as sent.")
+    status = models.CharField(verbose_name=_("status"), max_length=10, choices=STATUSES, default=PENDING)
+    results_status = models.CharField(verbose_name="resultsStatus", max_length=2, blank=True, help_text=_("resultsStatus of the last RRes."))
+    last_error = models.CharField(verbose_name=_("last error"), max_length=255, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "RReq delivery"
-        verbose_name_plural = "RReq deliveries"
+        verbose_name = _("RReq delivery")
+        verbose_name_plural = _("RReq deliveries")
         indexes = [
             models.Index(fields=["issuer", "-created_at"], name="threeds_rreq_issuer_idx"),
             # The delivery sweep: pending and due.
@@ -350,13 +379,14 @@ class RReqDelivery(OutboundDelivery):
 
 
 class RReqAttempt(OutboundAttempt):
-    delivery = models.ForeignKey(RReqDelivery, on_delete=models.CASCADE, related_name="attempts")
-    results_status = models.CharField(max_length=2, blank=True)
-    error_class = models.CharField(max_length=100, blank=True)
+    delivery = models.ForeignKey(RReqDelivery, verbose_name=_("RReq delivery"), on_delete=models.CASCADE, related_name="attempts")
+    results_status = models.CharField(verbose_name="resultsStatus", max_length=2, blank=True)
+    error_class = models.CharField(verbose_name=_("error class"), max_length=100, blank=True)
 
     class Meta:
         ordering = ["delivery_id", "number"]
-        verbose_name = "RReq attempt"
+        verbose_name = _("RReq attempt")
+        verbose_name_plural = _("RReq attempts")
         constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="threeds_rreq_attempt_number_uniq")]
 
     def __str__(self) -> str:
@@ -368,13 +398,13 @@ class ThreeDSMethodData(models.Model):
     METHOD_DATA_TTL (10 minutes) for the AReq with the same threeDSServerTransID, which reads it
     in its one statement (apps.threeds.areq_store.read_card). Swept by the challenge timeouts task."""
 
-    three_ds_server_trans_id = models.UUIDField(unique=True)  # the unique index is the AReq's look-up
-    data = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # the sweep's range
+    three_ds_server_trans_id = models.UUIDField(verbose_name="threeDSServerTransID", unique=True)  # the unique index is the AReq's look-up
+    data = models.JSONField(verbose_name=_("browser data"), default=dict)
+    created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True, db_index=True)  # the sweep's range
 
     class Meta:
-        verbose_name = "3DS Method data"
-        verbose_name_plural = "3DS Method data"
+        verbose_name = _("3DS Method data")
+        verbose_name_plural = _("3DS Method data")
 
     def __str__(self) -> str:
         return str(self.three_ds_server_trans_id)
