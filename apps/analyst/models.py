@@ -6,6 +6,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class TransactionLabel(models.Model):
@@ -13,17 +14,23 @@ class TransactionLabel(models.Model):
     LABELS = [(FRAUD, _("Confirmed fraud")), (GENUINE, _("Genuine"))]
 
     # One label per transaction: the latest analyst's judgement; its changes are in the audit log.
-    transaction = models.OneToOneField("threeds.Transaction", on_delete=models.CASCADE, related_name="label")
+    transaction = models.OneToOneField(
+        "threeds.Transaction", on_delete=models.CASCADE, related_name="label", verbose_name=_("transaction")
+    )
     # Denormalised from the transaction so per-issuer filters and the backtest need no join.
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="transaction_labels")
+    issuer = models.ForeignKey(
+        "issuers.Issuer", on_delete=models.CASCADE, related_name="transaction_labels", verbose_name=_("issuer")
+    )
     label = models.CharField(_("label"), max_length=10, choices=LABELS)
     note = models.TextField(_("note"), blank=True, max_length=2000)
-    labelled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    labelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("labelled by")
+    )
     # The transaction's own time, copied: the dashboard counts a period's labels from this index
     # alone (joined to the transactions in the period, PostgreSQL read them all: 60–160 ms at 1M).
-    transaction_created_at = models.DateTimeField(null=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    transaction_created_at = models.DateTimeField(_("transaction created"), null=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         verbose_name = _("transaction label")
@@ -72,21 +79,23 @@ class ExportJob(models.Model):
     PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
     STATUSES = [(PENDING, _("Waiting")), (RUNNING, _("Running")), (DONE, _("Ready")), (FAILED, _("Failed"))]
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
     issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="+", verbose_name=_("issuer"))
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("requesting user")
+    )
     actor = models.CharField(_("requested by"), max_length=150)
     # TransactionFilters.describe(): what was asked, replayed by the task and shown on the job page.
     filters = models.JSONField(_("filters"), default=dict, blank=True)
     status = models.CharField(_("status"), max_length=10, choices=STATUSES, default=PENDING)
-    tries = models.PositiveSmallIntegerField(default=0)
-    max_tries = models.PositiveSmallIntegerField(default=3)
+    tries = models.PositiveSmallIntegerField(pgettext_lazy("export job", "tries"), default=0)
+    max_tries = models.PositiveSmallIntegerField(_("maximum tries"), default=3)
     # While running, the worker extends this as it writes; a lapsed lease means the worker died.
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
     rows = models.PositiveIntegerField(_("rows"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
     created_at = models.DateTimeField(_("requested"), auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:

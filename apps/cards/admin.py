@@ -246,6 +246,10 @@ class PhoneAdmin(ReadOnlyAdminMixin, IssuerScopedAdmin):
     list_select_related = ["cardholder"]
     search_fields = ["cardholder__external_id"]
 
+    @admin.display(description=_("phone number"), ordering="number")
+    def masked(self, obj) -> str:
+        return obj.masked
+
 
 # ---------------------------------------------------------------- cards
 

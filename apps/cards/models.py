@@ -3,32 +3,39 @@ import uuid
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from phonenumber_field.modelfields import PhoneNumberField
 
 from apps.core.crypto import Sealed, unseal
 from apps.core.pan import CARTES_BANCAIRES, MASTERCARD, NETWORK_CHOICES, VISA, mask_pan
 
-LOCALE_CHOICES = [("en", "English"), ("ja", "Japanese"), ("fr", "French")]
+LOCALE_CHOICES = [("en", _("English")), ("ja", _("Japanese")), ("fr", _("French"))]
 
 card_id_validator = RegexValidator(r"^[A-Za-z0-9_-]{1,48}$", "1 to 48 letters, digits, '_' or '-'.")
 
 
 class CardProduct(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
     PRODUCT_NETWORKS = [(VISA, "Visa"), (MASTERCARD, "Mastercard"), (CARTES_BANCAIRES, "Cartes Bancaires")]
     CO_BADGES = [(VISA, "Visa"), (MASTERCARD, "Mastercard")]
 
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="card_products")
-    name = models.CharField(max_length=100)
-    network = models.CharField(max_length=20, choices=PRODUCT_NETWORKS)
-    co_badge = models.CharField(
-        max_length=20, choices=CO_BADGES, blank=True, help_text="Required for Cartes Bancaires: the co-badged network."
+    issuer = models.ForeignKey(
+        "issuers.Issuer", on_delete=models.CASCADE, related_name="card_products", verbose_name=_("issuer")
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    name = models.CharField(pgettext_lazy("card product", "name"), max_length=100)
+    network = models.CharField(_("network"), max_length=20, choices=PRODUCT_NETWORKS)
+    co_badge = models.CharField(
+        _("co-badge"), max_length=20, choices=CO_BADGES, blank=True,
+        help_text=_("Required for Cartes Bancaires: the co-badged network."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["name"]
+        verbose_name = _("card product")
+        verbose_name_plural = _("card products")
         constraints = [
             models.UniqueConstraint(fields=["issuer", "name"], name="card_product_issuer_name_uniq"),
             models.CheckConstraint(
@@ -45,13 +52,16 @@ class BinRange(models.Model):
     """Inclusive range of PAN prefixes of one length: a PAN is in it when its first
     len(start) digits, as a number, lie between start and end."""
 
-    product = models.ForeignKey(CardProduct, on_delete=models.CASCADE, related_name="bin_ranges")
-    start = models.CharField(max_length=19)
-    end = models.CharField(max_length=19)
+    product = models.ForeignKey(
+        CardProduct, on_delete=models.CASCADE, related_name="bin_ranges", verbose_name=_("card product")
+    )
+    start = models.CharField(_("start"), max_length=19)
+    end = models.CharField(_("end"), max_length=19)
 
     class Meta:
         ordering = ["start"]
-        verbose_name = "BIN range"
+        verbose_name = _("BIN range")
+        verbose_name_plural = _("BIN ranges")
 
     def __str__(self) -> str:
         return f"{self.start}–{self.end}"
@@ -62,16 +72,18 @@ class BinRange(models.Model):
 
 
 class Cardholder(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="cardholders")
-    external_id = models.CharField(max_length=64, help_text="The issuer's consumer id.")
-    name = models.CharField(max_length=120)
-    locale = models.CharField(max_length=5, choices=LOCALE_CHOICES, default="en")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="cardholders", verbose_name=_("issuer"))
+    external_id = models.CharField(_("external ID"), max_length=64, help_text=_("The issuer's consumer id."))
+    name = models.CharField(pgettext_lazy("cardholder", "name"), max_length=120)
+    locale = models.CharField(_("language"), max_length=5, choices=LOCALE_CHOICES, default="en")
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["external_id"]
+        verbose_name = _("cardholder")
+        verbose_name_plural = _("cardholders")
         constraints = [models.UniqueConstraint(fields=["issuer", "external_id"], name="cardholder_issuer_external_uniq")]
 
     def __str__(self) -> str:
@@ -79,15 +91,17 @@ class Cardholder(models.Model):
 
 
 class Phone(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    cardholder = models.ForeignKey(Cardholder, on_delete=models.CASCADE, related_name="phones")
-    number = PhoneNumberField()
-    is_primary = models.BooleanField(default=False)
-    verified = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    cardholder = models.ForeignKey(Cardholder, on_delete=models.CASCADE, related_name="phones", verbose_name=_("cardholder"))
+    number = PhoneNumberField(_("phone number"))
+    is_primary = models.BooleanField(_("primary"), default=False)
+    verified = models.BooleanField(_("verified"), default=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         ordering = ["-is_primary", "created_at"]
+        verbose_name = _("phone")
+        verbose_name_plural = _("phones")
         constraints = [
             models.UniqueConstraint(fields=["cardholder", "number"], name="phone_cardholder_number_uniq"),
             models.UniqueConstraint(
@@ -107,34 +121,43 @@ class Phone(models.Model):
 
 
 class Card(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
     ACTIVE, SUSPENDED, LOST_STOLEN, CLOSED = "active", "suspended", "lost_stolen", "closed"
-    STATUS_CHOICES = [(ACTIVE, "Active"), (SUSPENDED, "Suspended"), (LOST_STOLEN, "Lost or stolen"), (CLOSED, "Closed")]
+    STATUS_CHOICES = [
+        (ACTIVE, _("Active")), (SUSPENDED, _("Suspended")), (LOST_STOLEN, _("Lost or stolen")), (CLOSED, _("Closed")),
+    ]
 
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="cards")
-    cardholder = models.ForeignKey(Cardholder, on_delete=models.CASCADE, related_name="cards")
-    product = models.ForeignKey(CardProduct, null=True, blank=True, on_delete=models.PROTECT, related_name="cards")
+    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="cards", verbose_name=_("issuer"))
+    cardholder = models.ForeignKey(Cardholder, on_delete=models.CASCADE, related_name="cards", verbose_name=_("cardholder"))
+    product = models.ForeignKey(
+        CardProduct, null=True, blank=True, on_delete=models.PROTECT, related_name="cards", verbose_name=_("card product")
+    )
     # The issuer's BIN grant that holds the PAN: the AReq finds the card only through it. NULL
     # only for legacy cards no grant held at migration (`manage.py bin_grants attach-cards`).
     grant = models.ForeignKey(
-        "issuers.BinGrant", null=True, blank=True, editable=False, on_delete=models.RESTRICT, related_name="cards"
+        "issuers.BinGrant", null=True, blank=True, editable=False, on_delete=models.RESTRICT, related_name="cards",
+        verbose_name=_("BIN grant"),
     )
-    card_id = models.CharField(max_length=48, validators=[card_id_validator], help_text="The issuer's card id.")
+    card_id = models.CharField(
+        _("card ID"), max_length=48, validators=[card_id_validator], help_text=_("The issuer's card id.")
+    )
     # The PAN: AES-GCM ciphertext with its key id, a keyed fingerprint for look-up, last 4 for people.
-    pan_key_id = models.CharField(max_length=32, editable=False)
-    pan_ciphertext = models.BinaryField(editable=False)
-    pan_fingerprint = models.CharField(max_length=64, editable=False, db_index=True)
-    last4 = models.CharField(max_length=4, editable=False)
-    network = models.CharField(max_length=20, choices=NETWORK_CHOICES)
-    co_badge = models.CharField(max_length=20, blank=True)
-    expiry_month = models.PositiveSmallIntegerField()
-    expiry_year = models.PositiveSmallIntegerField()
-    status = models.CharField(max_length=12, choices=STATUS_CHOICES, default=ACTIVE)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    pan_key_id = models.CharField(_("PAN key ID"), max_length=32, editable=False)
+    pan_ciphertext = models.BinaryField(_("PAN (encrypted)"), editable=False)
+    pan_fingerprint = models.CharField(_("PAN fingerprint"), max_length=64, editable=False, db_index=True)
+    last4 = models.CharField(_("last 4 digits"), max_length=4, editable=False)
+    network = models.CharField(_("network"), max_length=20, choices=NETWORK_CHOICES)
+    co_badge = models.CharField(_("co-badge"), max_length=20, blank=True)
+    expiry_month = models.PositiveSmallIntegerField(_("expiry month"))
+    expiry_year = models.PositiveSmallIntegerField(_("expiry year"))
+    status = models.CharField(_("status"), max_length=12, choices=STATUS_CHOICES, default=ACTIVE)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["card_id"]
+        verbose_name = _("card")
+        verbose_name_plural = _("cards")
         constraints = [
             models.UniqueConstraint(fields=["issuer", "card_id"], name="card_issuer_card_id_uniq"),
             models.UniqueConstraint(fields=["issuer", "pan_fingerprint"], name="card_issuer_pan_uniq"),

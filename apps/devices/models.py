@@ -9,6 +9,8 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.core.crypto import Sealed, seal, unseal
 
@@ -20,21 +22,27 @@ PUSH_PLATFORMS = [(PUSH_FCM, "Firebase Cloud Messaging"), (PUSH_APNS, "Apple Pus
 class DeviceEnrollment(models.Model):
     """A short-lived, single-use permission for the issuer app to register one device."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="device_enrollments")
-    cardholder = models.ForeignKey("cards.Cardholder", on_delete=models.CASCADE, related_name="device_enrollments")
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    expires_at = models.DateTimeField()
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    issuer = models.ForeignKey(
+        "issuers.Issuer", on_delete=models.CASCADE, related_name="device_enrollments", verbose_name=_("issuer")
+    )
+    cardholder = models.ForeignKey(
+        "cards.Cardholder", on_delete=models.CASCADE, related_name="device_enrollments", verbose_name=_("cardholder")
+    )
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
+    expires_at = models.DateTimeField(_("expires"))
     # The WebAuthn challenge of the latest registration options; not a secret on its own (the
     # enrollment token is), kept as-is because the verifier needs the bytes.
-    challenge = models.BinaryField(null=True, editable=False)
-    challenge_issued_at = models.DateTimeField(null=True, editable=False)
-    used_at = models.DateTimeField(null=True, editable=False)
-    created_by = models.CharField(max_length=150, blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    challenge = models.BinaryField(_("WebAuthn challenge"), null=True, editable=False)
+    challenge_issued_at = models.DateTimeField(_("WebAuthn challenge issued"), null=True, editable=False)
+    used_at = models.DateTimeField(_("used"), null=True, editable=False)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("device enrollment")
+        verbose_name_plural = _("device enrollments")
 
     def __str__(self) -> str:
         return f"Enrollment {self.pk}"
@@ -47,9 +55,15 @@ class DeviceEnrollment(models.Model):
 class WebAuthnUserHandle(models.Model):
     """The opaque WebAuthn user.id of a cardholder: random, stable, says nothing about the person."""
 
-    cardholder = models.OneToOneField("cards.Cardholder", on_delete=models.CASCADE, related_name="webauthn_handle")
-    handle = models.BinaryField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    cardholder = models.OneToOneField(
+        "cards.Cardholder", on_delete=models.CASCADE, related_name="webauthn_handle", verbose_name=_("cardholder")
+    )
+    handle = models.BinaryField(_("WebAuthn user handle"), max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("WebAuthn user handle")
+        verbose_name_plural = _("WebAuthn user handles")
 
 
 class Device(models.Model):
@@ -57,38 +71,45 @@ class Device(models.Model):
     STATUS_REVOKED = "revoked"
     # A sign counter went backwards: the credential may have been copied. Only staff can lift it.
     STATUS_BLOCKED = "blocked"
-    STATUSES = [(STATUS_ACTIVE, "Active"), (STATUS_REVOKED, "Revoked"), (STATUS_BLOCKED, "Blocked (possibly cloned)")]
+    STATUSES = [
+        (STATUS_ACTIVE, _("Active")), (STATUS_REVOKED, _("Revoked")), (STATUS_BLOCKED, _("Blocked (possibly cloned)")),
+    ]
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="devices")
-    cardholder = models.ForeignKey("cards.Cardholder", on_delete=models.CASCADE, related_name="devices")
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="devices", verbose_name=_("issuer"))
+    cardholder = models.ForeignKey(
+        "cards.Cardholder", on_delete=models.CASCADE, related_name="devices", verbose_name=_("cardholder")
+    )
     # One enrollment makes at most one device, also when two registrations race.
     enrollment = models.OneToOneField(
-        DeviceEnrollment, on_delete=models.SET_NULL, null=True, editable=False, related_name="device"
+        DeviceEnrollment, on_delete=models.SET_NULL, null=True, editable=False, related_name="device",
+        verbose_name=_("device enrollment"),
     )
-    name = models.CharField(max_length=100, blank=True)
-    status = models.CharField(max_length=10, choices=STATUSES, default=STATUS_ACTIVE)
+    name = models.CharField(pgettext_lazy("device", "name"), max_length=100, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=STATUSES, default=STATUS_ACTIVE)
 
-    credential_id = models.BinaryField(max_length=1023, unique=True, editable=False)
-    public_key = models.BinaryField(editable=False, help_text="COSE_Key of the credential.")
-    sign_count = models.PositiveBigIntegerField(default=0, editable=False)
-    aaguid = models.CharField(max_length=36, blank=True, editable=False)
-    attestation_format = models.CharField(max_length=32, editable=False)
+    credential_id = models.BinaryField(_("credential ID"), max_length=1023, unique=True, editable=False)
+    public_key = models.BinaryField(_("public key"), editable=False, help_text="COSE_Key of the credential.")
+    sign_count = models.PositiveBigIntegerField(_("signature counter"), default=0, editable=False)
+    aaguid = models.CharField(_("AAGUID"), max_length=36, blank=True, editable=False)
+    attestation_format = models.CharField(_("attestation format"), max_length=32, editable=False)
 
-    push_platform = models.CharField(max_length=10, choices=PUSH_PLATFORMS)
-    push_token_key_id = models.CharField(max_length=32, editable=False, blank=True)
-    push_token_blob = models.BinaryField(editable=False, null=True)
+    push_platform = models.CharField(_("push platform"), max_length=10, choices=PUSH_PLATFORMS)
+    push_token_key_id = models.CharField(_("push token key ID"), max_length=32, editable=False, blank=True)
+    push_token_blob = models.BinaryField(_("push token (encrypted)"), editable=False, null=True)
 
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    blocked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    blocked_reason = models.CharField(max_length=100, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
+    blocked_at = models.DateTimeField(_("blocked"), null=True, blank=True, editable=False)
+    blocked_reason = models.CharField(_("reason for blocking"), max_length=100, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
         indexes = [models.Index(fields=["cardholder", "status"], name="device_cardholder_status_idx")]
 
     def __str__(self) -> str:

@@ -1,5 +1,7 @@
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.core.crypto import Sealed, seal, unseal
 
@@ -13,20 +15,22 @@ OTP_DELIVERY_ISSUER = "issuer"
 class Issuer(models.Model):
     """The tenant. Every other record belongs to exactly one issuer."""
 
-    issuer_id = models.CharField(max_length=10, unique=True, validators=[issuer_id_validator])
-    name = models.CharField(max_length=120)
-    country = models.CharField(max_length=2, default="JP", help_text="ISO 3166-1 alpha-2 home country.")
-    notification_base_url = models.URLField(blank=True)
-    deliver_otp_url = models.URLField(blank=True)
-    webauthn_rp_id = models.CharField(max_length=253, blank=True)
-    webauthn_origins = models.JSONField(default=list, blank=True)
+    issuer_id = models.CharField(_("issuer ID"), max_length=10, unique=True, validators=[issuer_id_validator])
+    name = models.CharField(pgettext_lazy("issuer", "name"), max_length=120)
+    country = models.CharField(_("country"), max_length=2, default="JP", help_text=_("ISO 3166-1 alpha-2 home country."))
+    notification_base_url = models.URLField(_("notification base URL"), blank=True)
+    deliver_otp_url = models.URLField(_("OTP delivery URL"), blank=True)
+    webauthn_rp_id = models.CharField(_("WebAuthn RP ID"), max_length=253, blank=True)
+    webauthn_origins = models.JSONField(_("WebAuthn origins"), default=list, blank=True)
     # Outbound webhook signing secret: must be usable to sign, so it is encrypted, not hashed.
-    webhook_secret_key_id = models.CharField(max_length=32, editable=False, blank=True)
-    webhook_secret_blob = models.BinaryField(editable=False, null=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    webhook_secret_key_id = models.CharField(_("webhook secret key ID"), max_length=32, editable=False, blank=True)
+    webhook_secret_blob = models.BinaryField(_("webhook secret (encrypted)"), editable=False, null=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         ordering = ["issuer_id"]
+        verbose_name = _("issuer")
+        verbose_name_plural = _("issuers")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.issuer_id})"
@@ -49,18 +53,19 @@ class ApiKey(models.Model):
 
     The key reads `ik_<prefix>_<secret>`; the prefix finds the row, the hash proves the secret."""
 
-    issuer = models.ForeignKey(Issuer, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, unique=True, editable=False)
-    key_hash = models.CharField(max_length=64, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.CharField(max_length=150, blank=True, editable=False)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    issuer = models.ForeignKey(Issuer, on_delete=models.CASCADE, related_name="api_keys", verbose_name=_("issuer"))
+    name = models.CharField(pgettext_lazy("API key", "name"), max_length=100)
+    prefix = models.CharField(_("key prefix"), max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(_("key hash"), max_length=64, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True, editable=False)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = "API key"
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
 
     def __str__(self) -> str:
         return f"{self.name} (ik_{self.prefix}_…)"
@@ -99,17 +104,18 @@ class BinGrant(models.Model):
     issuer. The database enforces it on `low`/`high` (migration issuers 0003: an exclusion
     constraint on PostgreSQL, triggers on SQLite), so no code path can slip an overlap in."""
 
-    issuer = models.ForeignKey(Issuer, on_delete=models.CASCADE, related_name="bin_grants")
-    start = models.CharField(max_length=GRANT_PREFIX_DIGITS, validators=[bin_validator])
-    end = models.CharField(max_length=GRANT_PREFIX_DIGITS, validators=[bin_validator])
-    low = models.BigIntegerField(editable=False)
-    high = models.BigIntegerField(editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.CharField(max_length=150, blank=True, editable=False)
+    issuer = models.ForeignKey(Issuer, on_delete=models.CASCADE, related_name="bin_grants", verbose_name=_("issuer"))
+    start = models.CharField(_("start"), max_length=GRANT_PREFIX_DIGITS, validators=[bin_validator])
+    end = models.CharField(_("end"), max_length=GRANT_PREFIX_DIGITS, validators=[bin_validator])
+    low = models.BigIntegerField(_("lowest PAN prefix"), editable=False)
+    high = models.BigIntegerField(_("highest PAN prefix"), editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True, editable=False)
 
     class Meta:
         ordering = ["low"]
-        verbose_name = "BIN grant"
+        verbose_name = _("BIN grant")
+        verbose_name_plural = _("BIN grants")
         constraints = [
             models.CheckConstraint(condition=models.Q(low__lte=models.F("high")), name="bin_grant_low_lte_high"),
         ]

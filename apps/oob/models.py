@@ -8,6 +8,8 @@ transaction and a fresh nonce, and to the device that asked for it.
 import uuid
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class AuthnRequest(models.Model):
@@ -19,28 +21,54 @@ class AuthnRequest(models.Model):
     EXPIRED = "expired"  # the OOB wait ran out
     UNDELIVERABLE = "undeliverable"  # no push could reach any device
     WITHDRAWN = "withdrawn"  # the challenge ended some other way (timeout, cancel on the page)
-    STATES = [(s, s) for s in (PENDING, PROCEEDED, APPROVED, CANCELLED, FAILED, EXPIRED, UNDELIVERABLE, WITHDRAWN)]
+    STATES = [
+        (PENDING, pgettext_lazy("OOB request state", "pending")),
+        (PROCEEDED, pgettext_lazy("OOB request state", "proceeded")),
+        (APPROVED, pgettext_lazy("OOB request state", "approved")),
+        (CANCELLED, pgettext_lazy("OOB request state", "cancelled")),
+        (FAILED, pgettext_lazy("OOB request state", "failed")),
+        (EXPIRED, pgettext_lazy("OOB request state", "expired")),
+        (UNDELIVERABLE, pgettext_lazy("OOB request state", "undeliverable")),
+        (WITHDRAWN, pgettext_lazy("OOB request state", "withdrawn")),
+    ]
     OPEN_STATES = (PENDING, PROCEEDED)
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="authn_requests")
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    issuer = models.ForeignKey(
+        "issuers.Issuer", on_delete=models.CASCADE, related_name="authn_requests", verbose_name=_("issuer")
+    )
     # acsTransID is the request's public name (the push and the SDK API use it).
-    challenge = models.OneToOneField("threeds.Challenge", on_delete=models.CASCADE, related_name="authn_request")
-    cardholder = models.ForeignKey("cards.Cardholder", on_delete=models.CASCADE, related_name="authn_requests")
-    devices = models.ManyToManyField("devices.Device", related_name="authn_requests", help_text="The devices it was sent to.")
-    state = models.CharField(max_length=16, choices=STATES, default=PENDING)
+    challenge = models.OneToOneField(
+        "threeds.Challenge", on_delete=models.CASCADE, related_name="authn_request", verbose_name=_("challenge")
+    )
+    cardholder = models.ForeignKey(
+        "cards.Cardholder", on_delete=models.CASCADE, related_name="authn_requests", verbose_name=_("cardholder")
+    )
+    devices = models.ManyToManyField(
+        "devices.Device", related_name="authn_requests", verbose_name=_("devices"),
+        help_text=_("The devices it was sent to."),
+    )
+    state = models.CharField(_("state"), max_length=16, choices=STATES, default=PENDING)
     # Set at proceed: the WebAuthn challenge (sha256 of acsTransID and a nonce) and who asked.
-    webauthn_challenge = models.BinaryField(null=True, editable=False)
-    proceeded_device = models.ForeignKey("devices.Device", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    proceeded_at = models.DateTimeField(null=True, blank=True)
-    assertion_failures = models.PositiveSmallIntegerField(default=0)
-    decided_device = models.ForeignKey("devices.Device", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    webauthn_challenge = models.BinaryField(_("WebAuthn challenge"), null=True, editable=False)
+    proceeded_device = models.ForeignKey(
+        "devices.Device", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("device that proceeded"),
+    )
+    proceeded_at = models.DateTimeField(_("proceeded"), null=True, blank=True)
+    assertion_failures = models.PositiveSmallIntegerField(_("failed assertions"), default=0)
+    decided_device = models.ForeignKey(
+        "devices.Device", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("device that decided"),
+    )
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("OOB request")
+        verbose_name_plural = _("OOB requests")
         indexes = [models.Index(fields=["cardholder", "state"], name="oob_request_open_idx")]
 
     def __str__(self) -> str:
