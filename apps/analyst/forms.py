@@ -11,6 +11,7 @@ from decimal import Decimal
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.analyst import selectors
 from apps.analyst.models import TransactionLabel
@@ -161,7 +162,7 @@ class LabelForm(forms.Form):
 class DashboardForm(ScopedForm):
     start = forms.DateField(required=False, label=_("From (UTC day)"), widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, label=_("To (UTC day, inclusive)"), widget=forms.DateInput(attrs={"type": "date"}))
-    granularity = forms.ChoiceField(required=False, label=_("By"), choices=[("day", _("day")), ("hour", _("hour"))])
+    granularity = forms.ChoiceField(required=False, label=pgettext_lazy("dashboard granularity", "By"), choices=[("day", _("day")), ("hour", _("hour"))])
 
     def clean(self):
         data = super().clean()

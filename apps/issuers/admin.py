@@ -117,13 +117,13 @@ class IssuerAdmin(IssuerScopedAdmin):
             secret = services.issuer_rotate_webhook_secret(issuer=issuer, actor=admin_actor(request))
         return _secret_page(
             self, request, "admin/issuers/issuer/webhook_secret.html",
-            title="Rotate webhook secret", original=issuer, webhook_secret=secret,
+            title=_("Rotate webhook secret"), original=issuer, webhook_secret=secret,
         )
 
     def response_add(self, request, obj, post_url_continue=None):
         return _secret_page(
             self, request, "admin/issuers/issuer/webhook_secret.html",
-            title="Issuer created", original=obj, webhook_secret=obj.new_webhook_secret, created=True,
+            title=_("Issuer created"), original=obj, webhook_secret=obj.new_webhook_secret, created=True,
         )
 
 
@@ -193,6 +193,6 @@ class ApiKeyAdmin(IssuerScopedAdmin):
     def response_add(self, request, obj, post_url_continue=None):
         return _secret_page(
             self, request, "admin/issuers/apikey/created.html",
-            title="API key created", original=obj, plaintext_key=obj.plaintext_key,
+            title=_("API key created"), original=obj, plaintext_key=obj.plaintext_key,
         )
 

@@ -3,7 +3,7 @@ versions ("Challenge threshold: 50 → 40", "Amount threshold JPY: none → ¥30
 
 from decimal import Decimal
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.diff import Change, changes
@@ -50,7 +50,7 @@ def major_amount(value: str, currency: str) -> str:
 
 def _shown(name: str, value) -> str:
     if isinstance(value, bool):
-        return gettext("yes") if value else gettext("no")
+        return pgettext("policy value", "yes") if value else pgettext("policy value", "no")
     if name == "no_method_outcome":
         return str(NO_METHOD_WORDS.get(value, value))
     return str(value)

@@ -553,3 +553,12 @@ def test_a_refusal_after_a_write_rolls_the_whole_page_back(issuer):
     assert form.errors["name"] == ["Not this name."]
     assert not Cardholder.objects.filter(external_id="cust-rolled-back").exists()
     assert not AuditEvent.objects.filter(kind="cardholder.created").exists()
+
+
+def test_the_once_only_secret_pages_read_in_japanese(boss, root, issuer):
+    """A Japanese staff member is told in Japanese that the key and the secret are shown only once."""
+    boss.cookies["django_language"] = root.cookies["django_language"] = "ja"
+    page = boss.post(url(ApiKey, "add"), {"name": "acquiring"}, HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    assert "表示されるのはこの一度だけです" in page and "APIキー一覧に戻る" in page
+    page = root.post(reverse("admin:issuers_issuer_rotate_webhook_secret", args=[issuer.pk]), HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    assert "表示されるのはこの一度だけです" in page and "Webhook署名シークレット" in page
