@@ -353,7 +353,7 @@ class RReqDelivery(OutboundDelivery):
     try sends exactly it. It carries no PAN."""
 
     PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
-    STATUSES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
+    STATUSES = [(PENDING, _("Pending")), (SUCCEEDED, _("Succeeded")), (FAILED, _("Failed"))]
     TERMINAL = (SUCCEEDED, FAILED)
 
     transaction = models.OneToOneField(Transaction, verbose_name=_("transaction"), on_delete=models.CASCADE, related_name="rreq_delivery")

@@ -15,7 +15,7 @@ class WebhookDelivery(OutboundDelivery):
     `display_payload` is the same document with its secrets redacted, for people to read."""
 
     PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
-    STATUSES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
+    STATUSES = [(PENDING, _("Pending")), (SUCCEEDED, _("Succeeded")), (FAILED, _("Failed"))]
     TERMINAL = (SUCCEEDED, FAILED)
 
     issuer = models.ForeignKey(
