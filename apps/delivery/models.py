@@ -41,7 +41,13 @@ class OutboundAttempt(models.Model):
 
     CLAIMED, SUCCEEDED = "claimed", "succeeded"
     FAILED_TRANSIENT, FAILED_PERMANENT, INTERRUPTED = "failed_transient", "failed_permanent", "interrupted"
-    STATES = [(s, s) for s in (CLAIMED, SUCCEEDED, FAILED_TRANSIENT, FAILED_PERMANENT, INTERRUPTED)]
+    STATES = [
+        (CLAIMED, pgettext_lazy("attempt state", "claimed")),
+        (SUCCEEDED, pgettext_lazy("attempt state", "succeeded")),
+        (FAILED_TRANSIENT, pgettext_lazy("attempt state", "failed_transient")),
+        (FAILED_PERMANENT, pgettext_lazy("attempt state", "failed_permanent")),
+        (INTERRUPTED, pgettext_lazy("attempt state", "interrupted")),
+    ]
 
     # The delivery's try number (its claim count when this try was claimed).
     number = models.PositiveSmallIntegerField(_("try number"))

@@ -167,7 +167,13 @@ class OtpSession(models.Model):
     """The OTP side of one challenge: attempts and resends are counted here, under a row lock."""
 
     ACTIVE, VERIFIED, LOCKED, EXPIRED, CANCELLED = "active", "verified", "locked", "expired", "cancelled"
-    STATES = [(s, s) for s in (ACTIVE, VERIFIED, LOCKED, EXPIRED, CANCELLED)]
+    STATES = [
+        (ACTIVE, pgettext_lazy("otp session state", "active")),
+        (VERIFIED, pgettext_lazy("otp session state", "verified")),
+        (LOCKED, pgettext_lazy("otp session state", "locked")),
+        (EXPIRED, pgettext_lazy("otp session state", "expired")),
+        (CANCELLED, pgettext_lazy("otp session state", "cancelled")),
+    ]
 
     id = models.UUIDField("ID", primary_key=True, default=uuid.uuid4, editable=False)
     issuer = models.ForeignKey("issuers.Issuer", on_delete=models.CASCADE, related_name="otp_sessions", verbose_name=_("issuer"))
@@ -208,7 +214,13 @@ class OtpCode(models.Model):
     until delivered, encrypted inside the SMS or DeliverOTP delivery that carries it."""
 
     ACTIVE, USED, SUPERSEDED, EXPIRED, DEAD = "active", "used", "superseded", "expired", "dead"
-    STATES = [(s, s) for s in (ACTIVE, USED, SUPERSEDED, EXPIRED, DEAD)]
+    STATES = [
+        (ACTIVE, pgettext_lazy("otp code state", "active")),
+        (USED, pgettext_lazy("otp code state", "used")),
+        (SUPERSEDED, pgettext_lazy("otp code state", "superseded")),
+        (EXPIRED, pgettext_lazy("otp code state", "expired")),
+        (DEAD, pgettext_lazy("otp code state", "dead")),
+    ]
 
     id = models.UUIDField("ID", primary_key=True, default=uuid.uuid4, editable=False)
     session = models.ForeignKey(OtpSession, on_delete=models.CASCADE, related_name="codes", verbose_name=_("OTP session"))

@@ -21,7 +21,12 @@ class PushDelivery(OutboundDelivery):
     engine's lease), then sent, failed, or refused (over the per-device limit: never pending)."""
 
     PENDING, SENT, FAILED, REFUSED = "pending", "sent", "failed", "refused"
-    STATUSES = [(s, s) for s in (PENDING, SENT, FAILED, REFUSED)]
+    STATUSES = [
+        (PENDING, pgettext_lazy("push status", "pending")),
+        (SENT, pgettext_lazy("push status", "sent")),
+        (FAILED, pgettext_lazy("push status", "failed")),
+        (REFUSED, pgettext_lazy("push status", "refused")),
+    ]
     UNDELIVERABLE = (FAILED, REFUSED)
 
     # A UUID, the only thing the task message carries.

@@ -3,6 +3,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.core.crypto import Sealed, seal, unseal
 from apps.delivery.models import OutboundAttempt, OutboundDelivery
@@ -67,7 +68,16 @@ class SmsDelivery(OutboundDelivery):
     # Provider statuses (Twilio's words), in the order they can happen.
     QUEUED, SENDING, SENT = "queued", "sending", "sent"
     DELIVERED, UNDELIVERED, FAILED = "delivered", "undelivered", "failed"
-    STATUSES = [(s, s) for s in (PENDING, QUEUED, SENDING, SENT, DELIVERED, UNDELIVERED, FAILED, CANCELLED)]
+    STATUSES = [
+        (PENDING, pgettext_lazy("sms status", "pending")),
+        (QUEUED, pgettext_lazy("sms status", "queued")),
+        (SENDING, pgettext_lazy("sms status", "sending")),
+        (SENT, pgettext_lazy("sms status", "sent")),
+        (DELIVERED, pgettext_lazy("sms status", "delivered")),
+        (UNDELIVERED, pgettext_lazy("sms status", "undelivered")),
+        (FAILED, pgettext_lazy("sms status", "failed")),
+        (CANCELLED, pgettext_lazy("sms status", "cancelled")),
+    ]
     # A status only ever moves to a higher rank: a late "sent" never undoes "delivered".
     RANK = {PENDING: 0, QUEUED: 1, SENDING: 2, SENT: 3, DELIVERED: 4, UNDELIVERED: 4, FAILED: 4, CANCELLED: 4}
     FINAL = {DELIVERED, UNDELIVERED, FAILED, CANCELLED}

@@ -6,11 +6,12 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.core.pan import NETWORK_CHOICES
 from apps.delivery.models import OutboundAttempt, OutboundDelivery
 
-NO_METHOD_OUTCOMES = [("N", "Decline (N / 13)"), ("A", "Attempt (A)")]
+NO_METHOD_OUTCOMES = [("N", _("Decline (N / 13)")), ("A", _("Attempt (A)"))]
 
 
 class RiskPolicy(models.Model):
@@ -162,7 +163,8 @@ class Transaction(models.Model):
     three_ds_requestor_challenge_ind = models.CharField(verbose_name=_("challenge indicator"), max_length=2, blank=True)
     # SPEC §3.8, browser channel only (blank otherwise): see apps.threeds.method.
     three_ds_method = models.CharField(verbose_name=_("3DS Method outcome"), max_length=16, blank=True, choices=[
-        ("completed", "completed"), ("missing", "missing"), ("not_completed", "not completed"), ("unavailable", "unavailable")])
+        ("completed", pgettext_lazy("3DS Method", "completed")), ("missing", pgettext_lazy("3DS Method", "missing")),
+        ("not_completed", pgettext_lazy("3DS Method", "not completed")), ("unavailable", pgettext_lazy("3DS Method", "unavailable"))])
     notification_url = models.URLField(verbose_name=_("notification URL"), max_length=2048, blank=True)
     ds_url = models.URLField(verbose_name=_("DS URL"), max_length=2048, blank=True)
     three_ds_requestor_app_url = models.URLField(verbose_name=_("requestor app URL"), max_length=2048, blank=True)
@@ -234,11 +236,18 @@ class Challenge(models.Model):
     """The challenge of a transaction whose ARes said C."""
 
     OOB, SMS_OTP = "oob", "sms_otp"
-    METHODS = [(OOB, "Out of band (app)"), (SMS_OTP, "SMS one-time password")]
+    METHODS = [(OOB, _("Out of band (app)")), (SMS_OTP, _("SMS one-time password"))]
     AWAITING_CREQ, IN_PROGRESS, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT = (
         "awaiting_creq", "in_progress", "succeeded", "failed", "cancelled", "timed_out",
     )
-    STATES = [(s, s) for s in (AWAITING_CREQ, IN_PROGRESS, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)]
+    STATES = [
+        (AWAITING_CREQ, pgettext_lazy("challenge state", "awaiting_creq")),
+        (IN_PROGRESS, pgettext_lazy("challenge state", "in_progress")),
+        (SUCCEEDED, pgettext_lazy("challenge state", "succeeded")),
+        (FAILED, pgettext_lazy("challenge state", "failed")),
+        (CANCELLED, pgettext_lazy("challenge state", "cancelled")),
+        (TIMED_OUT, pgettext_lazy("challenge state", "timed_out")),
+    ]
     FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)
 
     transaction = models.OneToOneField(

@@ -53,3 +53,21 @@ def test_app_headings_are_japanese():
 @pytest.mark.parametrize("model", list(_ours()), ids=lambda m: m._meta.label)
 def test_model_and_field_names_are_japanese(model):
     assert _untranslated(_names(model)) == []
+
+
+# Brands and services are written as their owners write them.
+PROPER_NAMES = {"Visa", "Mastercard", "American Express", "Discover", "Cartes Bancaires", "Twilio",
+                "Firebase Cloud Messaging", "Apple Push Notification service"}
+
+
+def test_choice_values_read_in_japanese():
+    """Statuses and states in the admin's lists and filters (also of models shown inline)."""
+    ours = {config.label for config in apps.get_app_configs() if config.name.startswith("apps.")}
+    choices = [
+        (f"{model._meta.label}.{field.name}={value}", label)
+        for model in apps.get_models() if model._meta.app_label in ours
+        for field in model._meta.get_fields() if getattr(field, "concrete", False) and getattr(field, "choices", None)
+        for value, label in field.flatchoices if str(label) not in PROPER_NAMES
+    ]
+    assert len(choices) > 50
+    assert _untranslated(choices) == []
