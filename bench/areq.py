@@ -166,10 +166,10 @@ class Server:
 
 # ---------------------------------------------------------------- neighbours' load
 
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_table() -> dict[int, tuple[int, str, int]]:
+def cpu_table() -> dict[int, tuple[int, str, int]]:
     """pid -> (ppid, process title, CPU ticks so far), from /proc."""
     table = {}
     for entry in os.listdir("/proc"):
@@ -187,6 +187,16 @@ def _cpu_table() -> dict[int, tuple[int, str, int]]:
     return table
 
 
+def ancestor_among(table: dict, pid: int, ancestors) -> int | None:
+    """The first of `ancestors` met walking up from `pid` (itself included) in a cpu_table, or None."""
+    p, hops = pid, 0
+    while p > 1 and hops < 50:
+        if p in ancestors:
+            return p
+        p, hops = table.get(p, (0,))[0], hops + 1
+    return None
+
+
 class CpuWatch:
     """CPU used during a phase by everything that is not this benchmark: neither this process and
     its children (gunicorn, wrk, the open-loop senders) nor the PostgreSQL backends of its
@@ -197,19 +207,13 @@ class CpuWatch:
 
     def __enter__(self):
         self.load = os.getloadavg()[0]
-        self.start, self.t0 = _cpu_table(), time.time()
+        self.start, self.t0 = cpu_table(), time.time()
         return self
 
     def stop(self) -> dict:
-        end, seconds = _cpu_table(), time.time() - self.t0
-        ours, me = set(), os.getpid()
-        for pid in end:
-            p, hops = pid, 0
-            while p > 1 and hops < 50:
-                if p == me:
-                    ours.add(pid)
-                    break
-                p, hops = end.get(p, (0,))[0], hops + 1
+        end, seconds = cpu_table(), time.time() - self.t0
+        me = os.getpid()
+        ours = {pid for pid in end if ancestor_among(end, pid, {me}) is not None}
         used = {"bench": 0, "bench_postgres": 0, "neighbours": 0}
         busiest = Counter()
         for pid, (_, title, ticks) in end.items():
@@ -223,9 +227,9 @@ class CpuWatch:
             else:
                 used["neighbours"] += delta
                 busiest[title[:60]] += delta
-        percent = {k: round(100 * v / _CLK_TCK / seconds) for k, v in used.items()}
+        percent = {k: round(100 * v / CLK_TCK / seconds) for k, v in used.items()}
         return {"load_1min_at_start": round(self.load, 2), "cpu_percent": percent,
-                "busiest_neighbours": [(t, round(100 * v / _CLK_TCK / seconds)) for t, v in busiest.most_common(3)]}
+                "busiest_neighbours": [(t, round(100 * v / CLK_TCK / seconds)) for t, v in busiest.most_common(3)]}
 
     def __exit__(self, *exc):
         return False

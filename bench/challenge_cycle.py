@@ -46,11 +46,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.areq import (  # noqa: E402
-    _CLK_TCK,
     BENCH_ENV,
+    CLK_TCK,
     GUNICORN,
     PYTHON,
-    _cpu_table,
+    ancestor_among,
+    cpu_table,
     free_port,
     fresh_database,
     percentile,
@@ -179,19 +180,12 @@ def cycle(port: int, pan: str, phone: str, ds, inbox: SmsInbox, ds_url: str) -> 
 def cpu_by_role(start: dict, end: dict, *, web_pid: int, worker_pid: int) -> dict[str, float]:
     """CPU seconds used between two /proc snapshots, by who used them: this driver (the SDK's
     crypto, the DS, the SMS tail), gunicorn, the Celery worker, PostgreSQL, Redis, anything else."""
-    me = os.getpid()
+    roles = {os.getpid(): "driver", web_pid: "gunicorn", worker_pid: "celery_worker"}
 
     def role(pid: int) -> str:
         title = end[pid][1]
-        p, hops = pid, 0
-        while p > 1 and hops < 50:
-            if p == me:
-                return "driver"
-            if p == web_pid:
-                return "gunicorn"
-            if p == worker_pid:
-                return "celery_worker"
-            p, hops = end.get(p, (0,))[0], hops + 1
+        if (ancestor := ancestor_among(end, pid, roles)) is not None:
+            return roles[ancestor]
         if title.startswith("postgres"):
             return "postgres"
         if title.startswith("redis-server"):
@@ -203,7 +197,7 @@ def cpu_by_role(start: dict, end: dict, *, web_pid: int, worker_pid: int) -> dic
         delta = ticks - start.get(pid, (0, "", 0))[2]
         if delta > 0:
             name = role(pid)
-            used[name] = used.get(name, 0) + delta / _CLK_TCK
+            used[name] = used.get(name, 0) + delta / CLK_TCK
     return used
 
 
@@ -383,7 +377,7 @@ def main() -> None:
 
             cpu_marks: dict[str, dict] = {}
             # /proc read at the edges of the measured window, off the driver's thread.
-            timers = [threading.Timer(at - time.monotonic(), lambda mark=mark: cpu_marks.__setitem__(mark, _cpu_table()))
+            timers = [threading.Timer(at - time.monotonic(), lambda mark=mark: cpu_marks.__setitem__(mark, cpu_table()))
                       for mark, at in (("start", window_start), ("end", window_end))]
             for timer in timers:
                 timer.start()
